@@ -1,0 +1,191 @@
+/**
+ * Every failure tokenkeeper reports is a {@link TokenkeeperError} with a string `code` from a
+ * closed union, so callers can branch on `error.code` without parsing messages. Messages say
+ * what failed and where (method and endpoint host); they never contain a token, a secret, a
+ * private key or a signed assertion.
+ */
+
+const BRAND = Symbol.for('tokenkeeper.error')
+
+/** Every code a {@link TokenkeeperError} can carry. */
+export type TokenkeeperErrorCode =
+  // The token endpoint answered with an RFC 6749 §5.2 error response.
+  | 'OAUTH_ERROR'
+  // The token endpoint answered, but not with a usable token response.
+  | 'INVALID_JSON'
+  | 'HTML_RESPONSE'
+  | 'RESPONSE_NOT_OBJECT'
+  | 'MISSING_ACCESS_TOKEN'
+  | 'INVALID_ACCESS_TOKEN'
+  | 'INVALID_EXPIRES_IN'
+  | 'INVALID_REFRESH_IN'
+  | 'INVALID_SCOPE_FIELD'
+  | 'MISSING_TOKEN_TYPE'
+  | 'UNSUPPORTED_TOKEN_TYPE'
+  | 'SCOPE_NOT_GRANTED'
+  | 'RESPONSE_TOO_LARGE'
+  // HTTP-level failures.
+  | 'RATE_LIMITED'
+  | 'SERVER_ERROR'
+  | 'UNEXPECTED_STATUS'
+  | 'REDIRECT_REJECTED'
+  // Transport failures.
+  | 'TIMEOUT'
+  | 'CONNECTION_REFUSED'
+  | 'CONNECTION_RESET'
+  | 'NETWORK_ERROR'
+  // Configuration and lifecycle.
+  | 'INSECURE_TOKEN_URL'
+  | 'SOURCE_FAILED'
+  | 'EXPIRED_ON_ARRIVAL'
+  | 'MANAGER_CLOSED'
+  // Using a token against a resource.
+  | 'INSUFFICIENT_SCOPE'
+  | 'UNAUTHORIZED'
+
+/** Options shared by every tokenkeeper error constructor. */
+export interface TokenkeeperErrorOptions {
+  /** The underlying error, if any. Never an object that holds a secret. */
+  readonly cause?: unknown
+  /** Whether trying again later can succeed. */
+  readonly retryable?: boolean
+  /** How long the server asked us to wait (`Retry-After`), in milliseconds. */
+  readonly retryAfterMs?: number
+  /** The HTTP status of the response that caused this error, if there was one. */
+  readonly status?: number
+}
+
+/**
+ * The base class of every error tokenkeeper throws on purpose.
+ *
+ * @example
+ * ```ts
+ * import { isTokenkeeperError } from 'tokenkeeper'
+ * try {
+ *   await source.fetchToken()
+ * } catch (error) {
+ *   if (isTokenkeeperError(error) && error.retryable) scheduleRetry()
+ * }
+ * ```
+ */
+export class TokenkeeperError extends Error {
+  /** What went wrong, as a stable string. */
+  readonly code: TokenkeeperErrorCode
+  /** Whether trying again later can succeed (network errors, timeouts, 5xx, 429). */
+  readonly retryable: boolean
+  /** The delay the server asked for with `Retry-After`, in milliseconds, when it gave one. */
+  readonly retryAfterMs: number | undefined
+  /** The HTTP status that caused the error, when there was a response. */
+  readonly status: number | undefined
+
+  constructor(code: TokenkeeperErrorCode, message: string, options: TokenkeeperErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'TokenkeeperError'
+    this.code = code
+    this.retryable = options.retryable ?? false
+    this.retryAfterMs = options.retryAfterMs
+    this.status = options.status
+    Object.defineProperty(this, BRAND, { value: true, enumerable: false })
+  }
+}
+
+/** The fields of an RFC 6749 §5.2 error response. */
+export interface OAuthErrorFields {
+  readonly error: string
+  readonly error_description?: string | undefined
+  readonly error_uri?: string | undefined
+}
+
+/** What is kept of the HTTP response behind an error: never its body. */
+export interface ErrorResponseInfo {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+}
+
+/**
+ * The token endpoint refused the request with an RFC 6749 §5.2 error response
+ * (`invalid_client`, `invalid_grant`, `invalid_scope`, ...).
+ *
+ * `retryable` is true only for `temporarily_unavailable`, `server_error` and 429/5xx statuses.
+ *
+ * @example
+ * ```ts
+ * import { OAuthError } from 'tokenkeeper'
+ * if (error instanceof OAuthError && error.error === 'invalid_client') rotateCredentials()
+ * ```
+ */
+export class OAuthError extends TokenkeeperError {
+  /** The RFC 6749 error code, e.g. `invalid_client`. */
+  readonly error: string
+  /** The server's human-readable description, if it sent one. */
+  readonly error_description: string | undefined
+  /** The server's link to more information, if it sent one. */
+  readonly error_uri: string | undefined
+  /** True when the description suggests the assertion was rejected for its time claims. */
+  readonly clockSkewSuspected: boolean
+  /** The status and headers of the response (non-enumerable; the body is never kept). */
+  declare readonly response: ErrorResponseInfo
+
+  constructor(
+    fields: OAuthErrorFields,
+    message: string,
+    options: TokenkeeperErrorOptions & { response: ErrorResponseInfo; clockSkewSuspected?: boolean },
+  ) {
+    super('OAUTH_ERROR', message, options)
+    this.name = 'OAuthError'
+    this.error = fields.error
+    this.error_description = fields.error_description
+    this.error_uri = fields.error_uri
+    this.clockSkewSuspected = options.clockSkewSuspected ?? false
+    Object.defineProperty(this, 'response', { value: options.response, enumerable: false })
+  }
+}
+
+/**
+ * A resource server answered `403` with `WWW-Authenticate: Bearer error="insufficient_scope"`
+ * (RFC 6750 §3.1): the token is valid but lacks a scope. Getting a new token with the same
+ * scopes will not help, so it is not retried.
+ */
+export class InsufficientScopeError extends TokenkeeperError {
+  /** The scopes the resource said it needs, when it named them. */
+  readonly requiredScopes: readonly string[]
+  /** The scopes the token that was sent had been granted. */
+  readonly grantedScopes: readonly string[]
+
+  constructor(message: string, requiredScopes: readonly string[], grantedScopes: readonly string[]) {
+    super('INSUFFICIENT_SCOPE', message, { status: 403 })
+    this.name = 'InsufficientScopeError'
+    this.requiredScopes = requiredScopes
+    this.grantedScopes = grantedScopes
+  }
+}
+
+/**
+ * True for any error thrown by tokenkeeper, including errors from a different copy of the
+ * package (it checks a global symbol brand, not `instanceof`).
+ *
+ * @example
+ * ```ts
+ * if (isTokenkeeperError(error)) console.error(error.code)
+ * ```
+ */
+export function isTokenkeeperError(value: unknown): value is TokenkeeperError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true
+}
+
+/**
+ * True for an RFC 6749 §5.2 error response, optionally with a given `error` code, across
+ * duplicate package copies.
+ *
+ * @example
+ * ```ts
+ * if (isOAuthError(error, 'invalid_client')) alertOnCall()
+ * ```
+ */
+export function isOAuthError(value: unknown, error?: string): value is OAuthError {
+  return (
+    isTokenkeeperError(value) &&
+    value.code === 'OAUTH_ERROR' &&
+    (error === undefined || (value as OAuthError).error === error)
+  )
+}

@@ -1,0 +1,287 @@
+import type { Clock } from '../clock.js'
+import { OAuthError, TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
+import { parseRetryAfter } from './retry-after.js'
+import { describeEndpoint } from './url.js'
+
+/** The subset of the WHATWG `fetch` signature tokenkeeper uses; inject your own for proxies. */
+export type FetchLike = (input: string | URL, init: RequestInit) => Promise<Response>
+
+/** Default cap on a token response body: 256 KiB, far above any real token response. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024
+/** Default timeout of one token request, including reading the body: 10 s. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+
+/** One POST to a token endpoint. */
+export interface TokenRequest {
+  readonly url: URL
+  readonly body: URLSearchParams
+  readonly headers?: Readonly<Record<string, string>>
+  readonly fetch?: FetchLike | undefined
+  readonly timeoutMs?: number | undefined
+  readonly maxResponseBytes?: number | undefined
+  readonly signal?: AbortSignal | undefined
+  readonly clock: Clock
+  /** Strings that must never appear in an error (secret, assertion); scrubbed from server text. */
+  readonly secrets?: readonly string[]
+}
+
+/** A successful (2xx) token endpoint answer, parsed as JSON. */
+export interface TokenHttpResult {
+  readonly json: unknown
+  /** When the request was sent (epoch ms): the instant `expires_in` is measured from. */
+  readonly sentAt: number
+  readonly status: number
+}
+
+const RETRYABLE_OAUTH_ERRORS = new Set(['temporarily_unavailable', 'server_error', 'slow_down'])
+const TIME_CLAIM_HINT = /\b(iat|exp|nbf|clock|skew|expired|not yet valid|future|issued|time)\b/i
+const SKEW_REPORT_THRESHOLD_MS = 30_000
+
+function transportCode(error: unknown): { code: TokenkeeperErrorCode; detail: string } {
+  let current = error as { code?: unknown; cause?: unknown } | null | undefined
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    const code = current.code
+    if (code === 'ECONNREFUSED') return { code: 'CONNECTION_REFUSED', detail: 'connection refused' }
+    if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') {
+      return { code: 'CONNECTION_RESET', detail: 'connection reset' }
+    }
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') {
+      return { code: 'TIMEOUT', detail: 'timed out' }
+    }
+    if (typeof code === 'string' && code.startsWith('E')) return { code: 'NETWORK_ERROR', detail: code }
+    current = current.cause as typeof current
+  }
+  return { code: 'NETWORK_ERROR', detail: 'network error' }
+}
+
+function scrub(text: string | undefined, secrets: readonly string[]): string | undefined {
+  if (text === undefined) return undefined
+  let result = text
+  for (const secret of secrets) if (secret.length >= 4) result = result.split(secret).join('[redacted]')
+  return result
+}
+
+function headerRecord(headers: Headers): Record<string, string> {
+  const record: Record<string, string> = {}
+  for (const name of ['content-type', 'retry-after', 'date', 'www-authenticate', 'location']) {
+    const value = headers.get(name)
+    if (value !== null) record[name] = value
+  }
+  return record
+}
+
+async function readCapped(response: Response, maxBytes: number, endpoint: string): Promise<string> {
+  const declared = Number(response.headers.get('content-length') ?? Number.NaN)
+  const tooLarge = (): TokenkeeperError =>
+    new TokenkeeperError('RESPONSE_TOO_LARGE', `${endpoint} sent a response larger than ${maxBytes} bytes`, {
+      status: response.status,
+      retryable: false,
+    })
+  if (declared > maxBytes) {
+    await response.body?.cancel().catch(() => undefined)
+    throw tooLarge()
+  }
+  if (response.body === null) return ''
+  const reader: ReadableStreamDefaultReader<Uint8Array> = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined)
+      throw tooLarge()
+    }
+    chunks.push(value)
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks, total))
+}
+
+function looksLikeHtml(text: string, contentType: string): boolean {
+  return /html/i.test(contentType) || /^\s*</.test(text)
+}
+
+function oauthErrorFrom(
+  parsed: Record<string, unknown>,
+  response: Response,
+  endpoint: string,
+  request: TokenRequest,
+  receivedAt: number,
+): OAuthError {
+  const secrets = request.secrets ?? []
+  const error = scrub(String(parsed['error']), secrets) ?? 'unknown_error'
+  const description =
+    typeof parsed['error_description'] === 'string' ? scrub(parsed['error_description'], secrets) : undefined
+  const uri = typeof parsed['error_uri'] === 'string' ? scrub(parsed['error_uri'], secrets) : undefined
+  const status = response.status
+  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), receivedAt)
+  const clockSkewSuspected =
+    (error === 'invalid_grant' || error === 'invalid_client' || error === 'invalid_request') &&
+    description !== undefined &&
+    TIME_CLAIM_HINT.test(description)
+  let message = `${endpoint} refused the token request: ${error}`
+  if (description !== undefined) message += ` (${description.slice(0, 200)})`
+  if (clockSkewSuspected) {
+    message += '; the endpoint may have rejected a time claim (iat/exp) of the assertion'
+    const serverDate = Date.parse(response.headers.get('date') ?? '')
+    if (!Number.isNaN(serverDate)) {
+      const skewMs = serverDate - receivedAt
+      if (Math.abs(skewMs) >= SKEW_REPORT_THRESHOLD_MS) {
+        message += `: this machine's clock is about ${Math.round(Math.abs(skewMs) / 1000)} s ${
+          skewMs > 0 ? 'behind' : 'ahead of'
+        } the token endpoint's`
+      }
+    }
+    message += '; check the clock (NTP) of this machine'
+  }
+  return new OAuthError({ error, error_description: description, error_uri: uri }, message, {
+    status,
+    retryable: status === 429 || status >= 500 || RETRYABLE_OAUTH_ERRORS.has(error),
+    ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+    response: { status, headers: headerRecord(response.headers) },
+    clockSkewSuspected,
+  })
+}
+
+function statusError(
+  response: Response,
+  text: string,
+  endpoint: string,
+  receivedAt: number,
+): TokenkeeperError {
+  const status = response.status
+  const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), receivedAt)
+  const html = looksLikeHtml(text, response.headers.get('content-type') ?? '') ? ' (an HTML page)' : ''
+  const options = { status, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) }
+  if (status === 429) {
+    return new TokenkeeperError('RATE_LIMITED', `${endpoint} answered 429 Too Many Requests${html}`, {
+      ...options,
+      retryable: true,
+    })
+  }
+  if (status >= 500) {
+    return new TokenkeeperError('SERVER_ERROR', `${endpoint} answered ${status}${html}`, {
+      ...options,
+      retryable: true,
+    })
+  }
+  return new TokenkeeperError('UNEXPECTED_STATUS', `${endpoint} answered ${status}${html}`, {
+    ...options,
+    retryable: status === 408,
+  })
+}
+
+/**
+ * Sends one token request and returns the parsed JSON of a 2xx answer, or throws a typed
+ * {@link TokenkeeperError}. Never follows a redirect, stops after `timeoutMs` (body included),
+ * reads at most `maxResponseBytes`, and keeps no part of a response body in any error.
+ * A caller's `signal` rejects with its own reason.
+ */
+export async function postTokenRequest(request: TokenRequest): Promise<TokenHttpResult> {
+  const endpoint = describeEndpoint(request.url)
+  const timeoutMs = request.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  const timeout = AbortSignal.timeout(timeoutMs)
+  const signal = request.signal === undefined ? timeout : AbortSignal.any([timeout, request.signal])
+  const doFetch: FetchLike = request.fetch ?? fetch
+  const sentAt = request.clock.now()
+
+  const transportFailure = (error: unknown): unknown => {
+    if (request.signal?.aborted === true) return request.signal.reason
+    if (timeout.aborted) {
+      return new TokenkeeperError('TIMEOUT', `${endpoint} did not answer within ${timeoutMs} ms`, {
+        retryable: true,
+      })
+    }
+    if (error instanceof TokenkeeperError) return error
+    const { code, detail } = transportCode(error)
+    return new TokenkeeperError(code, `${endpoint} failed: ${detail}`, { retryable: true, cause: error })
+  }
+
+  let response: Response
+  let text: string
+  try {
+    response = await doFetch(request.url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
+        accept: 'application/json',
+        ...request.headers,
+      },
+      body: request.body.toString(),
+      redirect: 'manual',
+      signal,
+    })
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel().catch(() => undefined)
+      let target = 'elsewhere'
+      try {
+        target = new URL(response.headers.get('location') ?? '', request.url).host
+      } catch {
+        // an unreadable Location is still a redirect
+      }
+      throw new TokenkeeperError(
+        'REDIRECT_REJECTED',
+        `${endpoint} answered ${response.status} redirecting to ${target}; token requests never follow redirects`,
+        { status: response.status, retryable: false },
+      )
+    }
+    text = await readCapped(response, request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, endpoint)
+  } catch (error) {
+    throw transportFailure(error)
+  }
+
+  const receivedAt = request.clock.now()
+  const contentType = response.headers.get('content-type') ?? ''
+  let parsed: unknown
+  let parsedOk = false
+  try {
+    parsed = JSON.parse(text)
+    parsedOk = true
+  } catch {
+    // decided below; the parser's message quotes the body, so it is never kept
+  }
+
+  if (response.status < 200 || response.status >= 300) {
+    if (
+      parsedOk &&
+      typeof parsed === 'object' &&
+      parsed !== null &&
+      typeof (parsed as { error?: unknown }).error === 'string'
+    ) {
+      throw oauthErrorFrom(parsed as Record<string, unknown>, response, endpoint, request, receivedAt)
+    }
+    throw statusError(response, text, endpoint, receivedAt)
+  }
+  if (
+    parsedOk &&
+    typeof parsed === 'object' &&
+    parsed !== null &&
+    typeof (parsed as { error?: unknown }).error === 'string' &&
+    (parsed as { access_token?: unknown }).access_token === undefined
+  ) {
+    // Some servers send an RFC 6749 §5.2 error body with status 200.
+    throw oauthErrorFrom(parsed as Record<string, unknown>, response, endpoint, request, receivedAt)
+  }
+  if (!parsedOk) {
+    if (looksLikeHtml(text, contentType)) {
+      throw new TokenkeeperError(
+        'HTML_RESPONSE',
+        `${endpoint} answered ${response.status} with an HTML page, not JSON`,
+        {
+          status: response.status,
+          retryable: false,
+        },
+      )
+    }
+    throw new TokenkeeperError(
+      'INVALID_JSON',
+      `${endpoint} answered ${response.status} with a body that is not JSON`,
+      {
+        status: response.status,
+        retryable: false,
+      },
+    )
+  }
+  return { json: parsed, sentAt, status: response.status }
+}

@@ -1,0 +1,43 @@
+import { TokenkeeperError } from '../errors.js'
+
+/** True for `localhost`, `127.0.0.0/8` and `[::1]`: addresses that never leave the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase()
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    host === '[::1]' ||
+    host === '::1' ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
+  )
+}
+
+/**
+ * Parses a token endpoint URL and refuses anything but `https:` (or `http:` to a loopback
+ * address, for development and tests). Credentials in the URL and fragments are refused too.
+ * Throws a `TypeError` for a malformed URL and a `TokenkeeperError` (`INSECURE_TOKEN_URL`) for
+ * an insecure one, at construction, before any request is made.
+ */
+export function checkTokenUrl(raw: string | URL, what = 'tokenUrl'): URL {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new TypeError(`${what} is not a valid absolute URL`)
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new TypeError(`${what} must not contain credentials; pass them through the auth option`)
+  }
+  if (url.hash !== '') throw new TypeError(`${what} must not contain a fragment`)
+  if (url.protocol === 'https:') return url
+  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return url
+  throw new TokenkeeperError(
+    'INSECURE_TOKEN_URL',
+    `${what} must use https (http is allowed only for loopback addresses), got ${url.protocol}//${url.host}`,
+  )
+}
+
+/** Describes an endpoint for messages: `POST idp.example/oauth/token` (no query string). */
+export function describeEndpoint(url: URL): string {
+  return `POST ${url.host}${url.pathname}`
+}

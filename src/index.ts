@@ -1,0 +1,44 @@
+export { systemClock, type Clock, type Timer } from './clock.js'
+export {
+  InsufficientScopeError,
+  isOAuthError,
+  isTokenkeeperError,
+  OAuthError,
+  TokenkeeperError,
+  type ErrorResponseInfo,
+  type OAuthErrorFields,
+  type TokenkeeperErrorCode,
+  type TokenkeeperErrorOptions,
+} from './errors.js'
+export { AccessToken, type AccessTokenInit } from './token/access-token.js'
+export { DEFAULT_LIFETIME_MS, parseTokenResponse, type ParseTokenResponseOptions } from './token/parse.js'
+export { normalizeScopes } from './token/scopes.js'
+export { deserializeToken, serializeToken, SERIALIZED_TOKEN_VERSION, tokenId } from './token/serialize.js'
+export {
+  DEFAULT_MAX_RESPONSE_BYTES,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  type FetchLike,
+} from './http/token-request.js'
+export {
+  clientSecretBasic,
+  clientSecretPost,
+  privateKeyJwt,
+  ClientSecretBasic,
+  ClientSecretPost,
+  PrivateKeyJwt,
+  type ClientAuth,
+  type ClientAuthContext,
+  type ClientAuthMethod,
+  type PrivateKeyJwtOptions,
+} from './sources/auth.js'
+export { clientCredentials, type ClientCredentialsOptions } from './sources/client-credentials.js'
+export { jwtBearer, type JwtBearerOptions } from './sources/jwt-bearer.js'
+export {
+  tokenSource,
+  type TokenFunction,
+  type TokenFunctionContext,
+  type TokenFunctionResult,
+} from './sources/custom.js'
+export type { EndpointOptions } from './sources/endpoint.js'
+export type { PrivateKeyInput, SigningAlgorithm } from './sources/signing.js'
+export type { FetchTokenOptions, TokenSource } from './sources/types.js'

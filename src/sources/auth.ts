@@ -1,0 +1,213 @@
+import { inspect } from 'node:util'
+import { fingerprint } from './fingerprint.js'
+import {
+  loadSigningKey,
+  signAssertion,
+  type PrivateKeyInput,
+  type SigningAlgorithm,
+  type SigningKey,
+} from './signing.js'
+
+/** Client authentication methods (RFC 6749 §2.3, OpenID Connect Core §9, RFC 7523 §2.2). */
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
+
+/** What a client authentication method may add to a token request. */
+export interface ClientAuthContext {
+  readonly clientId: string
+  /** The token endpoint URL as configured: the default `aud` of a client assertion. */
+  readonly tokenUrl: string
+  readonly now: number
+  readonly body: URLSearchParams
+  readonly headers: Record<string, string>
+}
+
+/**
+ * How a client proves who it is to the token endpoint. Objects of this kind hold a secret but
+ * never show it: `JSON.stringify` and `util.inspect` print only the method and a fingerprint.
+ */
+export interface ClientAuth {
+  readonly method: ClientAuthMethod
+  /** A secret-free fingerprint of the credential; part of a source's cache key. */
+  readonly fingerprint: string
+  /**
+   * Adds the credential to a request. Returns the secret strings it used (secret, assertion),
+   * so that error messages can be scrubbed of them.
+   */
+  apply(context: ClientAuthContext): Promise<readonly string[]>
+}
+
+/** `application/x-www-form-urlencoded` encoding of one value, as RFC 6749 §2.3.1 asks for Basic. */
+function formEncode(value: string): string {
+  return new URLSearchParams([['', value]]).toString().slice(1)
+}
+
+function checkSecret(secret: unknown, what: string): string {
+  if (typeof secret !== 'string' || secret.length === 0)
+    throw new TypeError(`${what}: the client secret must be a non-empty string`)
+  return secret
+}
+
+abstract class SecretAuth implements ClientAuth {
+  abstract readonly method: ClientAuthMethod
+  readonly fingerprint: string
+  protected readonly secret: string
+
+  constructor(secret: string, what: string) {
+    this.secret = checkSecret(secret, what)
+    this.fingerprint = fingerprint('client-secret', this.secret)
+    Object.defineProperty(this, 'secret', { enumerable: false })
+  }
+
+  abstract apply(context: ClientAuthContext): Promise<readonly string[]>
+
+  toJSON(): Record<string, string> {
+    return { method: this.method, fingerprint: this.fingerprint }
+  }
+
+  [inspect.custom](): string {
+    return `ClientAuth ${inspect(this.toJSON())}`
+  }
+}
+
+/**
+ * `client_secret_basic` (RFC 6749 §2.3.1): id and secret in an HTTP Basic header, each
+ * form-urlencoded first, as the RFC requires.
+ */
+export class ClientSecretBasic extends SecretAuth {
+  readonly method = 'client_secret_basic'
+
+  constructor(secret: string) {
+    super(secret, 'clientSecretBasic')
+  }
+
+  apply(context: ClientAuthContext): Promise<readonly string[]> {
+    const credentials = Buffer.from(`${formEncode(context.clientId)}:${formEncode(this.secret)}`).toString(
+      'base64',
+    )
+    context.headers['authorization'] = `Basic ${credentials}`
+    return Promise.resolve([this.secret, credentials])
+  }
+}
+
+/** `client_secret_post` (RFC 6749 §2.3.1): `client_id` and `client_secret` in the form body. */
+export class ClientSecretPost extends SecretAuth {
+  readonly method = 'client_secret_post'
+
+  constructor(secret: string) {
+    super(secret, 'clientSecretPost')
+  }
+
+  apply(context: ClientAuthContext): Promise<readonly string[]> {
+    context.body.set('client_id', context.clientId)
+    context.body.set('client_secret', this.secret)
+    return Promise.resolve([this.secret])
+  }
+}
+
+/** Options of {@link privateKeyJwt}. */
+export interface PrivateKeyJwtOptions {
+  /** The private key: JWK, PEM string or `KeyObject`. */
+  readonly key: PrivateKeyInput
+  /** The `kid` header, so the server can pick the key from the client's JWKS. */
+  readonly kid?: string
+  /** RS256, PS256 or ES256. Default: the JWK's `alg`, else ES256 for EC keys and RS256 for RSA. */
+  readonly alg?: SigningAlgorithm
+  /** The `aud` claim. Default: the token endpoint URL, exactly as configured. */
+  readonly audience?: string
+  /** How long each assertion is valid. Default 60 s; at most 5 minutes. */
+  readonly lifetimeMs?: number
+}
+
+/** Longest allowed client assertion lifetime: 5 minutes. */
+const MAX_ASSERTION_LIFETIME_MS = 300_000
+
+/**
+ * `private_key_jwt` (RFC 7523 §2.2, OpenID Connect Core §9): a fresh signed client assertion per
+ * request with iss = sub = client id, a unique `jti`, `iat` now and a short `exp`.
+ */
+export class PrivateKeyJwt implements ClientAuth {
+  readonly method = 'private_key_jwt'
+  readonly fingerprint: string
+  readonly #signing: SigningKey
+  readonly #kid: string | undefined
+  readonly #audience: string | undefined
+  readonly #lifetimeMs: number
+
+  constructor(options: PrivateKeyJwtOptions) {
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError('privateKeyJwt: options are required')
+    this.#signing = loadSigningKey(options.key, options.alg, 'privateKeyJwt')
+    this.#kid = options.kid
+    this.#audience = options.audience
+    const lifetimeMs = options.lifetimeMs ?? 60_000
+    if (!Number.isFinite(lifetimeMs) || lifetimeMs < 1000 || lifetimeMs > MAX_ASSERTION_LIFETIME_MS) {
+      throw new TypeError('privateKeyJwt: lifetimeMs must be between 1000 and 300000')
+    }
+    this.#lifetimeMs = lifetimeMs
+    this.fingerprint = fingerprint(
+      'private-key-jwt',
+      this.#signing.thumbprint,
+      this.#signing.alg,
+      this.#kid ?? '',
+      this.#audience ?? '',
+    )
+  }
+
+  async apply(context: ClientAuthContext): Promise<readonly string[]> {
+    const assertion = await signAssertion(this.#signing, this.#kid, {
+      iss: context.clientId,
+      sub: context.clientId,
+      aud: this.#audience ?? context.tokenUrl,
+      lifetimeMs: this.#lifetimeMs,
+      now: context.now,
+    })
+    context.body.set('client_id', context.clientId)
+    context.body.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer')
+    context.body.set('client_assertion', assertion)
+    return [assertion]
+  }
+
+  toJSON(): Record<string, string> {
+    return { method: this.method, fingerprint: this.fingerprint, alg: this.#signing.alg }
+  }
+
+  [inspect.custom](): string {
+    return `ClientAuth ${inspect(this.toJSON())}`
+  }
+}
+
+/**
+ * Authenticates with `client_secret_basic`. The secret is never printed.
+ *
+ * @example
+ * ```ts
+ * const auth = clientSecretBasic(process.env.CLIENT_SECRET!)
+ * ```
+ */
+export function clientSecretBasic(secret: string): ClientAuth {
+  return new ClientSecretBasic(secret)
+}
+
+/**
+ * Authenticates with `client_secret_post`. Prefer Basic unless the server demands this.
+ *
+ * @example
+ * ```ts
+ * const auth = clientSecretPost(process.env.CLIENT_SECRET!)
+ * ```
+ */
+export function clientSecretPost(secret: string): ClientAuth {
+  return new ClientSecretPost(secret)
+}
+
+/**
+ * Authenticates with `private_key_jwt`, signing a new assertion for every request.
+ *
+ * @example
+ * ```ts
+ * const auth = privateKeyJwt({ key: process.env.PRIVATE_KEY_PEM!, kid: 'key-2026', alg: 'RS256' })
+ * ```
+ */
+export function privateKeyJwt(options: PrivateKeyJwtOptions): ClientAuth {
+  return new PrivateKeyJwt(options)
+}

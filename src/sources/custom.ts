@@ -1,0 +1,80 @@
+import { inspect } from 'node:util'
+import { systemClock, type Clock } from '../clock.js'
+import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
+import { AccessToken } from '../token/access-token.js'
+import { parseTokenResponse } from '../token/parse.js'
+import type { FetchTokenOptions, TokenSource } from './types.js'
+
+/** What a user function given to {@link tokenSource} receives. */
+export interface TokenFunctionContext {
+  readonly signal: AbortSignal | undefined
+  /** The clock of the caller; `now()` is the instant to measure `expires_in` from. */
+  readonly clock: Clock
+}
+
+/**
+ * What a user function may return: an {@link AccessToken}, or a raw RFC 6749 §5.1 response
+ * object (`{ access_token, expires_in, ... }`) that tokenkeeper validates like any other.
+ */
+export type TokenFunctionResult = AccessToken | Readonly<Record<string, unknown>>
+
+/** A user function that obtains one token. */
+export type TokenFunction = (
+  context: TokenFunctionContext,
+) => Promise<TokenFunctionResult> | TokenFunctionResult
+
+class FunctionSource implements TokenSource {
+  readonly key: string
+  readonly #fn: TokenFunction
+
+  constructor(key: string, fn: TokenFunction) {
+    if (typeof key !== 'string' || key.length === 0)
+      throw new TypeError('tokenSource: key must be a non-empty string')
+    if (typeof fn !== 'function') throw new TypeError('tokenSource: the second argument must be a function')
+    this.key = `fn|${key}`
+    this.#fn = fn
+  }
+
+  async fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {
+    const clock = options?.clock ?? systemClock
+    const issuedAt = clock.now()
+    let result: TokenFunctionResult
+    try {
+      result = await this.#fn({ signal: options?.signal, clock })
+    } catch (error) {
+      if (options?.signal?.aborted === true && error === options.signal.reason) throw error
+      if (isTokenkeeperError(error)) throw error
+      throw new TokenkeeperError('SOURCE_FAILED', `token source ${this.key} failed`, {
+        cause: error,
+        retryable: true,
+      })
+    }
+    if (result instanceof AccessToken) return result
+    return parseTokenResponse(result, { issuedAt, endpoint: `token source ${this.key}` })
+  }
+
+  toJSON(): Record<string, string> {
+    return { kind: 'tokenSource', key: this.key }
+  }
+
+  [inspect.custom](): string {
+    return `TokenSource ${inspect(this.toJSON())}`
+  }
+}
+
+/**
+ * Wraps any function that obtains a token as a {@link TokenSource}. `key` must name everything
+ * that changes the token (and no secret); it is prefixed with `fn|`.
+ *
+ * @example
+ * ```ts
+ * import { tokenSource } from 'tokenkeeper'
+ * const source = tokenSource('vault:billing-api', async ({ signal }) => {
+ *   const res = await fetch('https://vault.internal/token', { signal })
+ *   return (await res.json()) as Record<string, unknown> // { access_token, expires_in }
+ * })
+ * ```
+ */
+export function tokenSource(key: string, fn: TokenFunction): TokenSource {
+  return new FunctionSource(key, fn)
+}

@@ -1,0 +1,150 @@
+import { systemClock, type Clock } from '../clock.js'
+import { postTokenRequest, type FetchLike } from '../http/token-request.js'
+import { checkTokenUrl, describeEndpoint } from '../http/url.js'
+import type { AccessToken } from '../token/access-token.js'
+import { parseTokenResponse } from '../token/parse.js'
+import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
+import type { ClientAuth } from './auth.js'
+import { fingerprint, keyPart } from './fingerprint.js'
+import type { FetchTokenOptions } from './types.js'
+
+/** Options every token-endpoint source shares. */
+export interface EndpointOptions {
+  /** The token endpoint. Must be https, or http to a loopback address. */
+  readonly tokenUrl: string | URL
+  /** Scopes to request (RFC 6749 §3.3). Order and duplicates do not matter. */
+  readonly scopes?: readonly string[]
+  /** `audience` parameter, as Auth0, Okta and others use to name the API. */
+  readonly audience?: string
+  /** `resource` parameter(s) (RFC 8707). */
+  readonly resource?: string | readonly string[]
+  /** Further form parameters. They are part of the cache key (hashed, in case they are sensitive). */
+  readonly extraParams?: Readonly<Record<string, string>>
+  /** Extra HTTP headers for the token request. */
+  readonly headers?: Readonly<Record<string, string>>
+  /** A `fetch` to use instead of the global one (proxies, tracing). Redirects are never followed. */
+  readonly fetch?: FetchLike
+  /** Timeout of each token request, body included. Default 10 s. */
+  readonly timeoutMs?: number
+  /** Cap on the response body. Default 256 KiB. */
+  readonly maxResponseBytes?: number
+  /** Lifetime assumed when the response has no `expires_in`. Default 1 hour. */
+  readonly defaultLifetimeMs?: number
+  /** Fail when fewer scopes are granted than requested, instead of recording it. Default false. */
+  readonly requireRequestedScopes?: boolean
+  /** Token types accepted, case-insensitive. Default `['bearer']`. */
+  readonly acceptedTokenTypes?: readonly string[]
+  /** Clock used when the caller passes none. Default: the system clock. */
+  readonly clock?: Clock
+}
+
+const RESERVED_PARAMS = new Set([
+  'grant_type',
+  'scope',
+  'audience',
+  'resource',
+  'client_id',
+  'client_secret',
+  'client_assertion',
+  'client_assertion_type',
+  'assertion',
+])
+
+function positive(value: number | undefined, name: string, what: string): void {
+  if (value !== undefined && (!Number.isFinite(value) || value <= 0)) {
+    throw new TypeError(`${what}: ${name} must be a positive number of milliseconds`)
+  }
+}
+
+/** The checked, normalised form of {@link EndpointOptions}, shared by the token sources. */
+export class TokenEndpoint {
+  readonly url: URL
+  readonly tokenUrl: string
+  readonly scopes: readonly string[]
+  readonly #options: EndpointOptions
+  readonly #params: readonly (readonly [string, string])[]
+  readonly #keySuffix: string
+
+  constructor(options: EndpointOptions, what: string) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options are required`)
+    this.url = checkTokenUrl(options.tokenUrl, `${what}: tokenUrl`)
+    this.tokenUrl = String(options.tokenUrl)
+    if (options.scopes !== undefined && !Array.isArray(options.scopes)) {
+      throw new TypeError(`${what}: scopes must be an array of strings`)
+    }
+    this.scopes = normalizeScopes(options.scopes ?? [])
+    const badScope = this.scopes.find((scope) => !isValidScopeToken(scope))
+    if (badScope !== undefined)
+      throw new TypeError(`${what}: scope contains characters RFC 6749 §3.3 forbids`)
+    positive(options.timeoutMs, 'timeoutMs', what)
+    positive(options.maxResponseBytes, 'maxResponseBytes', what)
+    positive(options.defaultLifetimeMs, 'defaultLifetimeMs', what)
+    const params: [string, string][] = []
+    if (options.audience !== undefined) params.push(['audience', options.audience])
+    const resources = options.resource === undefined ? [] : [options.resource].flat()
+    for (const resource of [...new Set(resources)].sort()) params.push(['resource', resource])
+    const extras = Object.entries(options.extraParams ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    for (const [name, value] of extras) {
+      if (RESERVED_PARAMS.has(name)) throw new TypeError(`${what}: extraParams must not set ${name}`)
+      params.push([name, String(value)])
+    }
+    this.#params = params
+    this.#options = options
+    const audience = options.audience === undefined ? '' : `|aud=${keyPart(options.audience)}`
+    const resource = resources.length === 0 ? '' : `|res=${keyPart([...new Set(resources)].sort().join(' '))}`
+    const extra = extras.length === 0 ? '' : `|x=${fingerprint('extra-params', JSON.stringify(extras))}`
+    this.#keySuffix = `|scope=${keyPart(this.scopes.join(' '))}${audience}${resource}${extra}`
+  }
+
+  /** The key segments every endpoint source shares: scopes, audience, resource, extras. */
+  get keySuffix(): string {
+    return this.#keySuffix
+  }
+
+  /** Sends one token request with `grant` parameters and the given client authentication. */
+  async request(
+    grant: readonly (readonly [string, string])[],
+    auth: ClientAuth | undefined,
+    clientId: string | undefined,
+    options: FetchTokenOptions | undefined,
+    secrets: readonly string[] = [],
+  ): Promise<AccessToken> {
+    const clock = options?.clock ?? this.#options.clock ?? systemClock
+    const body = new URLSearchParams()
+    for (const [name, value] of grant) body.set(name, value)
+    if (this.scopes.length > 0) body.set('scope', this.scopes.join(' '))
+    for (const [name, value] of this.#params) body.append(name, value)
+    const headers: Record<string, string> = { ...this.#options.headers }
+    const used = [...secrets]
+    if (auth !== undefined && clientId !== undefined) {
+      used.push(...(await auth.apply({ clientId, tokenUrl: this.tokenUrl, now: clock.now(), body, headers })))
+    } else if (clientId !== undefined) {
+      body.set('client_id', clientId)
+    }
+    const result = await postTokenRequest({
+      url: this.url,
+      body,
+      headers,
+      fetch: this.#options.fetch,
+      timeoutMs: this.#options.timeoutMs,
+      maxResponseBytes: this.#options.maxResponseBytes,
+      signal: options?.signal,
+      clock,
+      secrets: used,
+    })
+    return parseTokenResponse(result.json, {
+      issuedAt: result.sentAt,
+      requestedScopes: this.scopes,
+      endpoint: describeEndpoint(this.url),
+      ...(this.#options.defaultLifetimeMs === undefined
+        ? {}
+        : { defaultLifetimeMs: this.#options.defaultLifetimeMs }),
+      ...(this.#options.requireRequestedScopes === undefined
+        ? {}
+        : { requireRequestedScopes: this.#options.requireRequestedScopes }),
+      ...(this.#options.acceptedTokenTypes === undefined
+        ? {}
+        : { acceptedTokenTypes: this.#options.acceptedTokenTypes }),
+    })
+  }
+}

@@ -1,0 +1,135 @@
+import { inspect } from 'node:util'
+import { systemClock } from '../clock.js'
+import type { AccessToken } from '../token/access-token.js'
+import type { ClientAuth } from './auth.js'
+import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
+import { fingerprint, keyPart } from './fingerprint.js'
+import {
+  loadSigningKey,
+  signAssertion,
+  type PrivateKeyInput,
+  type SigningAlgorithm,
+  type SigningKey,
+} from './signing.js'
+import type { FetchTokenOptions, TokenSource } from './types.js'
+
+const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
+
+/** Options of {@link jwtBearer}. */
+export interface JwtBearerOptions extends EndpointOptions {
+  /** The `iss` of the assertion: who issued it, e.g. a service account's email. */
+  readonly issuer: string
+  /** The `sub`: whom the token is for. Default: none (service-account style). */
+  readonly subject?: string
+  /** The signing key of the assertion: JWK, PEM string or `KeyObject`. */
+  readonly key: PrivateKeyInput
+  /** The `kid` header. */
+  readonly kid?: string
+  /** RS256, PS256 or ES256. Default from the key. */
+  readonly alg?: SigningAlgorithm
+  /** The assertion's `aud`. Default: the token endpoint URL, exactly as configured. */
+  readonly assertionAudience?: string
+  /** More claims for the assertion (e.g. `target_audience`). */
+  readonly claims?: Readonly<Record<string, unknown>>
+  /**
+   * Where the scopes go: as the `scope` form parameter (RFC 7521 §4.1, the default) or as a
+   * `scope` claim inside the assertion (as Google service accounts expect).
+   */
+  readonly scopeIn?: 'body' | 'assertion'
+  /** Lifetime of each assertion. Default 60 s; at most 1 hour. */
+  readonly assertionLifetimeMs?: number
+  /** Optional client authentication, for servers that want the client identified too. */
+  readonly clientId?: string
+  readonly auth?: ClientAuth
+}
+
+class JwtBearerSource implements TokenSource {
+  readonly key: string
+  readonly #endpoint: TokenEndpoint
+  readonly #options: JwtBearerOptions
+  readonly #signing: SigningKey
+
+  constructor(options: JwtBearerOptions) {
+    const scopeInAssertion = options.scopeIn === 'assertion'
+    this.#endpoint = new TokenEndpoint(scopeInAssertion ? { ...options, scopes: [] } : options, 'jwtBearer')
+    if (typeof options.issuer !== 'string' || options.issuer.length === 0) {
+      throw new TypeError('jwtBearer: issuer must be a non-empty string')
+    }
+    const lifetime = options.assertionLifetimeMs ?? 60_000
+    if (!Number.isFinite(lifetime) || lifetime < 1000 || lifetime > 3_600_000) {
+      throw new TypeError('jwtBearer: assertionLifetimeMs must be between 1000 and 3600000')
+    }
+    if (options.auth !== undefined && options.clientId === undefined) {
+      throw new TypeError('jwtBearer: auth needs a clientId')
+    }
+    this.#signing = loadSigningKey(options.key, options.alg, 'jwtBearer')
+    this.#options = options
+    const scopes = scopeInAssertion
+      ? `|ascope=${keyPart([...new Set(options.scopes ?? [])].sort().join(' '))}`
+      : ''
+    const claims =
+      options.claims === undefined ? '' : `|c=${fingerprint('claims', JSON.stringify(options.claims))}`
+    const client =
+      options.clientId === undefined
+        ? ''
+        : `|client=${keyPart(options.clientId)}:${options.auth?.fingerprint ?? ''}`
+    this.key =
+      `jwt-bearer|${keyPart(this.#endpoint.url.href)}|${keyPart(options.issuer)}|${keyPart(options.subject ?? '')}|` +
+      `${fingerprint('jwt-bearer-key', this.#signing.thumbprint, this.#signing.alg, options.kid ?? '', options.assertionAudience ?? '')}` +
+      `${this.#endpoint.keySuffix}${scopes}${claims}${client}`
+  }
+
+  async fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {
+    const o = this.#options
+    const clock = options?.clock ?? o.clock ?? systemClock
+    const extra: Record<string, unknown> = { ...o.claims }
+    if (o.scopeIn === 'assertion' && o.scopes !== undefined)
+      extra['scope'] = [...new Set(o.scopes)].sort().join(' ')
+    const assertion = await signAssertion(this.#signing, o.kid, {
+      iss: o.issuer,
+      sub: o.subject,
+      aud: o.assertionAudience ?? this.#endpoint.tokenUrl,
+      lifetimeMs: o.assertionLifetimeMs ?? 60_000,
+      now: clock.now(),
+      extra,
+    })
+    return this.#endpoint.request(
+      [
+        ['grant_type', JWT_BEARER_GRANT],
+        ['assertion', assertion],
+      ],
+      o.auth,
+      o.clientId,
+      options,
+      [assertion],
+    )
+  }
+
+  toJSON(): Record<string, string> {
+    return { kind: 'jwtBearer', key: this.key }
+  }
+
+  [inspect.custom](): string {
+    return `TokenSource ${inspect(this.toJSON())}`
+  }
+}
+
+/**
+ * The JWT-bearer authorization grant (RFC 7523 §2.1): a signed assertion is exchanged for an
+ * access token, as service accounts of cloud APIs do. A fresh assertion is signed per request.
+ *
+ * @example
+ * ```ts
+ * import { jwtBearer } from 'tokenkeeper'
+ * const source = jwtBearer({
+ *   tokenUrl: 'https://oauth2.example.com/token',
+ *   issuer: 'robot@project.example.com',
+ *   key: process.env.SERVICE_ACCOUNT_KEY_PEM!,
+ *   scopes: ['https://api.example.com/auth/read'],
+ *   scopeIn: 'assertion',
+ * })
+ * ```
+ */
+export function jwtBearer(options: JwtBearerOptions): TokenSource {
+  return new JwtBearerSource(options)
+}

@@ -1,0 +1,114 @@
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  randomUUID,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto'
+
+/** Signing algorithms supported for client assertions and JWT-bearer grants. */
+export type SigningAlgorithm = 'RS256' | 'PS256' | 'ES256'
+
+const ALGORITHMS: readonly SigningAlgorithm[] = ['RS256', 'PS256', 'ES256']
+
+/** A private key: a JWK object, a PEM string (PKCS#8 or PKCS#1/SEC1), or a `KeyObject`. */
+export type PrivateKeyInput = JsonWebKey | string | KeyObject
+
+/** A private key checked and ready to sign with. */
+export interface SigningKey {
+  readonly key: KeyObject
+  readonly alg: SigningAlgorithm
+  /** RFC 7638 thumbprint of the public key: identifies the key without revealing it. */
+  readonly thumbprint: string
+}
+
+function thumbprintOf(publicJwk: JsonWebKey): string {
+  // RFC 7638 §3.2: only the required members, in lexicographic order.
+  const members =
+    publicJwk.kty === 'EC'
+      ? { crv: publicJwk.crv, kty: publicJwk.kty, x: publicJwk.x, y: publicJwk.y }
+      : { e: publicJwk.e, kty: publicJwk.kty, n: publicJwk.n }
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url')
+}
+
+function isKeyObject(value: unknown): value is KeyObject {
+  return typeof value === 'object' && value !== null && typeof (value as KeyObject).export === 'function'
+}
+
+/**
+ * Checks a private key and the algorithm to use with it, at construction time, so that a bad
+ * key is a `TypeError` now rather than a failed token request later.
+ */
+export function loadSigningKey(
+  input: PrivateKeyInput,
+  alg: SigningAlgorithm | undefined,
+  what: string,
+): SigningKey {
+  let key: KeyObject
+  try {
+    if (isKeyObject(input)) key = input
+    else if (typeof input === 'string') key = createPrivateKey(input)
+    else key = createPrivateKey({ key: input, format: 'jwk' })
+  } catch {
+    throw new TypeError(
+      `${what}: the private key could not be read (expected a JWK, a PEM string or a KeyObject)`,
+    )
+  }
+  if (key.type !== 'private') throw new TypeError(`${what}: the key is not a private key`)
+  const jwkAlg =
+    !isKeyObject(input) && typeof input === 'object' ? (input as { alg?: unknown }).alg : undefined
+  const type = key.asymmetricKeyType
+  const chosen =
+    alg ??
+    (typeof jwkAlg === 'string' ? (jwkAlg as SigningAlgorithm) : undefined) ??
+    (type === 'ec' ? 'ES256' : 'RS256')
+  if (!ALGORITHMS.includes(chosen)) {
+    throw new TypeError(`${what}: alg must be one of ${ALGORITHMS.join(', ')}`)
+  }
+  const fits =
+    chosen === 'ES256'
+      ? type === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1'
+      : type === 'rsa' || (chosen === 'PS256' && type === 'rsa-pss')
+  if (!fits) throw new TypeError(`${what}: a ${type ?? 'unknown'} key cannot sign ${chosen}`)
+  if ((type === 'rsa' || type === 'rsa-pss') && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
+    throw new TypeError(`${what}: RSA keys must be at least 2048 bits`)
+  }
+  const thumbprint = thumbprintOf(createPublicKey(key).export({ format: 'jwk' }))
+  return { key, alg: chosen, thumbprint }
+}
+
+/** The claims of a signed assertion, times in epoch seconds. */
+export interface AssertionClaims {
+  readonly iss: string
+  readonly sub?: string | undefined
+  readonly aud: string
+  readonly lifetimeMs: number
+  readonly now: number
+  readonly extra?: Readonly<Record<string, unknown>> | undefined
+}
+
+/**
+ * Signs a fresh JWT (RFC 7523 §3): a unique `jti`, `iat` now, `exp` at most `lifetimeMs` later.
+ * jose is loaded on first use, so importing tokenkeeper does not load it.
+ */
+export async function signAssertion(
+  signing: SigningKey,
+  kid: string | undefined,
+  claims: AssertionClaims,
+): Promise<string> {
+  const { SignJWT } = await import('jose')
+  const iat = Math.floor(claims.now / 1000)
+  const payload: Record<string, unknown> = {
+    ...claims.extra,
+    iss: claims.iss,
+    aud: claims.aud,
+    jti: randomUUID(),
+    iat,
+    exp: iat + Math.max(1, Math.floor(claims.lifetimeMs / 1000)),
+  }
+  if (claims.sub !== undefined) payload['sub'] = claims.sub
+  return new SignJWT(payload)
+    .setProtectedHeader({ alg: signing.alg, typ: 'JWT', ...(kid === undefined ? {} : { kid }) })
+    .sign(signing.key)
+}

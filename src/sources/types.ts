@@ -1,0 +1,33 @@
+import type { Clock } from '../clock.js'
+import type { AccessToken } from '../token/access-token.js'
+
+/** Options for one call to {@link TokenSource.fetchToken}. */
+export interface FetchTokenOptions {
+  /** Ends this request early; the promise rejects with the signal's reason. */
+  readonly signal?: AbortSignal | undefined
+  /**
+   * The clock that timestamps the request (`issuedAt`, and so `expiresAt`). The token manager
+   * passes its own, so that a token's windows and its expiry share one timeline.
+   */
+  readonly clock?: Clock | undefined
+}
+
+/**
+ * Knows how to obtain one fresh token, and how to name itself. A source never caches: the
+ * {@link TokenManager} does. Wrap any function with `tokenSource(key, fn)`.
+ *
+ * @example
+ * ```ts
+ * const token = await source.fetchToken({ signal: AbortSignal.timeout(5_000) })
+ * ```
+ */
+export interface TokenSource {
+  /**
+   * A stable, secret-free identity: two sources with the same key are interchangeable, and
+   * anything that changes the token (endpoint, client, credential, scopes, audience, ...)
+   * changes the key. The manager caches by it.
+   */
+  readonly key: string
+  /** Makes one token request. No caching, no retries. */
+  fetchToken(options?: FetchTokenOptions): Promise<AccessToken>
+}

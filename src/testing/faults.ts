@@ -1,0 +1,173 @@
+/**
+ * A misbehaviour of the token endpoint, for testing how a client copes. Faults apply to token
+ * requests only (never to the resource endpoint). Queue one with `server.inject()` or make it
+ * standing with `server.setFault()`.
+ *
+ * Kinds that still issue a real token: `latency`, `slow-body`, `token`. All others answer without
+ * issuing one and count as failures in `server.stats()`.
+ *
+ * @example
+ * ```ts
+ * import type { TokenServerFault } from 'tokenkeeper/testing'
+ * const outage: TokenServerFault = { kind: 'status', status: 503, retryAfter: 30 }
+ * const badGrant: TokenServerFault = { kind: 'status', status: 400, error: 'invalid_grant' }
+ * ```
+ */
+export type TokenServerFault =
+  /** Waits `ms` (real time) before handling the request normally. */
+  | { readonly kind: 'latency'; readonly ms: number }
+  /**
+   * Answers with `status`. With `error`, the body is an RFC 6749 §5.2 error object; otherwise
+   * `body` (default: empty). `retryAfter` is sent as `Retry-After` (seconds or an HTTP-date).
+   */
+  | {
+      readonly kind: 'status'
+      readonly status: number
+      readonly error?: string
+      readonly errorDescription?: string
+      readonly errorUri?: string
+      readonly retryAfter?: number | string
+      readonly body?: string
+      readonly contentType?: string
+    }
+  /** Never answers; the socket stays open until the client gives up or the server closes. */
+  | { readonly kind: 'hang' }
+  /** An HTML error page, as a proxy or load balancer would send (default status 502). */
+  | { readonly kind: 'html'; readonly status?: number }
+  /** An arbitrary raw body (default status 200, content type `application/json`). */
+  | { readonly kind: 'body'; readonly body: string; readonly status?: number; readonly contentType?: string }
+  /** Any JSON value as the body (default status 200), e.g. a token response missing `access_token`. */
+  | { readonly kind: 'json'; readonly json: unknown; readonly status?: number }
+  /** Destroys the connection (TCP reset) without any response. */
+  | { readonly kind: 'reset' }
+  /** A redirect to `location` (default status 302); a token client must not follow it. */
+  | { readonly kind: 'redirect'; readonly location: string; readonly status?: 301 | 302 | 307 | 308 }
+  /**
+   * A 200 JSON-looking body of exactly `bytes` bytes, streamed with backpressure. Chunked by
+   * default; `declareLength: true` sends `Content-Length` up front.
+   */
+  | { readonly kind: 'huge'; readonly bytes: number; readonly declareLength?: boolean }
+  /** Issues a real token, sends the headers at once, then drips the body out over `ms` (real time). */
+  | { readonly kind: 'slow-body'; readonly ms: number }
+  /**
+   * Issues a real token but overrides fields of the response. `null` omits a field; a string is
+   * sent as a JSON string (e.g. `expiresIn: '3600'`). A numeric `expiresIn` also sets the server's
+   * own expiry bookkeeping.
+   */
+  | {
+      readonly kind: 'token'
+      readonly expiresIn?: number | string | null
+      readonly refreshIn?: number | string | null
+      readonly tokenType?: string
+      readonly scope?: string | null
+    }
+
+/**
+ * A queued fault. `remove()` takes it out of the queue; `remaining` is how many more token
+ * requests it will apply to.
+ *
+ * @example
+ * ```ts
+ * import { startTokenServer } from 'tokenkeeper/testing'
+ * await using server = await startTokenServer({ clients: [{ clientId: 'a', clientSecret: 's' }] })
+ * const fault = server.inject({ kind: 'status', status: 503 }, { times: Infinity })
+ * fault.remove()
+ * ```
+ */
+export interface FaultHandle {
+  remove(): void
+  readonly remaining: number
+}
+
+interface QueuedFault {
+  readonly fault: TokenServerFault
+  remaining: number
+}
+
+/** Throws a `TypeError` for a fault that cannot be served. @internal */
+export function validateFault(fault: TokenServerFault): void {
+  const fail = (why: string): never => {
+    throw new TypeError(`tokenkeeper/testing: invalid '${fault.kind}' fault: ${why}`)
+  }
+  const checkStatus = (status: number | undefined): void => {
+    if (status !== undefined && (!Number.isInteger(status) || status < 100 || status > 599)) {
+      fail('status must be an integer HTTP status (100-599)')
+    }
+  }
+  switch (fault.kind) {
+    case 'latency':
+    case 'slow-body':
+      if (!Number.isFinite(fault.ms) || fault.ms < 0) fail('ms must be a finite, non-negative number')
+      return
+    case 'status':
+      return checkStatus(fault.status)
+    case 'html':
+    case 'body':
+    case 'json':
+      return checkStatus(fault.status)
+    case 'redirect':
+      checkStatus(fault.status)
+      if (fault.location.length === 0) fail('location must not be empty')
+      return
+    case 'huge':
+      if (!Number.isSafeInteger(fault.bytes) || fault.bytes < 0) fail('bytes must be a non-negative integer')
+      return
+    case 'hang':
+    case 'reset':
+    case 'token':
+      return
+    default:
+      fail('unknown kind')
+  }
+}
+
+/**
+ * The fault schedule: one-shot faults in FIFO order first, then the standing fault.
+ * `next()` is synchronous so faults are assigned in arrival order. @internal
+ */
+export class FaultQueue {
+  readonly #queue: QueuedFault[] = []
+  #standing: TokenServerFault | undefined
+
+  inject(fault: TokenServerFault, times: number): FaultHandle {
+    validateFault(fault)
+    if (!(times === Infinity || (Number.isSafeInteger(times) && times >= 1))) {
+      throw new TypeError('tokenkeeper/testing: inject() times must be a positive integer or Infinity')
+    }
+    const entry: QueuedFault = { fault, remaining: times }
+    this.#queue.push(entry)
+    const queue = this.#queue
+    return {
+      remove() {
+        const index = queue.indexOf(entry)
+        if (index !== -1) queue.splice(index, 1)
+        entry.remaining = 0
+      },
+      get remaining() {
+        return entry.remaining
+      },
+    }
+  }
+
+  setStanding(fault: TokenServerFault | undefined): void {
+    if (fault !== undefined) validateFault(fault)
+    this.#standing = fault
+  }
+
+  clear(): void {
+    for (const entry of this.#queue) entry.remaining = 0
+    this.#queue.length = 0
+    this.#standing = undefined
+  }
+
+  /** Consumes and returns the fault for the token request that just arrived, if any. */
+  next(): TokenServerFault | undefined {
+    const entry = this.#queue[0]
+    if (entry !== undefined) {
+      entry.remaining -= 1
+      if (entry.remaining <= 0) this.#queue.shift()
+      return entry.fault
+    }
+    return this.#standing
+  }
+}

@@ -1,0 +1,112 @@
+import { inspect } from 'node:util'
+
+/** The fields an {@link AccessToken} is built from. */
+export interface AccessTokenInit {
+  /** The token itself. Secret. */
+  readonly value: string
+  /** The token type, canonicalised (`Bearer`, `DPoP`, ...). */
+  readonly type: string
+  /** The scopes granted (RFC 6749 §3.3), sorted and de-duplicated. */
+  readonly scopes: readonly string[]
+  /** The scopes that were asked for, sorted and de-duplicated. */
+  readonly requestedScopes?: readonly string[] | undefined
+  /** When the request that obtained the token was sent (epoch ms). */
+  readonly issuedAt: number
+  /** `issuedAt + expires_in`: after this instant the token must not be used (epoch ms). */
+  readonly expiresAt: number
+  /** `issuedAt + refresh_in`, when the server suggested when to renew (epoch ms). */
+  readonly refreshAt?: number | undefined
+  /** Every other field of the token response, such as `id_token` or vendor fields. */
+  readonly extra?: Readonly<Record<string, unknown>> | undefined
+}
+
+const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({})
+
+/**
+ * An access token and what is known about it. Immutable.
+ *
+ * The token value is readable through `value`, but it is never printed: `JSON.stringify`,
+ * `util.inspect` and `String()` show a redacted form, so a token cannot reach a log by accident.
+ *
+ * @example
+ * ```ts
+ * const token = await tokens.get(source)
+ * await fetch(url, { headers: { authorization: token.authorization } })
+ * console.log(token) // AccessToken { type: 'Bearer', value: '[redacted]', expiresAt: ... }
+ * ```
+ */
+export class AccessToken {
+  readonly #value: string
+  /** The token type, canonicalised: `Bearer` for any casing of bearer. */
+  readonly type: string
+  /** The scopes granted, sorted and de-duplicated. */
+  readonly scopes: readonly string[]
+  /** The scopes that were requested, sorted and de-duplicated (empty when none were). */
+  readonly requestedScopes: readonly string[]
+  /** When the request for this token was sent (epoch ms). */
+  readonly issuedAt: number
+  /** When the token stops being valid (epoch ms), measured from when the request was sent. */
+  readonly expiresAt: number
+  /** The server's suggested renewal instant (`refresh_in`), if it gave one (epoch ms). */
+  readonly refreshAt: number | undefined
+  /** Every other response field. May contain secrets (`id_token`), so it is never printed. */
+  readonly extra: Readonly<Record<string, unknown>>
+
+  constructor(init: AccessTokenInit) {
+    this.#value = init.value
+    this.type = init.type
+    this.scopes = Object.freeze([...init.scopes])
+    this.requestedScopes = Object.freeze([...(init.requestedScopes ?? [])])
+    this.issuedAt = init.issuedAt
+    this.expiresAt = init.expiresAt
+    this.refreshAt = init.refreshAt
+    this.extra = init.extra === undefined ? EMPTY : Object.freeze({ ...init.extra })
+    Object.freeze(this)
+  }
+
+  /** The access token string. Secret: send it, never log it. */
+  get value(): string {
+    return this.#value
+  }
+
+  /** The `Authorization` header value, e.g. `Bearer abc...` (RFC 6750 §2.1). Secret. */
+  get authorization(): string {
+    return `${this.type} ${this.#value}`
+  }
+
+  /** The token's lifetime as granted: `expiresAt - issuedAt`, in milliseconds. */
+  get lifetimeMs(): number {
+    return this.expiresAt - this.issuedAt
+  }
+
+  /** True when fewer scopes were granted than were requested. */
+  get scopeReduced(): boolean {
+    return this.requestedScopes.some((scope) => !this.scopes.includes(scope))
+  }
+
+  /** True when `scope` was granted. */
+  hasScope(scope: string): boolean {
+    return this.scopes.includes(scope)
+  }
+
+  /** A redacted, secret-free description, used by `JSON.stringify`. */
+  toJSON(): Record<string, unknown> {
+    return {
+      type: this.type,
+      value: '[redacted]',
+      scopes: this.scopes,
+      issuedAt: this.issuedAt,
+      expiresAt: this.expiresAt,
+      ...(this.refreshAt === undefined ? {} : { refreshAt: this.refreshAt }),
+      extra: Object.keys(this.extra),
+    }
+  }
+
+  toString(): string {
+    return `[AccessToken ${this.type} expiresAt=${new Date(this.expiresAt).toISOString()}]`
+  }
+
+  [inspect.custom](): string {
+    return `AccessToken ${inspect(this.toJSON())}`
+  }
+}

@@ -1,0 +1,155 @@
+import { TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
+import { AccessToken } from './access-token.js'
+import { normalizeScopes } from './scopes.js'
+
+/** The default lifetime given to a token whose response has no `expires_in`: one hour. */
+export const DEFAULT_LIFETIME_MS = 3_600_000
+
+/** Lifetimes beyond this (ten years) are clamped, so date arithmetic stays exact. */
+const MAX_LIFETIME_MS = 10 * 365 * 24 * 3_600_000
+
+const KNOWN_FIELDS = new Set(['access_token', 'token_type', 'expires_in', 'refresh_in', 'scope'])
+
+/** How to read a successful (RFC 6749 §5.1) token response. */
+export interface ParseTokenResponseOptions {
+  /** When the request was sent (epoch ms); `expiresAt` is measured from here. */
+  readonly issuedAt: number
+  /** The scopes that were requested; an omitted `scope` in the response means these. */
+  readonly requestedScopes?: readonly string[]
+  /** Lifetime assumed when `expires_in` is missing. Default one hour. */
+  readonly defaultLifetimeMs?: number
+  /** Fail with `SCOPE_NOT_GRANTED` when fewer scopes were granted than requested. Default false. */
+  readonly requireRequestedScopes?: boolean
+  /** Token types accepted, compared case-insensitively. Default `['bearer']`. */
+  readonly acceptedTokenTypes?: readonly string[]
+  /** Names the endpoint in error messages, e.g. `POST idp.example/oauth/token`. */
+  readonly endpoint?: string
+}
+
+function fail(code: TokenkeeperErrorCode, what: string, endpoint: string | undefined): never {
+  throw new TokenkeeperError(code, `token response from ${endpoint ?? 'the token endpoint'} ${what}`, {
+    retryable: false,
+    status: 200,
+  })
+}
+
+/**
+ * Reads a number of seconds that a server sent as a JSON number or a numeric string
+ * (`"3600"`), as many servers do. Returns undefined when the field is absent or null; NaN when
+ * it is present but not a finite, non-negative number.
+ */
+export function readSeconds(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value : Number.NaN
+  if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value)) return Number(value)
+  return Number.NaN
+}
+
+/** Canonical spelling of well-known token types (RFC 6750 `Bearer`, RFC 9449 `DPoP`). */
+function canonicalTokenType(type: string): string {
+  const lower = type.toLowerCase()
+  if (lower === 'bearer') return 'Bearer'
+  if (lower === 'dpop') return 'DPoP'
+  if (lower === 'mac') return 'MAC'
+  return type
+}
+
+/**
+ * Turns a parsed JSON token response (RFC 6749 §5.1) into an {@link AccessToken}, or throws a
+ * {@link TokenkeeperError} whose code says exactly what was wrong. Messages never contain the
+ * response body.
+ *
+ * @example
+ * ```ts
+ * const token = parseTokenResponse(await response.json(), { issuedAt: sentAt, requestedScopes: ['read'] })
+ * ```
+ */
+export function parseTokenResponse(json: unknown, options: ParseTokenResponseOptions): AccessToken {
+  const endpoint = options.endpoint
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    fail(
+      'RESPONSE_NOT_OBJECT',
+      `is ${Array.isArray(json) ? 'an array' : typeof json}, not a JSON object`,
+      endpoint,
+    )
+  }
+  const body = json as Record<string, unknown>
+
+  const value = body['access_token']
+  if (value === undefined || value === null) fail('MISSING_ACCESS_TOKEN', 'has no access_token', endpoint)
+  if (typeof value !== 'string') fail('INVALID_ACCESS_TOKEN', `has a ${typeof value} access_token`, endpoint)
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (value.length === 0 || /[\s\u0000-\u001f\u007f]/.test(value)) {
+    fail(
+      'INVALID_ACCESS_TOKEN',
+      'has an access_token that is empty or holds whitespace or control characters',
+      endpoint,
+    )
+  }
+
+  const rawType = body['token_type']
+  let type = 'Bearer'
+  if (rawType !== undefined && rawType !== null) {
+    if (typeof rawType !== 'string' || rawType.length === 0) {
+      fail('UNSUPPORTED_TOKEN_TYPE', `has a token_type that is not a string`, endpoint)
+    }
+    const accepted = options.acceptedTokenTypes ?? ['bearer']
+    if (!accepted.some((t) => t.toLowerCase() === rawType.toLowerCase())) {
+      fail(
+        'UNSUPPORTED_TOKEN_TYPE',
+        `has token_type "${rawType.slice(0, 40)}", which is not accepted`,
+        endpoint,
+      )
+    }
+    type = canonicalTokenType(rawType)
+  }
+
+  const expiresIn = readSeconds(body['expires_in'])
+  if (Number.isNaN(expiresIn)) {
+    fail('INVALID_EXPIRES_IN', 'has an expires_in that is not a finite, non-negative number', endpoint)
+  }
+  const lifetimeMs = Math.min(
+    expiresIn === undefined ? (options.defaultLifetimeMs ?? DEFAULT_LIFETIME_MS) : expiresIn * 1000,
+    MAX_LIFETIME_MS,
+  )
+
+  const refreshIn = readSeconds(body['refresh_in'])
+  if (Number.isNaN(refreshIn)) {
+    fail('INVALID_REFRESH_IN', 'has a refresh_in that is not a finite, non-negative number', endpoint)
+  }
+  const refreshInMs = refreshIn === undefined || refreshIn * 1000 >= lifetimeMs ? undefined : refreshIn * 1000
+
+  const requested = normalizeScopes(options.requestedScopes ?? [])
+  const rawScope = body['scope']
+  let granted: readonly string[]
+  if (rawScope === undefined || rawScope === null) {
+    granted = requested
+  } else if (typeof rawScope === 'string') {
+    granted = normalizeScopes(rawScope.split(' '))
+  } else {
+    fail(
+      'INVALID_SCOPE_FIELD',
+      `has a ${Array.isArray(rawScope) ? 'list' : typeof rawScope} scope, not a string`,
+      endpoint,
+    )
+  }
+  if (options.requireRequestedScopes === true) {
+    const missing = requested.filter((scope) => !granted.includes(scope))
+    if (missing.length > 0)
+      fail('SCOPE_NOT_GRANTED', `did not grant the scopes ${missing.join(' ')}`, endpoint)
+  }
+
+  const extra: Record<string, unknown> = {}
+  for (const [name, field] of Object.entries(body)) if (!KNOWN_FIELDS.has(name)) extra[name] = field
+
+  return new AccessToken({
+    value,
+    type,
+    scopes: granted,
+    requestedScopes: requested,
+    issuedAt: options.issuedAt,
+    expiresAt: options.issuedAt + lifetimeMs,
+    refreshAt: refreshInMs === undefined ? undefined : options.issuedAt + refreshInMs,
+    extra,
+  })
+}
