@@ -42,3 +42,48 @@ export {
 export type { EndpointOptions } from './sources/endpoint.js'
 export type { PrivateKeyInput, SigningAlgorithm } from './sources/signing.js'
 export type { FetchTokenOptions, TokenSource } from './sources/types.js'
+export {
+  TokenManager,
+  type GetTokenOptions,
+  type InvalidateOptions,
+  type TokenManagerOptions,
+  type TokenManagerStats,
+} from './manager/manager.js'
+export {
+  CHANNEL_NAMES,
+  type HitEvent,
+  type InvalidateEvent,
+  type MissEvent,
+  type RefreshFailureEvent,
+  type RefreshMode,
+  type RefreshStartEvent,
+  type RefreshSuccessEvent,
+  type StaleEvent,
+  type StoreErrorEvent,
+  type TokenManagerEvents,
+} from './manager/events.js'
+export { type AuthorizedFetchOptions } from './manager/fetch.js'
+export {
+  backoffDelayMs,
+  computeWindows,
+  DEFAULT_BACKOFF_POLICY,
+  DEFAULT_REFRESH_POLICY,
+  windowAt,
+  type BackoffPolicy,
+  type FailureFacts,
+  type RefreshPolicy,
+  type TokenTimes,
+  type TokenWindow,
+  type TokenWindows,
+} from './manager/policy.js'
+export { memoryStore, type MemoryStoreOptions } from './stores/memory.js'
+export type {
+  StoreDeleteOptions,
+  StoreEvent,
+  StoreLock,
+  StoreLockOptions,
+  StoreRecord,
+  StoreSetOptions,
+  StoreWaitOptions,
+  TokenStore,
+} from './stores/types.js'

@@ -1,5 +1,5 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
-import { compactVerify, createLocalJWKSet, decodeJwt, errors, type JSONWebKeySet } from 'jose'
+import { compactVerify, createLocalJWKSet, decodeJwt, errors, type JSONWebKeySet, type KeyInput } from 'jose'
 import type { Clock } from '../clock.js'
 
 /**
@@ -69,8 +69,10 @@ export function peekIssuer(assertion: string): { iss?: string; sub?: string } | 
 
 const describeJoseError = (error: unknown, label: string): string => {
   if (error instanceof errors.JWSSignatureVerificationFailed) return `${label} signature is invalid`
-  if (error instanceof errors.JOSEAlgNotAllowed) return `${label} is signed with an algorithm that is not allowed`
-  if (error instanceof errors.JWKSNoMatchingKey) return `no registered key matches the ${label} header (kid/alg)`
+  if (error instanceof errors.JOSEAlgNotAllowed)
+    return `${label} is signed with an algorithm that is not allowed`
+  if (error instanceof errors.JWKSNoMatchingKey)
+    return `no registered key matches the ${label} header (kid/alg)`
   if (error instanceof errors.JOSENotSupported) return `${label} uses an unsupported algorithm or key`
   if (error instanceof errors.JOSEError) return `${label} is not a valid signed JWT`
   return `${label} could not be verified`
@@ -122,7 +124,7 @@ export class AssertionVerifier {
     } catch (error) {
       // Several JWKS keys match the header (no kid): try each, as jose's jwtVerify does.
       if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error
-      for await (const candidate of error as unknown as AsyncIterable<CryptoKey>) {
+      for await (const candidate of error as unknown as AsyncIterable<KeyInput>) {
         try {
           return (await compactVerify(assertion, candidate, options)).payload
         } catch {
@@ -150,7 +152,10 @@ export class AssertionVerifier {
       return `${label} aud does not contain the token endpoint (expected one of: ${audiences.join(', ')})`
     }
     for (const name of ['exp', 'iat', 'nbf']) {
-      if (claims[name] !== undefined && (typeof claims[name] !== 'number' || !Number.isFinite(claims[name]))) {
+      if (
+        claims[name] !== undefined &&
+        (typeof claims[name] !== 'number' || !Number.isFinite(claims[name]))
+      ) {
         return `${label} ${name} claim must be a number (seconds since the epoch)`
       }
     }
@@ -169,7 +174,8 @@ export class AssertionVerifier {
       return `${label} nbf is in the future (${iso(nbf * 1000)}) ${clockHint}`
     }
     const jti = claims.jti
-    if (jti !== undefined && (typeof jti !== 'string' || jti.length === 0)) return `${label} jti must be a string`
+    if (jti !== undefined && (typeof jti !== 'string' || jti.length === 0))
+      return `${label} jti must be a string`
     if (jti === undefined) return expect.requireJti ? `${label} has no jti claim` : undefined
     const replayKey = `${expect.issuer} ${jti}`
     const forgetAt = this.#seenJtis.get(replayKey)

@@ -78,7 +78,8 @@ export function registerClients(clients: readonly TestClient[]): ReadonlyMap<str
     ]
     if (possible.length === 0) fail('needs a clientSecret, jwks or publicKey')
     for (const method of client.authMethods ?? []) {
-      if (!possible.includes(method)) fail(`authMethods lists '${method}' but the client has no credential for it`)
+      if (!possible.includes(method))
+        fail(`authMethods lists '${method}' but the client has no credential for it`)
     }
     const lifetime = client.tokenLifetimeMs
     if (lifetime !== undefined && (!Number.isFinite(lifetime) || lifetime < 0)) {
@@ -124,7 +125,10 @@ export function parseBasic(authorization: string | undefined): PresentedCredenti
 }
 
 /** Reads which client authentication the request attempts, without verifying it. @internal */
-export function presentedCredentials(authorization: string | undefined, form: URLSearchParams): PresentedCredentials {
+export function presentedCredentials(
+  authorization: string | undefined,
+  form: URLSearchParams,
+): PresentedCredentials {
   const basic = parseBasic(authorization)
   const used: ClientAuthMethod[] = []
   if (basic !== undefined) used.push('client_secret_basic')
@@ -174,7 +178,8 @@ export async function authenticateClient(
   })
   const { method } = credentials
   if (method === 'none') return { kind: 'none' }
-  if (method === 'multiple') return fail('more than one client authentication method was used (RFC 6749 §2.3)')
+  if (method === 'multiple')
+    return fail('more than one client authentication method was used (RFC 6749 §2.3)')
 
   const bodyClientId = form.get('client_id') ?? undefined
   const lookup = (clientId: string | undefined): RegisteredClient | undefined =>

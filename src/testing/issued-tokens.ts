@@ -62,7 +62,10 @@ export class IssuedTokens {
   }
 
   /** Mints an opaque token (`tkt_` + 32 random bytes, base64url) valid for `lifetimeMs`. */
-  issue(grant: Omit<IssuedToken, 'issuedAt' | 'expiresAt' | 'revoked' | 'uses' | 'usesAfterExpiry'>, lifetimeMs: number): string {
+  issue(
+    grant: Omit<IssuedToken, 'issuedAt' | 'expiresAt' | 'revoked' | 'uses' | 'usesAfterExpiry'>,
+    lifetimeMs: number,
+  ): string {
     const token = `tkt_${randomBytes(32).toString('base64url')}`
     const issuedAt = this.#clock.now()
     this.#tokens.set(token, {

@@ -152,7 +152,9 @@ export function createTestClock(startAt: number = Date.UTC(2026, 0, 1)): TestClo
       for (let timer = takeDue(Infinity); timer !== undefined; timer = takeDue(Infinity)) {
         if (++ran > limit) {
           timers.unshift(timer)
-          throw new Error(`TestClock.runAll: more than ${limit} timers ran; a timer keeps re-scheduling itself`)
+          throw new Error(
+            `TestClock.runAll: more than ${limit} timers ran; a timer keeps re-scheduling itself`,
+          )
         }
         now = Math.max(now, timer.dueAt)
         timer.callback()

@@ -1,0 +1,151 @@
+import type { Clock } from '../clock.js'
+import type { StoreErrorEvent } from './events.js'
+import type { StoreRecord, TokenStore } from '../stores/types.js'
+import type { AccessToken } from '../token/access-token.js'
+import { deserializeToken, serializeToken, tokenId } from '../token/serialize.js'
+import { pause } from './abort.js'
+import { computeWindows, type RefreshPolicy } from './policy.js'
+
+/** What the coordinator needs from its manager. */
+export interface CoordinatorOptions {
+  readonly clock: Clock
+  readonly policy: RefreshPolicy
+  readonly random: () => number
+  /** How long a fetch lock lives; also how long a loser waits before it fetches itself. */
+  readonly lockTtlMs: number
+  /** Aborted when the manager closes: ends every wait. */
+  readonly signal: AbortSignal
+  readonly onError: (key: string, operation: StoreErrorEvent['operation'], error: unknown) => void
+}
+
+/** Poll interval for stores that can lock but cannot notify. */
+const POLL_MS = 50
+
+const FAILED = Symbol('store call failed')
+
+interface Read {
+  readonly token?: AccessToken
+  readonly tokenId?: string
+}
+
+/**
+ * The store side of a refresh: read the shared store first, and when a fetch is needed take the
+ * store's per-key lock so that one process fetches for all; losers wait for the winner's token,
+ * re-read, and take over once the lock has expired. Every store failure counts as a miss and
+ * ends in a direct fetch, so a broken store never fails a `get`.
+ */
+export class StoreCoordinator {
+  readonly #store: TokenStore
+  readonly #options: CoordinatorOptions
+
+  constructor(store: TokenStore, options: CoordinatorOptions) {
+    this.#store = store
+    this.#options = options
+  }
+
+  async obtain(
+    key: string,
+    current: AccessToken | undefined,
+    rejected: readonly string[] | undefined,
+    fetchToken: () => Promise<AccessToken>,
+  ): Promise<{ token: AccessToken; origin: 'fetch' | 'store' }> {
+    const store = this.#store
+    const { clock, lockTtlMs, signal } = this.#options
+    const first = await this.#read(key, current, rejected)
+    if (first.token !== undefined) return { token: first.token, origin: 'store' }
+    if (store.acquireLock === undefined) return this.#fetchAndWrite(key, fetchToken)
+    const acquire = store.acquireLock.bind(store)
+    const deadline = clock.now() + lockTtlMs
+    let known = first.tokenId
+    for (;;) {
+      const lock = await this.#call(key, 'lock', () => acquire(key, { ttlMs: lockTtlMs }), FAILED)
+      if (lock === FAILED) return this.#fetchAndWrite(key, fetchToken)
+      if (lock !== undefined) {
+        try {
+          const again = await this.#read(key, current, rejected)
+          if (again.token !== undefined) return { token: again.token, origin: 'store' }
+          return await this.#fetchAndWrite(key, fetchToken)
+        } finally {
+          await this.#call(key, 'unlock', () => lock.release(), undefined)
+        }
+      }
+      const remaining = deadline - clock.now()
+      if (remaining <= 0 || signal.aborted) return this.#fetchAndWrite(key, fetchToken)
+      await this.#waitForChange(key, known, remaining)
+      const after = await this.#read(key, current, rejected)
+      if (after.token !== undefined) return { token: after.token, origin: 'store' }
+      known = after.tokenId
+    }
+  }
+
+  async #waitForChange(key: string, knownTokenId: string | undefined, remainingMs: number): Promise<void> {
+    const { clock, signal } = this.#options
+    const schedule = clock.setTimer.bind(clock)
+    const store = this.#store
+    if (store.waitForUpdate === undefined) return pause(schedule, Math.min(remainingMs, POLL_MS), signal)
+    const wait = store.waitForUpdate.bind(store)
+    const result = await this.#call(
+      key,
+      'wait',
+      () => wait(key, { timeoutMs: remainingMs, knownTokenId, signal }),
+      FAILED,
+    )
+    if (result === FAILED) await pause(schedule, Math.min(remainingMs, POLL_MS), signal)
+  }
+
+  /** A token from the store that this process may adopt: not rejected, newer than ours, not due. */
+  async #read(
+    key: string,
+    current: AccessToken | undefined,
+    rejected: readonly string[] | undefined,
+  ): Promise<Read> {
+    const store = this.#store
+    const record = await this.#call<StoreRecord | undefined>(key, 'get', () => store.get(key), undefined)
+    if (record === undefined) return {}
+    const id = record.tokenId
+    if (rejected?.includes(id) === true) return { tokenId: id }
+    if (current !== undefined && record.expiresAt <= current.expiresAt) return { tokenId: id }
+    let token: AccessToken
+    try {
+      token = deserializeToken(record.payload)
+    } catch (error) {
+      this.#options.onError(key, 'get', error)
+      return { tokenId: id }
+    }
+    const { policy, random, clock } = this.#options
+    if (clock.now() >= computeWindows(token, policy, random).mustRefreshAt) return { tokenId: id }
+    return { token, tokenId: id }
+  }
+
+  async #fetchAndWrite(
+    key: string,
+    fetchToken: () => Promise<AccessToken>,
+  ): Promise<{ token: AccessToken; origin: 'fetch' }> {
+    const token = await fetchToken()
+    const ttlMs = token.expiresAt - this.#options.clock.now()
+    if (ttlMs > 0) {
+      const store = this.#store
+      const record: StoreRecord = {
+        tokenId: tokenId(token),
+        expiresAt: token.expiresAt,
+        payload: serializeToken(token),
+      }
+      await this.#call(key, 'set', () => store.set(key, record, { ttlMs }), false)
+    }
+    return { token, origin: 'fetch' }
+  }
+
+  async #call<T, F = T>(
+    key: string,
+    operation: StoreErrorEvent['operation'],
+    call: () => Promise<T>,
+    fallback: F,
+  ): Promise<T | F> {
+    try {
+      return await call()
+    } catch (error) {
+      this.#options.onError(key, operation, error)
+      return fallback
+    }
+  }
+}

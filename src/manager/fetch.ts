@@ -1,0 +1,84 @@
+import { InsufficientScopeError } from '../errors.js'
+import type { TokenSource } from '../sources/types.js'
+import type { AccessToken } from '../token/access-token.js'
+
+/** The part of {@link TokenManager} the fetch wrapper uses. */
+export interface TokenProvider {
+  get(source: TokenSource, options?: { signal?: AbortSignal | undefined }): Promise<AccessToken>
+  invalidate(source: TokenSource, options: { token: AccessToken }): Promise<boolean>
+}
+
+/** Options of `tokens.fetch(source, options)`. */
+export interface AuthorizedFetchOptions {
+  /** The `fetch` that sends API requests. Default: the global `fetch`. */
+  readonly fetch?: typeof globalThis.fetch
+}
+
+/** Reads the parameters of a `WWW-Authenticate: Bearer ...` challenge (RFC 6750 §3). */
+export function parseBearerChallenge(header: string | null): Record<string, string> {
+  const params: Record<string, string> = {}
+  if (header === null) return params
+  const pattern = /([a-zA-Z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g
+  for (const match of header.matchAll(pattern)) {
+    const name = match[1]
+    if (name !== undefined) params[name.toLowerCase()] = (match[2] ?? match[3] ?? '').replace(/\\(.)/g, '$1')
+  }
+  return params
+}
+
+function isReplayable(body: unknown): boolean {
+  if (body === undefined || body === null) return true
+  if (typeof body === 'string' || body instanceof URLSearchParams || body instanceof ArrayBuffer) return true
+  if (ArrayBuffer.isView(body) || body instanceof Blob || body instanceof FormData) return true
+  return false
+}
+
+/**
+ * Builds the fetch behind `tokens.fetch(source)`: every request carries
+ * `Authorization: <type> <token>`. On 401 the token that was sent is invalidated
+ * (compare-and-delete, so 50 concurrent 401s cause one token request), a fresh one is obtained,
+ * and the request is retried once when its body can be replayed. A 403 whose challenge says
+ * `error="insufficient_scope"` rejects with {@link InsufficientScopeError}: a new token with the
+ * same scopes would not help.
+ */
+export function authorizedFetch(
+  tokens: TokenProvider,
+  source: TokenSource,
+  options: AuthorizedFetchOptions,
+): typeof globalThis.fetch {
+  const send = options.fetch ?? globalThis.fetch
+  return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+    const replayable =
+      input instanceof Request
+        ? init?.body === undefined || isReplayable(init.body)
+        : isReplayable(init?.body)
+    const request = new Request(input, init)
+    const signal = request.signal
+    const attempt = async (target: Request): Promise<{ response: Response; token: AccessToken }> => {
+      const token = await tokens.get(source, { signal })
+      target.headers.set('authorization', token.authorization)
+      return { response: await send(target), token }
+    }
+    const spare = replayable ? request.clone() : undefined
+    let { response, token } = await attempt(request)
+    if (response.status === 401) {
+      await tokens.invalidate(source, { token })
+      if (spare === undefined) return response
+      await response.body?.cancel().catch(() => undefined)
+      ;({ response, token } = await attempt(spare))
+    }
+    if (response.status === 403) {
+      const challenge = parseBearerChallenge(response.headers.get('www-authenticate'))
+      if (challenge['error'] === 'insufficient_scope') {
+        await response.body?.cancel().catch(() => undefined)
+        const required = (challenge['scope'] ?? '').split(' ').filter((scope) => scope.length > 0)
+        throw new InsufficientScopeError(
+          `${request.method} ${new URL(request.url).host} needs scope ${required.join(' ') || '(unnamed)'}, which the token was not granted`,
+          required,
+          token.scopes,
+        )
+      }
+    }
+    return response
+  }
+}

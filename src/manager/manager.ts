@@ -1,0 +1,583 @@
+import { EventEmitter } from 'node:events'
+import { systemClock, type Clock, type Timer } from '../clock.js'
+import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
+import type { TokenSource } from '../sources/types.js'
+import type { StoreEvent, TokenStore } from '../stores/types.js'
+import type { AccessToken } from '../token/access-token.js'
+import { tokenId } from '../token/serialize.js'
+import { channels, type RefreshMode, type TokenManagerEvents } from './events.js'
+import { authorizedFetch, type AuthorizedFetchOptions } from './fetch.js'
+import { raceAbort } from './abort.js'
+import { StoreCoordinator } from './coordinator.js'
+import {
+  backoffDelayMs,
+  checkPolicy,
+  computeWindows,
+  DEFAULT_BACKOFF_POLICY,
+  DEFAULT_REFRESH_POLICY,
+  type BackoffPolicy,
+  type RefreshPolicy,
+} from './policy.js'
+
+/** Options of {@link TokenManager}. Every one is optional. */
+export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<BackoffPolicy> {
+  /**
+   * Where tokens are shared beyond this manager's own memory (for example `redisStore(...)`).
+   * Default: none; tokens live in this manager's bounded memory only.
+   */
+  readonly store?: TokenStore
+  /** Most keys kept in memory; the least recently used go first. Default 10,000. */
+  readonly maxEntries?: number
+  /** Time and timers. Default: the system clock. Tests inject `createTestClock()`. */
+  readonly clock?: Clock
+  /** Random numbers in [0, 1) for jitter. Default `Math.random`. */
+  readonly random?: () => number
+  /**
+   * Renew recently used tokens by timer at their refresh point, even with no calls. `true`
+   * means keys used within the last 15 minutes; `{ idleMs }` sets that span.
+   */
+  readonly proactive?: boolean | { readonly idleMs?: number }
+  /** How long a fleet-wide fetch lock lives (a dead holder blocks others no longer). Default 15 s. */
+  readonly lockTtlMs?: number
+}
+
+/** Options of {@link TokenManager.get}. */
+export interface GetTokenOptions {
+  /** Ends this caller's wait only; the shared token request goes on for the others. */
+  readonly signal?: AbortSignal | undefined
+}
+
+/** Options of {@link TokenManager.invalidate}. */
+export interface InvalidateOptions {
+  /** Drop the cached token only if it is this one (compare-and-delete). Default: whatever is cached. */
+  readonly token?: AccessToken | string | undefined
+}
+
+/** Counters and gauges of a {@link TokenManager}. Contains no token or secret. */
+export interface TokenManagerStats {
+  /** Keys held in memory. */
+  readonly entries: number
+  /** Calls served from memory (fresh or advisory window). */
+  readonly hits: number
+  /** Calls that had to wait (cold key, or the token reached its mandatory window). */
+  readonly misses: number
+  /** Callers that joined a request already in flight instead of starting one. */
+  readonly joined: number
+  /** Token requests sent to a token source. */
+  readonly fetches: number
+  /** Refreshes that ended in an error. */
+  readonly failures: number
+  /** Callers given the remembered error at once during a backoff window. */
+  readonly failFast: number
+  /** Refreshes started in the background (advisory window or proactive timer). */
+  readonly backgroundRefreshes: number
+  /** Hits served while the key's renewal was failing. */
+  readonly staleServed: number
+  /** Tokens adopted from the store (fetched by another manager or process). */
+  readonly storeHits: number
+  /** Store operations that failed (each treated as a miss). */
+  readonly storeErrors: number
+  /** Refreshes running now. */
+  readonly inFlight: number
+}
+
+interface Failure {
+  readonly error: unknown
+  readonly retryAt: number
+  readonly attempt: number
+}
+
+/** One key's state. A plain object of fixed shape: the hot path reads three of its fields. */
+interface Entry {
+  readonly key: string
+  source: TokenSource
+  token: AccessToken | undefined
+  /** `Promise.resolve(token)`, made once, returned to every hit. */
+  resolved: Promise<AccessToken> | undefined
+  refreshAt: number
+  mustRefreshAt: number
+  flight: Promise<AccessToken> | undefined
+  failure: Failure | undefined
+  /** Second-chance bit of the CLOCK eviction (an LRU approximation with O(1) hits). */
+  used: boolean
+  lastUsedAt: number
+  timer: Timer | undefined
+  /** Ids of tokens invalidated here: never adopted again from a store. */
+  rejected: string[] | undefined
+}
+
+const DEFAULT_IDLE_MS = 15 * 60_000
+const REJECTED_MEMORY = 4
+
+function noop(): void {}
+
+function closedError(): TokenkeeperError {
+  return new TokenkeeperError('MANAGER_CLOSED', 'the token manager is closed', { retryable: false })
+}
+
+function failureFacts(error: unknown): { retryable: boolean; retryAfterMs: number | undefined } {
+  if (isTokenkeeperError(error)) return { retryable: error.retryable, retryAfterMs: error.retryAfterMs }
+  return { retryable: true, retryAfterMs: undefined }
+}
+
+/**
+ * Obtains tokens from sources and keeps them: one request per key serves every caller, tokens
+ * are renewed in the background before they run out, failures back off, and a still-valid
+ * token keeps being served through an outage. See `docs/LIFECYCLE.md`.
+ *
+ * @example
+ * ```ts
+ * import { TokenManager, clientCredentials, clientSecretBasic } from 'tokenkeeper'
+ * const tokens = new TokenManager()
+ * const source = clientCredentials({ tokenUrl, clientId: 'svc-a', auth: clientSecretBasic(secret) })
+ * const token = await tokens.get(source)
+ * const api = tokens.fetch(source)
+ * const res = await api('https://api.example/v1/things')
+ * await tokens.close()
+ * ```
+ */
+export class TokenManager extends EventEmitter<TokenManagerEvents> {
+  readonly #entries = new Map<string, Entry>()
+  readonly #clock: Clock
+  readonly #random: () => number
+  readonly #policy: RefreshPolicy & BackoffPolicy
+  readonly #maxEntries: number
+  readonly #idleMs: number | undefined
+  readonly #store: TokenStore | undefined
+  readonly #coordinator: StoreCoordinator | undefined
+  readonly #unsubscribe: () => void
+  readonly #closing = new AbortController()
+  #closed = false
+  #hitListened = false
+  #hits = 0
+  #misses = 0
+  #joined = 0
+  #fetches = 0
+  #failures = 0
+  #failFast = 0
+  #backgroundRefreshes = 0
+  #staleServed = 0
+  #storeHits = 0
+  #storeErrors = 0
+  #inFlight = 0
+
+  constructor(options: TokenManagerOptions = {}) {
+    super()
+    const policy = { ...DEFAULT_REFRESH_POLICY, ...DEFAULT_BACKOFF_POLICY }
+    for (const name of Object.keys(policy) as (keyof typeof policy)[]) {
+      const value = options[name]
+      if (value !== undefined) policy[name] = value
+    }
+    checkPolicy(policy)
+    this.#policy = policy
+    this.#clock = options.clock ?? systemClock
+    this.#random = options.random ?? Math.random
+    const maxEntries = options.maxEntries ?? 10_000
+    if (!Number.isInteger(maxEntries) || maxEntries < 1)
+      throw new TypeError('TokenManager: maxEntries must be a positive integer')
+    this.#maxEntries = maxEntries
+    const proactive = options.proactive
+    this.#idleMs =
+      proactive === undefined || proactive === false
+        ? undefined
+        : proactive === true
+          ? DEFAULT_IDLE_MS
+          : (proactive.idleMs ?? DEFAULT_IDLE_MS)
+    this.#store = options.store
+    this.#coordinator =
+      options.store === undefined
+        ? undefined
+        : new StoreCoordinator(options.store, {
+            clock: this.#clock,
+            policy,
+            random: this.#random,
+            lockTtlMs: options.lockTtlMs ?? 15_000,
+            signal: this.#closing.signal,
+            onError: (key, operation, error) => this.#storeFailed(key, operation, error),
+          })
+    this.#unsubscribe = options.store?.subscribe?.((event) => this.#onStoreEvent(event)) ?? noop
+    const untyped = this as EventEmitter
+    untyped.on('newListener', (name: string | symbol) => {
+      if (name === 'hit') this.#hitListened = true
+    })
+    untyped.on('removeListener', () => {
+      this.#hitListened = this.listenerCount('hit') > 0
+    })
+  }
+
+  /**
+   * A token that is fresh enough to use now. Served from memory without any I/O while it is
+   * fresh or advisory (starting one background renewal in the advisory window); otherwise every
+   * concurrent caller for the key waits on one shared request.
+   */
+  get(source: TokenSource, options?: GetTokenOptions): Promise<AccessToken> {
+    const entry = this.#entries.get(source.key)
+    if (entry !== undefined && entry.resolved !== undefined && options?.signal?.aborted !== true) {
+      const now = this.#clock.now()
+      if (now < entry.refreshAt) {
+        this.#hits++
+        entry.used = true
+        entry.lastUsedAt = now
+        if (this.#hitListened || channels.hit.hasSubscribers)
+          this.#publish('hit', { key: entry.key, window: 'fresh' })
+        return entry.resolved
+      }
+      if (now < entry.mustRefreshAt) {
+        this.#hits++
+        entry.used = true
+        entry.lastUsedAt = now
+        if (this.#hitListened || channels.hit.hasSubscribers)
+          this.#publish('hit', { key: entry.key, window: 'advisory' })
+        this.#advisory(entry, source, now)
+        return entry.resolved
+      }
+    }
+    return this.#wait(source, entry, options?.signal)
+  }
+
+  /** The cached token if it may be used now (not in its mandatory window). Synchronous, no I/O. */
+  peek(source: TokenSource): AccessToken | undefined {
+    const entry = this.#entries.get(source.key)
+    if (entry === undefined || entry.token === undefined) return undefined
+    return this.#clock.now() < entry.mustRefreshAt ? entry.token : undefined
+  }
+
+  /**
+   * Drops the cached token, but only if it is still `options.token` when one is given
+   * (compare-and-delete), here and in the store. So N concurrent 401s for one token cause one
+   * refresh, and a late 401 for an old token never evicts a newer one. Resolves to whether a
+   * token was removed.
+   */
+  async invalidate(source: TokenSource, options: InvalidateOptions = {}): Promise<boolean> {
+    const key = source.key
+    const given = options.token
+    const value = given === undefined ? undefined : typeof given === 'string' ? given : given.value
+    const givenId = value === undefined ? undefined : tokenId(value)
+    const entry = this.#entries.get(key)
+    let removed = false
+    if (entry !== undefined) {
+      if (entry.token !== undefined && (value === undefined || entry.token.value === value)) {
+        this.#reject(entry, givenId ?? tokenId(entry.token))
+        this.#dropToken(entry)
+        removed = true
+      } else if (givenId !== undefined) {
+        this.#reject(entry, givenId)
+      }
+    }
+    if (this.#store !== undefined) {
+      const store = this.#store
+      const deleted = await this.#storeCall(
+        key,
+        'delete',
+        () => store.delete(key, { tokenId: givenId }),
+        false,
+      )
+      removed ||= deleted
+    }
+    this.#publish('invalidate', { key, removed, origin: 'local' })
+    return removed
+  }
+
+  /** Forgets every token, here and in the store. Requests in flight finish but are not cached here. */
+  async clear(): Promise<void> {
+    for (const entry of this.#entries.values()) entry.timer?.cancel()
+    this.#entries.clear()
+    if (this.#store !== undefined) {
+      const store = this.#store
+      await this.#storeCall(undefined, 'clear', () => store.clear(), undefined)
+    }
+  }
+
+  /** Counters and gauges, free of tokens and secrets. */
+  stats(): TokenManagerStats {
+    return {
+      entries: this.#entries.size,
+      hits: this.#hits,
+      misses: this.#misses,
+      joined: this.#joined,
+      fetches: this.#fetches,
+      failures: this.#failures,
+      failFast: this.#failFast,
+      backgroundRefreshes: this.#backgroundRefreshes,
+      staleServed: this.#staleServed,
+      storeHits: this.#storeHits,
+      storeErrors: this.#storeErrors,
+      inFlight: this.#inFlight,
+    }
+  }
+
+  /**
+   * A `fetch` that sends `Authorization` with a token for `source`; on a 401 it invalidates the
+   * token it sent, gets a fresh one and retries once (when the body can be replayed). A 403 with
+   * `error="insufficient_scope"` rejects with an {@link InsufficientScopeError}.
+   */
+  fetch(source: TokenSource, options: AuthorizedFetchOptions = {}): typeof globalThis.fetch {
+    return authorizedFetch(this, source, options)
+  }
+
+  /** Stops timers, aborts requests in flight, and releases the store. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const flights: Promise<unknown>[] = []
+    for (const entry of this.#entries.values()) {
+      entry.timer?.cancel()
+      entry.timer = undefined
+      if (entry.flight !== undefined) flights.push(entry.flight)
+    }
+    this.#unsubscribe()
+    this.#closing.abort(closedError())
+    await Promise.allSettled(flights)
+    await this.#store?.close?.()
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  #wait(
+    source: TokenSource,
+    existing: Entry | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<AccessToken> {
+    if (this.#closed) return Promise.reject(closedError())
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error)
+    const now = this.#clock.now()
+    const entry = existing ?? this.#insert(source)
+    entry.source = source
+    entry.used = true
+    entry.lastUsedAt = now
+    this.#misses++
+    if (channels.miss.hasSubscribers || this.listenerCount('miss') > 0) {
+      this.#publish('miss', { key: entry.key, reason: entry.token === undefined ? 'cold' : 'expired' })
+    }
+    let flight = entry.flight
+    if (flight !== undefined) {
+      this.#joined++
+    } else if (entry.failure !== undefined && now < entry.failure.retryAt) {
+      this.#failFast++
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rethrows the remembered failure as it was
+      return Promise.reject(entry.failure.error)
+    } else {
+      flight = this.#start(entry, 'foreground')
+    }
+    return signal === undefined ? flight : raceAbort(flight, signal)
+  }
+
+  #advisory(entry: Entry, source: TokenSource, now: number): void {
+    if (entry.failure !== undefined) {
+      this.#staleServed++
+      if (channels.stale.hasSubscribers || this.listenerCount('stale') > 0) {
+        this.#publish('stale', { key: entry.key, expiresAt: entry.token?.expiresAt ?? 0 })
+      }
+    }
+    if (entry.flight !== undefined || this.#closed) return
+    if (entry.failure !== undefined && now < entry.failure.retryAt) return
+    entry.source = source
+    void this.#start(entry, 'background')
+  }
+
+  #start(entry: Entry, mode: RefreshMode): Promise<AccessToken> {
+    const flight = this.#refresh(entry, mode)
+    entry.flight = flight
+    flight.catch(noop)
+    return flight
+  }
+
+  async #refresh(entry: Entry, mode: RefreshMode): Promise<AccessToken> {
+    const startedAt = this.#clock.now()
+    this.#inFlight++
+    if (mode === 'background') this.#backgroundRefreshes++
+    this.#publish('refreshStart', { key: entry.key, mode })
+    try {
+      const obtained = await this.#obtain(entry)
+      const now = this.#clock.now()
+      if (now >= obtained.token.expiresAt) {
+        throw new TokenkeeperError(
+          'EXPIRED_ON_ARRIVAL',
+          `the token for ${entry.key} had expired when it arrived`,
+          {
+            retryable: true,
+          },
+        )
+      }
+      entry.failure = undefined
+      const kept = this.#adopt(entry, obtained.token, now)
+      if (obtained.origin === 'store') this.#storeHits++
+      this.#publish('refreshSuccess', {
+        key: entry.key,
+        mode,
+        durationMs: now - startedAt,
+        expiresAt: kept.expiresAt,
+        origin: obtained.origin,
+      })
+      return kept
+    } catch (error) {
+      if (this.#closed) throw closedError()
+      const now = this.#clock.now()
+      const attempt = (entry.failure?.attempt ?? 0) + 1
+      const facts = failureFacts(error)
+      const retryAt = now + backoffDelayMs({ attempt, ...facts }, this.#policy, this.#random)
+      entry.failure = { error, retryAt, attempt }
+      this.#failures++
+      this.#publish('refreshFailure', {
+        key: entry.key,
+        mode,
+        durationMs: now - startedAt,
+        code: isTokenkeeperError(error) ? error.code : 'UNKNOWN',
+        message: error instanceof Error ? error.message : 'non-error thrown',
+        retryable: facts.retryable,
+        retryAt,
+        servingCached: entry.resolved !== undefined && now < entry.mustRefreshAt,
+      })
+      if (this.#idleMs !== undefined && entry.resolved !== undefined) this.#schedule(entry, retryAt)
+      throw error
+    } finally {
+      entry.flight = undefined
+      this.#inFlight--
+    }
+  }
+
+  async #obtain(entry: Entry): Promise<{ token: AccessToken; origin: 'fetch' | 'store' }> {
+    const fetchFromSource = (): Promise<AccessToken> => {
+      this.#fetches++
+      return entry.source.fetchToken({ signal: this.#closing.signal, clock: this.#clock })
+    }
+    if (this.#coordinator === undefined) return { token: await fetchFromSource(), origin: 'fetch' }
+    return this.#coordinator.obtain(entry.key, entry.token, entry.rejected, fetchFromSource)
+  }
+
+  /** Keeps `token` unless the entry holds one that expires later (write-if-newer), and fixes its windows. */
+  #adopt(entry: Entry, token: AccessToken, now: number): AccessToken {
+    if (entry.token !== undefined && entry.token.expiresAt > token.expiresAt && now < entry.mustRefreshAt) {
+      return entry.token
+    }
+    const windows = computeWindows(token, this.#policy, this.#random)
+    entry.token = token
+    entry.resolved = Promise.resolve(token)
+    entry.refreshAt = windows.refreshAt
+    entry.mustRefreshAt = windows.mustRefreshAt
+    if (this.#idleMs !== undefined && !this.#closed) this.#schedule(entry, windows.refreshAt)
+    return token
+  }
+
+  #schedule(entry: Entry, at: number): void {
+    entry.timer?.cancel()
+    entry.timer = this.#clock.setTimer(() => this.#onTimer(entry), Math.max(0, at - this.#clock.now()))
+  }
+
+  #onTimer(entry: Entry): void {
+    entry.timer = undefined
+    if (this.#closed || this.#entries.get(entry.key) !== entry || entry.resolved === undefined) return
+    const now = this.#clock.now()
+    if (now - entry.lastUsedAt > (this.#idleMs ?? 0)) return
+    if (entry.flight !== undefined) return
+    if (entry.failure !== undefined && now < entry.failure.retryAt) {
+      this.#schedule(entry, entry.failure.retryAt)
+      return
+    }
+    void this.#start(entry, 'background')
+  }
+
+  #insert(source: TokenSource): Entry {
+    const entry: Entry = {
+      key: source.key,
+      source,
+      token: undefined,
+      resolved: undefined,
+      refreshAt: 0,
+      mustRefreshAt: 0,
+      flight: undefined,
+      failure: undefined,
+      used: true,
+      lastUsedAt: 0,
+      timer: undefined,
+      rejected: undefined,
+    }
+    this.#entries.set(entry.key, entry)
+    if (this.#entries.size > this.#maxEntries) this.#evictOne()
+    return entry
+  }
+
+  /** CLOCK eviction: the oldest entry not used since it was last passed over, never one in flight. */
+  #evictOne(): void {
+    let budget = this.#entries.size * 2
+    for (const [key, entry] of this.#entries) {
+      if (budget-- <= 0) return
+      if (entry.used || entry.flight !== undefined) {
+        entry.used = false
+        this.#entries.delete(key)
+        this.#entries.set(key, entry)
+        continue
+      }
+      entry.timer?.cancel()
+      this.#entries.delete(key)
+      return
+    }
+  }
+
+  #dropToken(entry: Entry): void {
+    entry.token = undefined
+    entry.resolved = undefined
+    entry.refreshAt = 0
+    entry.mustRefreshAt = 0
+    entry.timer?.cancel()
+    entry.timer = undefined
+  }
+
+  #reject(entry: Entry, id: string): void {
+    const rejected = (entry.rejected ??= [])
+    if (rejected.includes(id)) return
+    rejected.push(id)
+    if (rejected.length > REJECTED_MEMORY) rejected.shift()
+  }
+
+  #onStoreEvent(event: StoreEvent): void {
+    if (event.type === 'set') return
+    if (event.type === 'clear') {
+      for (const entry of this.#entries.values()) this.#dropToken(entry)
+      return
+    }
+    const entry = this.#entries.get(event.key)
+    if (entry?.token === undefined) return
+    const id = tokenId(entry.token)
+    if (event.tokenId !== undefined && event.tokenId !== id) return
+    this.#reject(entry, id)
+    this.#dropToken(entry)
+    this.#publish('invalidate', { key: event.key, removed: true, origin: 'remote' })
+  }
+
+  async #storeCall<T>(
+    key: string | undefined,
+    operation: 'delete' | 'clear',
+    call: () => Promise<T>,
+    fallback: T,
+  ): Promise<T> {
+    try {
+      return await call()
+    } catch (error) {
+      this.#storeFailed(key, operation, error)
+      return fallback
+    }
+  }
+
+  #storeFailed(
+    key: string | undefined,
+    operation: TokenManagerEvents['storeError'][0]['operation'],
+    error: unknown,
+  ): void {
+    this.#storeErrors++
+    this.#publish('storeError', {
+      key,
+      operation,
+      message: error instanceof Error ? error.message : 'store failure',
+    })
+  }
+
+  #publish<K extends keyof TokenManagerEvents>(name: K, ...event: TokenManagerEvents[K]): void {
+    const dc = channels[name]
+    if (dc.hasSubscribers) dc.publish(event[0])
+    if (this.listenerCount(name) > 0)
+      (this.emit as (n: K, ...e: TokenManagerEvents[K]) => boolean)(name, ...event)
+  }
+}

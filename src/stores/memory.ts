@@ -1,0 +1,166 @@
+import { systemClock, type Clock, type Timer } from '../clock.js'
+import type {
+  StoreDeleteOptions,
+  StoreEvent,
+  StoreLock,
+  StoreLockOptions,
+  StoreRecord,
+  StoreSetOptions,
+  StoreWaitOptions,
+  TokenStore,
+} from './types.js'
+
+/** Options of {@link memoryStore}. */
+export interface MemoryStoreOptions {
+  /** The most records kept; the least recently used goes first. Default 10,000. */
+  readonly maxEntries?: number
+  /** The clock TTLs and lock expiries are measured with. Default: the system clock. */
+  readonly clock?: Clock
+}
+
+interface Slot {
+  readonly record: StoreRecord
+  readonly expiresAt: number
+}
+
+class MemoryStore implements TokenStore {
+  readonly #records = new Map<string, Slot>()
+  readonly #locks = new Map<string, { owner: object; expiresAt: number }>()
+  readonly #waiters = new Map<string, Set<() => void>>()
+  readonly #listeners = new Set<(event: StoreEvent) => void>()
+  readonly #maxEntries: number
+  readonly #clock: Clock
+
+  constructor(options: MemoryStoreOptions) {
+    const maxEntries = options.maxEntries ?? 10_000
+    if (!Number.isInteger(maxEntries) || maxEntries < 1)
+      throw new TypeError('memoryStore: maxEntries must be a positive integer')
+    this.#maxEntries = maxEntries
+    this.#clock = options.clock ?? systemClock
+  }
+
+  #read(key: string): StoreRecord | undefined {
+    const slot = this.#records.get(key)
+    if (slot === undefined) return undefined
+    if (this.#clock.now() >= slot.expiresAt) {
+      this.#records.delete(key)
+      return undefined
+    }
+    this.#records.delete(key)
+    this.#records.set(key, slot)
+    return slot.record
+  }
+
+  #emit(event: StoreEvent): void {
+    if (this.#listeners.size === 0) return
+    const listeners = [...this.#listeners]
+    queueMicrotask(() => {
+      for (const listener of listeners) listener(event)
+    })
+  }
+
+  #wake(key: string): void {
+    const waiters = this.#waiters.get(key)
+    if (waiters !== undefined) for (const wake of [...waiters]) wake()
+  }
+
+  get(key: string): Promise<StoreRecord | undefined> {
+    return Promise.resolve(this.#read(key))
+  }
+
+  set(key: string, record: StoreRecord, options: StoreSetOptions): Promise<boolean> {
+    const existing = this.#read(key)
+    if (existing !== undefined && existing.expiresAt > record.expiresAt) return Promise.resolve(false)
+    if (!(options.ttlMs > 0)) return Promise.resolve(false)
+    this.#records.delete(key)
+    this.#records.set(key, { record, expiresAt: this.#clock.now() + options.ttlMs })
+    while (this.#records.size > this.#maxEntries) {
+      const oldest = this.#records.keys().next()
+      if (oldest.done === true) break
+      this.#records.delete(oldest.value)
+    }
+    this.#wake(key)
+    this.#emit({ type: 'set', key, tokenId: record.tokenId })
+    return Promise.resolve(true)
+  }
+
+  delete(key: string, options?: StoreDeleteOptions): Promise<boolean> {
+    const existing = this.#read(key)
+    if (existing === undefined) return Promise.resolve(false)
+    if (options?.tokenId !== undefined && existing.tokenId !== options.tokenId) return Promise.resolve(false)
+    this.#records.delete(key)
+    this.#emit({ type: 'delete', key, tokenId: existing.tokenId })
+    return Promise.resolve(true)
+  }
+
+  clear(): Promise<void> {
+    this.#records.clear()
+    this.#emit({ type: 'clear' })
+    return Promise.resolve()
+  }
+
+  acquireLock(key: string, options: StoreLockOptions): Promise<StoreLock | undefined> {
+    const now = this.#clock.now()
+    const held = this.#locks.get(key)
+    if (held !== undefined && held.expiresAt > now) return Promise.resolve(undefined)
+    const owner = {}
+    this.#locks.set(key, { owner, expiresAt: now + options.ttlMs })
+    return Promise.resolve({
+      release: () => {
+        if (this.#locks.get(key)?.owner === owner) {
+          this.#locks.delete(key)
+          this.#wake(key)
+        }
+        return Promise.resolve()
+      },
+    })
+  }
+
+  waitForUpdate(key: string, options: StoreWaitOptions): Promise<StoreRecord | undefined> {
+    return new Promise((resolve) => {
+      const state: { timer: Timer | undefined } = { timer: undefined }
+      const done = (): void => {
+        state.timer?.cancel()
+        options.signal?.removeEventListener('abort', done)
+        const waiters = this.#waiters.get(key)
+        waiters?.delete(done)
+        if (waiters?.size === 0) this.#waiters.delete(key)
+        resolve(this.#read(key))
+      }
+      if (options.signal?.aborted === true || this.#read(key)?.tokenId !== options.knownTokenId) return done()
+      let waiters = this.#waiters.get(key)
+      if (waiters === undefined) this.#waiters.set(key, (waiters = new Set()))
+      waiters.add(done)
+      state.timer = this.#clock.setTimer(done, options.timeoutMs)
+      options.signal?.addEventListener('abort', done, { once: true })
+    })
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.#listeners.add(listener)
+    return () => {
+      this.#listeners.delete(listener)
+    }
+  }
+
+  /** The number of records held (expired ones may linger until read or evicted). */
+  get size(): number {
+    return this.#records.size
+  }
+}
+
+/**
+ * An in-process {@link TokenStore}: a bounded LRU with TTLs, write-if-newer, compare-and-delete,
+ * per-key locks and change events. Several `TokenManager`s given the same memory store share
+ * tokens and fetch once between them. A manager without a `store` needs none of this: it keeps
+ * tokens in its own bounded memory.
+ *
+ * @example
+ * ```ts
+ * import { memoryStore, TokenManager } from 'tokenkeeper'
+ * const tokens = new TokenManager({ store: memoryStore({ maxEntries: 500 }) })
+ * ```
+ */
+export function memoryStore(options: MemoryStoreOptions = {}): TokenStore & { readonly size: number } {
+  return new MemoryStore(options)
+}

@@ -1,0 +1,98 @@
+/**
+ * What a store keeps for one key: the serialized token (which stores that leave the process
+ * encrypt) plus the two facts a store needs to enforce its rules without reading the token:
+ * its id, for compare-and-delete, and its expiry, for write-if-newer.
+ */
+export interface StoreRecord {
+  /** `tokenId(token)`: identifies the token without revealing it. */
+  readonly tokenId: string
+  /** The token's hard expiry (epoch ms). */
+  readonly expiresAt: number
+  /** `serializeToken(token)`. Secret. */
+  readonly payload: string
+}
+
+/** Options of {@link TokenStore.set}. */
+export interface StoreSetOptions {
+  /** Time to live: the store forgets the record after this many ms (time to hard expiry). */
+  readonly ttlMs: number
+}
+
+/** Options of {@link TokenStore.delete}. */
+export interface StoreDeleteOptions {
+  /** Delete only if the stored record has this token id (compare-and-delete). */
+  readonly tokenId?: string | undefined
+}
+
+/** A held per-key lock of a store that coordinates processes. */
+export interface StoreLock {
+  /** Releases the lock if this holder still owns it (compare-and-delete of the owner id). */
+  release(): Promise<void>
+}
+
+/** Options of {@link TokenStore.acquireLock}. */
+export interface StoreLockOptions {
+  /** The lock expires by itself after this long, so a dead holder cannot block others. */
+  readonly ttlMs: number
+}
+
+/** Options of {@link TokenStore.waitForUpdate}. */
+export interface StoreWaitOptions {
+  /** Give up after this long and return whatever the store holds then. */
+  readonly timeoutMs: number
+  /**
+   * The token id the caller last saw for the key (undefined: none). If the store holds a
+   * different record already, the wait ends at once, so a write between the caller's read and
+   * its wait is never missed.
+   */
+  readonly knownTokenId?: string | undefined
+  readonly signal?: AbortSignal | undefined
+}
+
+/** Something that happened in a store, possibly in another process. */
+export type StoreEvent =
+  | { readonly type: 'set'; readonly key: string; readonly tokenId: string }
+  | { readonly type: 'delete'; readonly key: string; readonly tokenId: string | undefined }
+  | { readonly type: 'clear' }
+
+/**
+ * Where the {@link TokenManager} keeps tokens beyond its own memory. Stores are dumb: they keep
+ * records with a TTL and enforce two atomic rules; the manager owns every policy decision.
+ *
+ * Required: `get`, `set` (write-if-newer), `delete` (optionally compare-and-delete), `clear`.
+ * Optional coordination hooks let many processes share one fetch: `acquireLock` /
+ * `waitForUpdate` (fleet-wide single-flight) and `subscribe` (invalidations reach every
+ * process). A store method that throws or rejects is treated by the manager as a cache miss.
+ *
+ * @example
+ * ```ts
+ * import { memoryStore, TokenManager } from 'tokenkeeper'
+ * const shared = memoryStore({ maxEntries: 1_000 })
+ * const a = new TokenManager({ store: shared })
+ * const b = new TokenManager({ store: shared }) // a and b share tokens and single-flight
+ * ```
+ */
+export interface TokenStore {
+  /** The record for `key`, or undefined when there is none or it has expired. */
+  get(key: string): Promise<StoreRecord | undefined>
+  /**
+   * Stores `record` unless the store holds one that expires later (write-if-newer). Returns
+   * whether the record was written.
+   */
+  set(key: string, record: StoreRecord, options: StoreSetOptions): Promise<boolean>
+  /** Deletes the record (only if its token id matches, when one is given). Returns whether it did. */
+  delete(key: string, options?: StoreDeleteOptions): Promise<boolean>
+  /** Deletes every record this store holds. */
+  clear(): Promise<void>
+  /** Tries to take the per-key lock. Resolves undefined when another holder has it. */
+  acquireLock?(key: string, options: StoreLockOptions): Promise<StoreLock | undefined>
+  /**
+   * Waits until `key` is written or its lock is released (by anyone), or the timeout passes,
+   * then returns the record the store holds.
+   */
+  waitForUpdate?(key: string, options: StoreWaitOptions): Promise<StoreRecord | undefined>
+  /** Calls `listener` for changes made anywhere (this process included). Returns an unsubscribe. */
+  subscribe?(listener: (event: StoreEvent) => void): () => void
+  /** Releases what the store holds (subscriptions, timers). Does not close a client it was given. */
+  close?(): Promise<void>
+}
