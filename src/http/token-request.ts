@@ -23,6 +23,12 @@ export interface TokenRequest {
   readonly clock: Clock
   /** Strings that must never appear in an error (secret, assertion); scrubbed from server text. */
   readonly secrets?: readonly string[]
+  /**
+   * Whether the request carried a signed assertion (client assertion or JWT-bearer grant). Then
+   * a refusal from a server whose clock (`Date`) differs from ours is reported as clock skew even
+   * when the server hides its reason.
+   */
+  readonly sentAssertion?: boolean
 }
 
 /** A successful (2xx) token endpoint answer, parsed as JSON. */
@@ -116,22 +122,20 @@ function oauthErrorFrom(
   const uri = typeof parsed['error_uri'] === 'string' ? scrub(parsed['error_uri'], secrets) : undefined
   const status = response.status
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), receivedAt)
+  const serverDate = Date.parse(response.headers.get('date') ?? '')
+  const skewMs = Number.isNaN(serverDate) ? 0 : serverDate - receivedAt
+  const skewed = Math.abs(skewMs) >= SKEW_REPORT_THRESHOLD_MS
   const clockSkewSuspected =
     (error === 'invalid_grant' || error === 'invalid_client' || error === 'invalid_request') &&
-    description !== undefined &&
-    TIME_CLAIM_HINT.test(description)
+    ((description !== undefined && TIME_CLAIM_HINT.test(description)) || (request.sentAssertion === true && skewed))
   let message = `${endpoint} refused the token request: ${error}`
   if (description !== undefined) message += ` (${description.slice(0, 200)})`
   if (clockSkewSuspected) {
     message += '; the endpoint may have rejected a time claim (iat/exp) of the assertion'
-    const serverDate = Date.parse(response.headers.get('date') ?? '')
-    if (!Number.isNaN(serverDate)) {
-      const skewMs = serverDate - receivedAt
-      if (Math.abs(skewMs) >= SKEW_REPORT_THRESHOLD_MS) {
-        message += `: this machine's clock is about ${Math.round(Math.abs(skewMs) / 1000)} s ${
-          skewMs > 0 ? 'behind' : 'ahead of'
-        } the token endpoint's`
-      }
+    if (skewed) {
+      message += `: this machine's clock is about ${Math.round(Math.abs(skewMs) / 1000)} s ${
+        skewMs > 0 ? 'behind' : 'ahead of'
+      } the token endpoint's`
     }
     message += '; check the clock (NTP) of this machine'
   }

@@ -131,6 +131,7 @@ export class TokenEndpoint {
       signal: options?.signal,
       clock,
       secrets: used,
+      sentAssertion: body.has('client_assertion') || body.has('assertion'),
     })
     return parseTokenResponse(result.json, {
       issuedAt: result.sentAt,
