@@ -179,7 +179,7 @@ export async function authenticateClient(
   const { method } = credentials
   if (method === 'none') return { kind: 'none' }
   if (method === 'multiple')
-    return fail('more than one client authentication method was used (RFC 6749 §2.3)')
+    return fail('more than one client authentication method was used (RFC 6749 section 2.3)')
 
   const bodyClientId = form.get('client_id') ?? undefined
   const lookup = (clientId: string | undefined): RegisteredClient | undefined =>

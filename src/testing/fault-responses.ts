@@ -17,7 +17,7 @@ const HTML_PAGE = `<!DOCTYPE html>
 function plannedFaultResponse(fault: Exclude<ReplacingFault, { kind: 'huge' }>): PlannedResponse {
   switch (fault.kind) {
     case 'status': {
-      const headers: Record<string, string> = {}
+      const headers: Record<string, string> = { ...fault.headers }
       if (fault.retryAfter !== undefined) headers['retry-after'] = String(fault.retryAfter)
       if (fault.error !== undefined) {
         const json: Record<string, string> = { error: fault.error }

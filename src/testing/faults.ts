@@ -29,6 +29,8 @@ export type TokenServerFault =
       readonly retryAfter?: number | string
       readonly body?: string
       readonly contentType?: string
+      /** Extra response headers, e.g. `{ 'www-authenticate': 'Basic' }`. */
+      readonly headers?: Readonly<Record<string, string>>
     }
   /** Never answers; the socket stays open until the client gives up or the server closes. */
   | { readonly kind: 'hang' }

@@ -57,7 +57,8 @@ function resourceResponse(
   counters: ResourceCounters,
 ): PlannedResponse {
   if (req.method !== 'GET' && req.method !== 'POST') {
-    return { ...plain(405, { error: 'method_not_allowed' }), headers: { allow: 'GET, POST' } }
+    const refused = plain(405, { error: 'method_not_allowed' })
+    return { ...refused, headers: { ...refused.headers, allow: 'GET, POST' } }
   }
   const match = /^bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
   const token = match?.[1]

@@ -175,7 +175,7 @@ export async function processTokenRequest(
   const grantType = form.get('grant_type')
   if (grantType === null || grantType === '') return refuse(400, 'invalid_request', 'grant_type is missing')
   if (grantType !== CLIENT_CREDENTIALS && grantType !== JWT_BEARER_GRANT) {
-    return refuse(400, 'unsupported_grant_type', `grant_type ${grantType} is not supported`)
+    return refuse(400, 'unsupported_grant_type', 'this grant_type is not supported')
   }
 
   const credentials = presentedCredentials(input.authorization, form)

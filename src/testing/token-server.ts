@@ -2,36 +2,24 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo, Socket } from 'node:net'
 import { systemClock } from '../clock.js'
 import { AssertionVerifier } from './assertions.js'
-import { presentedCredentials, registerClients } from './client-auth.js'
+import { registerClients } from './client-auth.js'
+import { ArrivalWaiters, Gate } from './coordination.js'
 import { dripResponse, respondWithFault } from './fault-responses.js'
-import { FaultQueue, type TokenServerFault } from './faults.js'
-import {
-  BodyTooLargeError,
-  mediaType,
-  oauthErrorResponse,
-  readBody,
-  sanitizeHeaders,
-  sleep,
-  writeResponse,
-} from './http.js'
+import { FaultQueue } from './faults.js'
+import { BodyTooLargeError, mediaType, oauthErrorResponse, readBody, sleep, writeResponse } from './http.js'
 import { IssuedTokens } from './issued-tokens.js'
+import { RequestLog } from './request-log.js'
 import { handleResourceRequest, type ResourceCounters } from './resource.js'
 import {
   CLIENT_CREDENTIALS,
   JWT_BEARER_GRANT,
-  parseScope,
   processTokenRequest,
   registerIssuers,
   strictScopePolicy,
+  type TokenEndpointConfig,
   type TokenRequestInput,
 } from './token-endpoint.js'
-import type {
-  HoldHandle,
-  TokenRequestRecord,
-  TokenServer,
-  TokenServerOptions,
-  TokenServerStats,
-} from './types.js'
+import type { TokenServer, TokenServerOptions } from './types.js'
 
 const MAX_BODY_BYTES = 1024 * 1024
 const DEFAULT_ALGORITHMS = [
@@ -47,40 +35,41 @@ const DEFAULT_ALGORITHMS = [
   'EdDSA',
   'Ed25519',
 ]
+const DURATIONS = [
+  'tokenLifetimeMs',
+  'refreshInMs',
+  'latencyMs',
+  'clockToleranceMs',
+  'maxAssertionLifetimeMs',
+] as const
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] }
-
-/** Requests wait on a gate until it is released. */
-class Gate implements HoldHandle {
-  #waiters: (() => void)[] = []
-  #released = false
-
-  get waiting(): number {
-    return this.#waiters.length
+function validateOptions(options: TokenServerOptions): void {
+  for (const name of DURATIONS) {
+    const value = options[name]
+    if (value !== undefined && (!Number.isFinite(value) || value < 0)) {
+      throw new TypeError(`startTokenServer: ${name} must be a finite, non-negative number of milliseconds`)
+    }
   }
-
-  get released(): boolean {
-    return this.#released
-  }
-
-  wait(): Promise<void> {
-    if (this.#released) return Promise.resolve()
-    return new Promise((resolve) => this.#waiters.push(resolve))
-  }
-
-  release(): void {
-    this.#released = true
-    const waiters = this.#waiters
-    this.#waiters = []
-    for (const resolve of waiters) resolve()
+  const { port = 0, maxRecordedRequests = 0 } = options
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new TypeError('startTokenServer: invalid port')
+  if (!Number.isInteger(maxRecordedRequests) || maxRecordedRequests < 0) {
+    throw new TypeError('startTokenServer: maxRecordedRequests must be a non-negative integer')
   }
 }
 
-const checkDuration = (value: number | undefined, name: string): void => {
-  if (value !== undefined && (!Number.isFinite(value) || value < 0)) {
-    throw new TypeError(`startTokenServer: ${name} must be a finite, non-negative number of milliseconds`)
-  }
+interface TokenCounters {
+  tokenRequests: number
+  tokensIssued: number
+  failures: number
+  inFlight: number
 }
+
+const json = (status: number, body: unknown) => ({
+  status,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+})
 
 /**
  * Starts a real OAuth 2.0 token endpoint (RFC 6749 §4.4 client credentials with
@@ -102,47 +91,24 @@ const checkDuration = (value: number | undefined, name: string): void => {
  * ```
  */
 export async function startTokenServer(options: TokenServerOptions = {}): Promise<TokenServer> {
+  validateOptions(options)
   const clock = options.clock ?? systemClock
-  for (const name of [
-    'tokenLifetimeMs',
-    'refreshInMs',
-    'latencyMs',
-    'clockToleranceMs',
-    'maxAssertionLifetimeMs',
-  ] as const) {
-    checkDuration(options[name], name)
-  }
-  const port = options.port ?? 0
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new TypeError('startTokenServer: invalid port')
-  const maxRecorded = options.maxRecordedRequests ?? 100_000
-  if (!Number.isInteger(maxRecorded) || maxRecorded < 0) {
-    throw new TypeError('startTokenServer: maxRecordedRequests must be a non-negative integer')
-  }
-  const clients = registerClients(options.clients ?? [])
-  const issuers = registerIssuers(options.jwtBearerIssuers ?? [])
   const latencyMs = options.latencyMs ?? 0
-
-  let tokenUrl = ''
-  const audiences =
-    options.audience === undefined
-      ? undefined
-      : typeof options.audience === 'string'
-        ? [options.audience]
-        : [...options.audience]
+  const algorithms = options.assertionAlgorithms ?? DEFAULT_ALGORITHMS
+  const audience = options.audience
+  let tokenUrl = '' // known once listening; the default assertion audience
   const tokens = new IssuedTokens(clock)
-  const faults = new FaultQueue()
-  const verifier = new AssertionVerifier({
-    clock,
-    clockToleranceMs: options.clockToleranceMs ?? 5_000,
-    maxAssertionLifetimeMs: options.maxAssertionLifetimeMs ?? 600_000,
-    algorithms: options.assertionAlgorithms ?? DEFAULT_ALGORITHMS,
-    audiences: () => audiences ?? [tokenUrl],
-  })
-  const config = {
-    clients,
-    issuers,
-    verifier,
+  const config: TokenEndpointConfig = {
+    clients: registerClients(options.clients ?? []),
+    issuers: registerIssuers(options.jwtBearerIssuers ?? []),
+    verifier: new AssertionVerifier({
+      clock,
+      clockToleranceMs: options.clockToleranceMs ?? 5_000,
+      maxAssertionLifetimeMs: options.maxAssertionLifetimeMs ?? 600_000,
+      algorithms,
+      audiences: () =>
+        audience === undefined ? [tokenUrl] : typeof audience === 'string' ? [audience] : audience,
+    }),
     tokens,
     tokenLifetimeMs: options.tokenLifetimeMs ?? 3_600_000,
     refreshInMs: options.refreshInMs,
@@ -151,12 +117,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     grantScopes: options.grantScopes ?? strictScopePolicy,
   }
 
-  const counters: ResourceCounters & {
-    tokenRequests: number
-    tokensIssued: number
-    failures: number
-    inFlight: number
-  } = {
+  const counters: ResourceCounters & TokenCounters = {
     tokenRequests: 0,
     tokensIssued: 0,
     failures: 0,
@@ -168,54 +129,31 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     resourceRejectedRevoked: 0,
     resourceRejectedScope: 0,
   }
-  const byClient = new Map<string, number>()
-  const requests: TokenRequestRecord[] = []
-  const arrivalWaiters = new Set<{ count: number; resolve: () => void; reject: (error: Error) => void }>()
+  const faults = new FaultQueue()
+  const log = new RequestLog(options.maxRecordedRequests ?? 100_000)
+  const arrivals = new ArrivalWaiters()
   const sockets = new Set<Socket>()
   let gate: Gate | undefined
   let closed = false
-  let closing: Promise<void> | undefined
 
   const handleToken = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    // Everything up to the first await runs synchronously on arrival: counts, log, fault, hold.
+    // Everything up to the first await runs synchronously on arrival: count, log, fault, hold.
     counters.tokenRequests += 1
     counters.inFlight += 1
     res.once('close', () => (counters.inFlight -= 1))
-    const record: Mutable<TokenRequestRecord> = {
-      at: clock.now(),
-      method: req.method ?? 'GET',
-      clientId: undefined,
-      grantType: undefined,
-      authMethod: undefined,
-      scopes: [],
-      status: undefined,
-      error: undefined,
-      fault: undefined,
-      headers: sanitizeHeaders(req),
-      contentType: req.headers['content-type'],
-    }
-    requests.push(record)
-    if (requests.length > maxRecorded) requests.shift()
-    const fault: TokenServerFault | undefined = faults.next()
+    const record = log.start(req, clock.now())
+    const fault = faults.next()
     record.fault = fault?.kind
-    for (const waiter of arrivalWaiters) {
-      if (counters.tokenRequests >= waiter.count) {
-        arrivalWaiters.delete(waiter)
-        waiter.resolve()
-      }
-    }
+    arrivals.notify(counters.tokenRequests)
     if (gate !== undefined) await gate.wait()
     if (closed) return
-    if (fault?.kind === 'hang') {
-      req.resume()
-      return
-    }
+    if (fault?.kind === 'hang') return void req.resume()
 
     let body: string
     try {
       body = await readBody(req, MAX_BODY_BYTES)
     } catch (error) {
-      if (!(error instanceof BodyTooLargeError)) return
+      if (!(error instanceof BodyTooLargeError)) return // the client went away
       counters.failures += 1
       record.status = 413
       record.error = 'invalid_request'
@@ -223,20 +161,17 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
       const tooLarge = { status: 413, error: 'invalid_request', errorDescription: 'request body too large' }
       return writeResponse(res, oauthErrorResponse(tooLarge))
     }
-    const isForm = mediaType(req.headers['content-type']) === 'application/x-www-form-urlencoded'
+    const contentType = req.headers['content-type']
     const input: TokenRequestInput = {
       method: req.method ?? 'GET',
-      contentType: req.headers['content-type'],
+      contentType,
       authorization: req.headers.authorization,
-      form: new URLSearchParams(isForm ? body : ''),
+      form: new URLSearchParams(mediaType(contentType) === 'application/x-www-form-urlencoded' ? body : ''),
     }
-    describeRequest(record, input)
-    if (record.clientId !== undefined) byClient.set(record.clientId, (byClient.get(record.clientId) ?? 0) + 1)
+    log.describe(record, input)
 
-    await sleep(latencyMs)
-    if (fault?.kind === 'latency') await sleep(fault.ms)
+    await sleep(latencyMs + (fault?.kind === 'latency' ? fault.ms : 0))
     if (closed) return
-
     if (
       fault !== undefined &&
       fault.kind !== 'latency' &&
@@ -244,10 +179,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
       fault.kind !== 'slow-body'
     ) {
       counters.failures += 1
-      if (fault.kind === 'reset') {
-        req.socket.resetAndDestroy()
-        return
-      }
+      if (fault.kind === 'reset') return void req.socket.resetAndDestroy()
       record.status = await respondWithFault(res, fault)
       return
     }
@@ -260,23 +192,16 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     else writeResponse(res, outcome.response)
   }
 
-  const metadata = (): unknown => ({
-    issuer: tokenUrl.slice(0, -'/token'.length),
-    token_endpoint: tokenUrl,
-    grant_types_supported: [CLIENT_CREDENTIALS, JWT_BEARER_GRANT],
-    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
-    token_endpoint_auth_signing_alg_values_supported: options.assertionAlgorithms ?? DEFAULT_ALGORITHMS,
-  })
-
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     if (url.pathname === '/token') {
       handleToken(req, res).catch(() => {
-        // An unexpected failure: answer 500 without details (they could echo request data).
+        counters.failures += 1
+        // Unexpected: answer 500 without details (they could echo request data).
         const failure = {
           status: 500,
           error: 'server_error',
-          errorDescription: 'internal error in the test token server',
+          errorDescription: 'internal error in the test server',
         }
         writeResponse(res, oauthErrorResponse(failure))
       })
@@ -284,18 +209,23 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     }
     if (url.pathname === '/resource') return handleResourceRequest(req, res, url, tokens, counters)
     req.resume()
-    if (url.pathname === '/.well-known/oauth-authorization-server') {
-      return writeResponse(res, {
-        status: 200,
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(metadata()),
-      })
+    if (url.pathname !== '/.well-known/oauth-authorization-server') {
+      return writeResponse(res, json(404, { error: 'not_found' }))
     }
-    writeResponse(res, {
-      status: 404,
-      headers: { 'content-type': 'application/json' },
-      body: '{"error":"not_found"}',
-    })
+    writeResponse(
+      res,
+      json(200, {
+        issuer: tokenUrl.slice(0, -'/token'.length),
+        token_endpoint: tokenUrl,
+        grant_types_supported: [CLIENT_CREDENTIALS, JWT_BEARER_GRANT],
+        token_endpoint_auth_methods_supported: [
+          'client_secret_basic',
+          'client_secret_post',
+          'private_key_jwt',
+        ],
+        token_endpoint_auth_signing_alg_values_supported: algorithms,
+      }),
+    )
   }
 
   const server = createServer(onRequest)
@@ -304,10 +234,9 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     socket.once('close', () => sockets.delete(socket))
   })
   server.on('clientError', (_error, socket) => socket.destroy())
-
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen({ port, host: '127.0.0.1', backlog: 16_384 }, () => {
+    server.listen({ port: options.port ?? 0, host: '127.0.0.1', backlog: 16_384 }, () => {
       server.off('error', reject)
       resolve()
     })
@@ -315,12 +244,12 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   tokenUrl = `${url}/token`
 
+  let closing: Promise<void> | undefined
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {
       closed = true
       gate?.release()
-      for (const waiter of arrivalWaiters) waiter.reject(new Error('token server closed'))
-      arrivalWaiters.clear()
+      arrivals.close()
       server.close(() => resolve())
       server.closeAllConnections()
       for (const socket of sockets) socket.destroy()
@@ -332,8 +261,8 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     url,
     tokenUrl,
     resourceUrl: `${url}/resource`,
-    requests,
-    stats: (): TokenServerStats => ({ ...counters, byClient: Object.fromEntries(byClient) }),
+    requests: log.records,
+    stats: () => ({ ...counters, byClient: log.byClient() }),
     introspect: (token) => tokens.introspect(token),
     revoke: (token) => tokens.revoke(token),
     revokeAll: () => tokens.revokeAll(),
@@ -344,37 +273,9 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
       if (gate === undefined || gate.released) gate = new Gate()
       return gate
     },
-    waitForRequests(count, waitOptions) {
-      if (counters.tokenRequests >= count) return Promise.resolve()
-      if (closed) return Promise.reject(new Error('token server closed'))
-      const timeoutMs = waitOptions?.timeoutMs ?? 10_000
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          arrivalWaiters.delete(waiter)
-          reject(
-            new Error(
-              `waitForRequests: ${counters.tokenRequests} of ${count} token requests arrived in ${timeoutMs} ms`,
-            ),
-          )
-        }, timeoutMs)
-        const waiter = {
-          count,
-          resolve: () => (clearTimeout(timer), resolve()),
-          reject: (error: Error) => (clearTimeout(timer), reject(error)),
-        }
-        arrivalWaiters.add(waiter)
-      })
-    },
+    waitForRequests: (count, waitOptions) =>
+      arrivals.wait(count, () => counters.tokenRequests, waitOptions?.timeoutMs ?? 10_000),
     close,
     [Symbol.asyncDispose]: close,
   }
-}
-
-/** Fills in what the log may know about a request: never a secret, assertion or token. */
-function describeRequest(record: Mutable<TokenRequestRecord>, input: TokenRequestInput): void {
-  const credentials = presentedCredentials(input.authorization, input.form)
-  record.clientId = credentials.claimedClientId
-  record.authMethod = credentials.method
-  record.grantType = input.form.get('grant_type') ?? undefined
-  record.scopes = parseScope(input.form.get('scope')) ?? []
 }
