@@ -20,7 +20,6 @@ export type TokenkeeperErrorCode =
   | 'INVALID_EXPIRES_IN'
   | 'INVALID_REFRESH_IN'
   | 'INVALID_SCOPE_FIELD'
-  | 'MISSING_TOKEN_TYPE'
   | 'UNSUPPORTED_TOKEN_TYPE'
   | 'SCOPE_NOT_GRANTED'
   | 'RESPONSE_TOO_LARGE'
@@ -41,7 +40,6 @@ export type TokenkeeperErrorCode =
   | 'MANAGER_CLOSED'
   // Using a token against a resource.
   | 'INSUFFICIENT_SCOPE'
-  | 'UNAUTHORIZED'
 
 /** Options shared by every tokenkeeper error constructor. */
 export interface TokenkeeperErrorOptions {

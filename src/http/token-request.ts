@@ -60,11 +60,13 @@ function transportCode(error: unknown): { code: TokenkeeperErrorCode; detail: st
   return { code: 'NETWORK_ERROR', detail: 'network error' }
 }
 
-function scrub(text: string | undefined, secrets: readonly string[]): string | undefined {
+/** Server text for a message: secrets removed, control characters (line breaks) blanked, bounded. */
+function scrub(text: string | undefined, secrets: readonly string[], maxLength = 200): string | undefined {
   if (text === undefined) return undefined
-  let result = text
+  // eslint-disable-next-line no-control-regex -- control characters are what is removed
+  let result = text.slice(0, maxLength * 4).replace(/[\u0000-\u001f\u007f]/g, ' ')
   for (const secret of secrets) if (secret.length >= 4) result = result.split(secret).join('[redacted]')
-  return result
+  return result.slice(0, maxLength)
 }
 
 function headerRecord(headers: Headers): Record<string, string> {
@@ -116,10 +118,10 @@ function oauthErrorFrom(
   receivedAt: number,
 ): OAuthError {
   const secrets = request.secrets ?? []
-  const error = scrub(String(parsed['error']), secrets) ?? 'unknown_error'
+  const error = scrub(String(parsed['error']), secrets, 64) ?? 'unknown_error'
   const description =
     typeof parsed['error_description'] === 'string' ? scrub(parsed['error_description'], secrets) : undefined
-  const uri = typeof parsed['error_uri'] === 'string' ? scrub(parsed['error_uri'], secrets) : undefined
+  const uri = typeof parsed['error_uri'] === 'string' ? scrub(parsed['error_uri'], secrets, 500) : undefined
   const status = response.status
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), receivedAt)
   const serverDate = Date.parse(response.headers.get('date') ?? '')
@@ -127,9 +129,10 @@ function oauthErrorFrom(
   const skewed = Math.abs(skewMs) >= SKEW_REPORT_THRESHOLD_MS
   const clockSkewSuspected =
     (error === 'invalid_grant' || error === 'invalid_client' || error === 'invalid_request') &&
-    ((description !== undefined && TIME_CLAIM_HINT.test(description)) || (request.sentAssertion === true && skewed))
+    ((description !== undefined && TIME_CLAIM_HINT.test(description)) ||
+      (request.sentAssertion === true && skewed))
   let message = `${endpoint} refused the token request: ${error}`
-  if (description !== undefined) message += ` (${description.slice(0, 200)})`
+  if (description !== undefined) message += ` (${description})`
   if (clockSkewSuspected) {
     message += '; the endpoint may have rejected a time claim (iat/exp) of the assertion'
     if (skewed) {
@@ -230,7 +233,16 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
         { status: response.status, retryable: false },
       )
     }
-    text = await readCapped(response, request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, endpoint)
+    try {
+      text = await readCapped(response, request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, endpoint)
+    } catch (error) {
+      // An oversized 5xx or 429 page is still a transient failure, with its Retry-After.
+      const failed = response.status < 200 || response.status >= 300
+      if (failed && error instanceof TokenkeeperError && error.code === 'RESPONSE_TOO_LARGE') {
+        throw statusError(response, '', endpoint, request.clock.now())
+      }
+      throw error
+    }
   } catch (error) {
     throw transportFailure(error)
   }

@@ -47,15 +47,21 @@ function checkSecret(secret: unknown, what: string): string {
   return secret
 }
 
+/** Client secrets, kept outside the objects so no reflection or inspection can reach them. */
+const secrets = new WeakMap<SecretAuth, string>()
+
 abstract class SecretAuth implements ClientAuth {
   abstract readonly method: ClientAuthMethod
   readonly fingerprint: string
-  protected readonly secret: string
 
   constructor(secret: string, what: string) {
-    this.secret = checkSecret(secret, what)
-    this.fingerprint = fingerprint('client-secret', this.secret)
-    Object.defineProperty(this, 'secret', { enumerable: false })
+    const checked = checkSecret(secret, what)
+    secrets.set(this, checked)
+    this.fingerprint = fingerprint('client-secret', checked)
+  }
+
+  protected get secret(): string {
+    return secrets.get(this) ?? ''
   }
 
   abstract apply(context: ClientAuthContext): Promise<readonly string[]>

@@ -41,7 +41,7 @@ class ClientCredentialsSource implements TokenSource {
     this.#clientId = options.clientId
     this.#auth = options.auth
     this.key =
-      `cc|${keyPart(this.#endpoint.url.href)}|${keyPart(this.#clientId)}|` +
+      `cc|${this.#endpoint.keyUrl}|${keyPart(this.#clientId)}|` +
       `${this.#auth.method}:${this.#auth.fingerprint}${this.#endpoint.keySuffix}`
   }
 

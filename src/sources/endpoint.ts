@@ -93,7 +93,33 @@ export class TokenEndpoint {
     const audience = options.audience === undefined ? '' : `|aud=${keyPart(options.audience)}`
     const resource = resources.length === 0 ? '' : `|res=${keyPart([...new Set(resources)].sort().join(' '))}`
     const extra = extras.length === 0 ? '' : `|x=${fingerprint('extra-params', JSON.stringify(extras))}`
-    this.#keySuffix = `|scope=${keyPart(this.scopes.join(' '))}${audience}${resource}${extra}`
+    // Options that change which token is returned or accepted, and headers (which may carry
+    // credentials), enter the key as one fingerprint, present only when any is set.
+    const acceptance = [
+      options.defaultLifetimeMs ?? '',
+      options.requireRequestedScopes === true ? 'require-scopes' : '',
+      [...(options.acceptedTokenTypes ?? [])]
+        .map((t) => t.toLowerCase())
+        .sort()
+        .join(' '),
+      JSON.stringify(
+        Object.entries(options.headers ?? {})
+          .map(([n, v]) => [n.toLowerCase(), v])
+          .sort(),
+      ),
+    ]
+    const options_ =
+      acceptance.join('') === '[]' ? '' : `|o=${fingerprint('endpoint-options', ...acceptance.map(String))}`
+    this.#keySuffix = `|scope=${keyPart(this.scopes.join(' '))}${audience}${resource}${extra}${options_}`
+  }
+
+  /**
+   * The token URL as a key segment: origin and path, with any query string (which may hold an
+   * API key) replaced by its fingerprint.
+   */
+  get keyUrl(): string {
+    const { origin, pathname, search } = this.url
+    return keyPart(`${origin}${pathname}${search === '' ? '' : `?#${fingerprint('query', search)}`}`)
   }
 
   /** The key segments every endpoint source shares: scopes, audience, resource, extras. */
@@ -135,6 +161,7 @@ export class TokenEndpoint {
     })
     return parseTokenResponse(result.json, {
       issuedAt: result.sentAt,
+      status: result.status,
       requestedScopes: this.scopes,
       endpoint: describeEndpoint(this.url),
       ...(this.#options.defaultLifetimeMs === undefined

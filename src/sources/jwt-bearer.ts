@@ -1,6 +1,7 @@
 import { inspect } from 'node:util'
 import { systemClock } from '../clock.js'
 import type { AccessToken } from '../token/access-token.js'
+import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
 import type { ClientAuth } from './auth.js'
 import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
 import { fingerprint, keyPart } from './fingerprint.js'
@@ -48,9 +49,15 @@ class JwtBearerSource implements TokenSource {
   readonly #endpoint: TokenEndpoint
   readonly #options: JwtBearerOptions
   readonly #signing: SigningKey
+  /** Scopes for the assertion's `scope` claim (`scopeIn: 'assertion'`), normalised. */
+  readonly #assertionScopes: readonly string[]
 
   constructor(options: JwtBearerOptions) {
     const scopeInAssertion = options.scopeIn === 'assertion'
+    this.#assertionScopes = scopeInAssertion ? normalizeScopes(options.scopes ?? []) : []
+    if (this.#assertionScopes.some((scope) => !isValidScopeToken(scope))) {
+      throw new TypeError('jwtBearer: scope contains characters RFC 6749 §3.3 forbids')
+    }
     this.#endpoint = new TokenEndpoint(scopeInAssertion ? { ...options, scopes: [] } : options, 'jwtBearer')
     if (typeof options.issuer !== 'string' || options.issuer.length === 0) {
       throw new TypeError('jwtBearer: issuer must be a non-empty string')
@@ -64,9 +71,7 @@ class JwtBearerSource implements TokenSource {
     }
     this.#signing = loadSigningKey(options.key, options.alg, 'jwtBearer')
     this.#options = options
-    const scopes = scopeInAssertion
-      ? `|ascope=${keyPart([...new Set(options.scopes ?? [])].sort().join(' '))}`
-      : ''
+    const scopes = scopeInAssertion ? `|ascope=${keyPart(this.#assertionScopes.join(' '))}` : ''
     const claims =
       options.claims === undefined ? '' : `|c=${fingerprint('claims', JSON.stringify(options.claims))}`
     const client =
@@ -74,7 +79,7 @@ class JwtBearerSource implements TokenSource {
         ? ''
         : `|client=${keyPart(options.clientId)}:${options.auth?.fingerprint ?? ''}`
     this.key =
-      `jwt-bearer|${keyPart(this.#endpoint.url.href)}|${keyPart(options.issuer)}|${keyPart(options.subject ?? '')}|` +
+      `jwt-bearer|${this.#endpoint.keyUrl}|${keyPart(options.issuer)}|${keyPart(options.subject ?? '')}|` +
       `${fingerprint('jwt-bearer-key', this.#signing.thumbprint, this.#signing.alg, options.kid ?? '', options.assertionAudience ?? '')}` +
       `${this.#endpoint.keySuffix}${scopes}${claims}${client}`
   }
@@ -83,8 +88,7 @@ class JwtBearerSource implements TokenSource {
     const o = this.#options
     const clock = options?.clock ?? o.clock ?? systemClock
     const extra: Record<string, unknown> = { ...o.claims }
-    if (o.scopeIn === 'assertion' && o.scopes !== undefined)
-      extra['scope'] = [...new Set(o.scopes)].sort().join(' ')
+    if (this.#assertionScopes.length > 0) extra['scope'] = this.#assertionScopes.join(' ')
     const assertion = await signAssertion(this.#signing, o.kid, {
       iss: o.issuer,
       sub: o.subject,

@@ -24,13 +24,27 @@ export interface ParseTokenResponseOptions {
   readonly acceptedTokenTypes?: readonly string[]
   /** Names the endpoint in error messages, e.g. `POST idp.example/oauth/token`. */
   readonly endpoint?: string
+  /** The HTTP status of the response, for errors; absent when there was no HTTP response. */
+  readonly status?: number
 }
 
-function fail(code: TokenkeeperErrorCode, what: string, endpoint: string | undefined): never {
-  throw new TokenkeeperError(code, `token response from ${endpoint ?? 'the token endpoint'} ${what}`, {
-    retryable: false,
-    status: 200,
-  })
+function fail(code: TokenkeeperErrorCode, what: string, options: ParseTokenResponseOptions): never {
+  throw new TokenkeeperError(
+    code,
+    `token response from ${options.endpoint ?? 'the token endpoint'} ${what}`,
+    {
+      retryable: false,
+      ...(options.status === undefined ? {} : { status: options.status }),
+    },
+  )
+}
+
+/** Names a JSON value's kind for messages: `null`, `an array`, `a string`, ... */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  const type = typeof value
+  return type === 'object' ? 'an object' : `a ${type}`
 }
 
 /**
@@ -65,25 +79,21 @@ function canonicalTokenType(type: string): string {
  * ```
  */
 export function parseTokenResponse(json: unknown, options: ParseTokenResponseOptions): AccessToken {
-  const endpoint = options.endpoint
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    fail(
-      'RESPONSE_NOT_OBJECT',
-      `is ${Array.isArray(json) ? 'an array' : typeof json}, not a JSON object`,
-      endpoint,
-    )
+    fail('RESPONSE_NOT_OBJECT', `is ${kindOf(json)}, not a JSON object`, options)
   }
   const body = json as Record<string, unknown>
 
   const value = body['access_token']
-  if (value === undefined || value === null) fail('MISSING_ACCESS_TOKEN', 'has no access_token', endpoint)
-  if (typeof value !== 'string') fail('INVALID_ACCESS_TOKEN', `has a ${typeof value} access_token`, endpoint)
+  if (value === undefined || value === null) fail('MISSING_ACCESS_TOKEN', 'has no access_token', options)
+  if (typeof value !== 'string')
+    fail('INVALID_ACCESS_TOKEN', `has ${kindOf(value)} as access_token, not a string`, options)
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (value.length === 0 || /[\s\u0000-\u001f\u007f]/.test(value)) {
     fail(
       'INVALID_ACCESS_TOKEN',
       'has an access_token that is empty or holds whitespace or control characters',
-      endpoint,
+      options,
     )
   }
 
@@ -91,14 +101,14 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
   let type = 'Bearer'
   if (rawType !== undefined && rawType !== null) {
     if (typeof rawType !== 'string' || rawType.length === 0) {
-      fail('UNSUPPORTED_TOKEN_TYPE', `has a token_type that is not a string`, endpoint)
+      fail('UNSUPPORTED_TOKEN_TYPE', `has a token_type that is not a string`, options)
     }
     const accepted = options.acceptedTokenTypes ?? ['bearer']
     if (!accepted.some((t) => t.toLowerCase() === rawType.toLowerCase())) {
       fail(
         'UNSUPPORTED_TOKEN_TYPE',
-        `has token_type "${rawType.slice(0, 40)}", which is not accepted`,
-        endpoint,
+        `has token_type "${rawType.slice(0, 40).replace(/[^\x20-\x7e]/g, '?')}", which is not accepted`,
+        options,
       )
     }
     type = canonicalTokenType(rawType)
@@ -106,7 +116,7 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
 
   const expiresIn = readSeconds(body['expires_in'])
   if (Number.isNaN(expiresIn)) {
-    fail('INVALID_EXPIRES_IN', 'has an expires_in that is not a finite, non-negative number', endpoint)
+    fail('INVALID_EXPIRES_IN', 'has an expires_in that is not a finite, non-negative number', options)
   }
   const lifetimeMs = Math.min(
     expiresIn === undefined ? (options.defaultLifetimeMs ?? DEFAULT_LIFETIME_MS) : expiresIn * 1000,
@@ -115,7 +125,7 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
 
   const refreshIn = readSeconds(body['refresh_in'])
   if (Number.isNaN(refreshIn)) {
-    fail('INVALID_REFRESH_IN', 'has a refresh_in that is not a finite, non-negative number', endpoint)
+    fail('INVALID_REFRESH_IN', 'has a refresh_in that is not a finite, non-negative number', options)
   }
   const refreshInMs = refreshIn === undefined || refreshIn * 1000 >= lifetimeMs ? undefined : refreshIn * 1000
 
@@ -127,16 +137,12 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
   } else if (typeof rawScope === 'string') {
     granted = normalizeScopes(rawScope.split(' '))
   } else {
-    fail(
-      'INVALID_SCOPE_FIELD',
-      `has a ${Array.isArray(rawScope) ? 'list' : typeof rawScope} scope, not a string`,
-      endpoint,
-    )
+    fail('INVALID_SCOPE_FIELD', `has ${kindOf(rawScope)} as scope, not a string`, options)
   }
   if (options.requireRequestedScopes === true) {
     const missing = requested.filter((scope) => !granted.includes(scope))
     if (missing.length > 0)
-      fail('SCOPE_NOT_GRANTED', `did not grant the scopes ${missing.join(' ')}`, endpoint)
+      fail('SCOPE_NOT_GRANTED', `did not grant the scopes ${missing.join(' ')}`, options)
   }
 
   const extra: Record<string, unknown> = {}

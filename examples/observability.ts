@@ -1,0 +1,26 @@
+// Events, diagnostics_channel and stats: what to wire into logs and metrics.
+import { subscribe } from 'node:diagnostics_channel'
+import { CHANNEL_NAMES, TokenManager, tokenSource, type RefreshFailureEvent } from 'tokenkeeper'
+
+const tokens = new TokenManager()
+
+tokens.on('refreshFailure', (event: RefreshFailureEvent) => {
+  console.warn(`token renewal failed for ${event.key}: ${event.code}; serving cached: ${event.servingCached}`)
+})
+tokens.on('stale', (event) => console.warn(`serving a cached token for ${event.key} while renewal fails`))
+
+// diagnostics_channel: for tracers and metrics agents; nothing is built unless someone subscribes.
+subscribe(CHANNEL_NAMES.refreshSuccess, (message) => {
+  const event = message as { key: string; durationMs: number; origin: string }
+  console.log(`renewed ${event.key} in ${event.durationMs} ms (${event.origin})`)
+})
+
+let issued = 0
+const source = tokenSource('example:function-source', () => ({
+  access_token: `example-${++issued}`,
+  expires_in: 300,
+}))
+await tokens.get(source)
+await tokens.get(source)
+console.log(tokens.stats()) // hits 1, misses 1, fetches 1, ... no secrets
+await tokens.close()

@@ -1,0 +1,42 @@
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
+import { describe, expect, it } from 'vitest'
+
+// Every example is type-checked by `npm run typecheck`; here each one also runs, compiled to
+// JavaScript inside the package so that `import 'tokenkeeper'` resolves to the built package.
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const examples = fileURLToPath(new URL('../../examples/', import.meta.url))
+const out = fileURLToPath(new URL('../../.tmp/examples/', import.meta.url))
+
+const expected: Record<string, RegExp> = {
+  'quickstart.ts': /distinct tokens: 1\ntoken requests: 1\n[\s\S]*API status: 200/,
+  'private-key-jwt.ts': /got a Bearer token for reports/,
+  'observability.ts': /renewed fn\|example:function-source in \d+ ms \(fetch\)/,
+  'testing-your-code.ts':
+    /same token during the outage: true\nafter expiry: SERVER_ERROR retryable: true\nrecovered: true/,
+}
+
+describe('examples run', () => {
+  mkdirSync(out, { recursive: true })
+  const files = readdirSync(examples).filter((name) => name.endsWith('.ts'))
+
+  it('every example has an expectation', () => {
+    expect(files.sort()).toEqual(Object.keys(expected).sort())
+  })
+
+  it.each(files)('%s', (name) => {
+    const source = readFileSync(examples + name, 'utf8')
+    const { outputText } = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    })
+    const file = out + name.replace(/\.ts$/, '.mjs')
+    writeFileSync(file, outputText)
+    const result = spawnSync(process.execPath, [file], { cwd: root, encoding: 'utf8', timeout: 30_000 })
+    expect(result.stderr.replace(/^.*ExperimentalWarning.*$/gm, '').trim()).toBe('')
+    expect(result.status).toBe(0)
+    expect(result.stdout).toMatch(expected[name]!)
+    expect(result.stdout).not.toMatch(/example-secret|test-secret/)
+  })
+})

@@ -1,0 +1,235 @@
+import { format, inspect } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { TokenkeeperError } from '../../src/index.js'
+import {
+  AccessToken,
+  clientCredentials,
+  clientSecretBasic,
+  clientSecretPost,
+  isOAuthError,
+  jwtBearer,
+  privateKeyJwt,
+  tokenSource,
+  type ClientAuth,
+  type TokenSource,
+} from '../../src/index.js'
+import { closedPort, formFields, startLocalServer, type LocalServer } from '../wire/local-server.js'
+import { ecKeyPair, findLeaks, rsaKeyPair } from './keys.js'
+
+const SECRET = 'SECRET-must-not-leak-123'
+const TOKEN = 'TOKEN-must-not-leak-456'
+const ID_TOKEN = 'IDTOKEN-must-not-leak-000'
+const rsa = rsaKeyPair('a')
+const ec = ecKeyPair('a')
+const KEY_MATERIAL = [...rsa.privateParts, ...ec.privateParts]
+
+/** Every way a value is commonly printed. */
+function renderings(value: unknown): string[] {
+  return [
+    inspect(value),
+    inspect(value, { showHidden: true, depth: Infinity }),
+    inspect({ nested: { deeper: value } }, { depth: Infinity }),
+    format('%o', value),
+    format('%O', value),
+    format('%j', value),
+    format('%s', value),
+    String(value),
+    JSON.stringify(value) ?? '',
+    JSON.stringify({ value }),
+  ]
+}
+
+/**
+ * No rendering shows a forbidden string. A spread copy (`{ ...value }`, as some loggers merge
+ * metadata) is checked too, except for `spreadMayShow`: an AccessToken's `extra` is a public,
+ * enumerable field, so a copy of it shows the `id_token` (never the token value).
+ */
+function expectNoLeak(
+  value: unknown,
+  forbidden: readonly string[],
+  spreadMayShow: readonly string[] = [],
+): void {
+  expect(findLeaks(renderings(value), forbidden)).toEqual([])
+  const spread = JSON.stringify({ ...(value as object) })
+  expect(
+    findLeaks(
+      [spread],
+      forbidden.filter((item) => !spreadMayShow.includes(item)),
+    ),
+  ).toEqual([])
+}
+
+let server: LocalServer
+let tokenUrl: string
+let echoUrl: string
+const assertions: string[] = []
+
+beforeAll(async () => {
+  server = await startLocalServer()
+  tokenUrl = `${server.origin}/token`
+  echoUrl = `${server.origin}/echo`
+  server.route('/token', (_req, res, body) => {
+    const fields = Object.fromEntries(new URLSearchParams(body))
+    for (const name of ['client_assertion', 'assertion'])
+      if (fields[name] !== undefined) assertions.push(fields[name])
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify({ access_token: TOKEN, expires_in: 3600, id_token: ID_TOKEN }))
+  })
+  // A careless server that echoes the whole request, credentials included, in its error.
+  server.route('/echo', (req, res, body) => {
+    res.writeHead(401, { 'content-type': 'application/json' })
+    res.end(
+      JSON.stringify({
+        error: 'invalid_client',
+        error_description: `rejected ${body} with authorization ${req.headers['authorization'] ?? 'none'}`,
+      }),
+    )
+  })
+})
+
+afterAll(async () => {
+  await server.close()
+})
+
+function auths(): Record<string, ClientAuth> {
+  return {
+    basic: clientSecretBasic(SECRET),
+    post: clientSecretPost(SECRET),
+    jwtRsaPem: privateKeyJwt({ key: rsa.pem, kid: 'k1' }),
+    jwtRsaJwk: privateKeyJwt({ key: rsa.jwk, alg: 'PS256' }),
+    jwtRsaKeyObject: privateKeyJwt({ key: rsa.privateKey }),
+    jwtEcJwk: privateKeyJwt({ key: ec.jwk }),
+    jwtEcPem: privateKeyJwt({ key: ec.traditionalPem }),
+  }
+}
+
+function sources(url: string): Record<string, TokenSource> {
+  const result: Record<string, TokenSource> = {}
+  for (const [name, auth] of Object.entries(auths())) {
+    result[`clientCredentials ${name}`] = clientCredentials({ tokenUrl: url, clientId: 'svc', auth })
+  }
+  result['jwtBearer rsa'] = jwtBearer({ tokenUrl: url, issuer: 'robot', key: rsa.pem, scopes: ['a'] })
+  result['jwtBearer ec + basic'] = jwtBearer({
+    tokenUrl: url,
+    issuer: 'robot',
+    key: ec.jwk,
+    clientId: 'svc',
+    auth: clientSecretBasic(SECRET),
+    scopeIn: 'assertion',
+    scopes: ['a'],
+  })
+  result['tokenSource'] = tokenSource('vault', () => ({ access_token: TOKEN, id_token: ID_TOKEN }))
+  return result
+}
+
+describe('secrets never show', () => {
+  it.each(Object.entries(auths()))('ClientAuth %s', (_name, auth) => {
+    expectNoLeak(auth, [SECRET, ...KEY_MATERIAL])
+    expect(JSON.parse(JSON.stringify(auth))).toMatchObject({
+      method: auth.method,
+      fingerprint: auth.fingerprint,
+    })
+  })
+
+  it('the fingerprint of a secret is not the secret, nor a plain hash of it', () => {
+    const { fingerprint } = clientSecretBasic(SECRET)
+    expect(fingerprint).not.toContain(SECRET)
+    expect(fingerprint).toMatch(/^[A-Za-z0-9_-]{8,}$/)
+    expect(clientSecretBasic(SECRET).fingerprint).toBe(fingerprint)
+    expect(clientSecretBasic(`${SECRET}!`).fingerprint).not.toBe(fingerprint)
+  })
+
+  it.each(Object.entries(sources('https://idp.example/oauth/token')))('source %s', (_name, source) => {
+    expectNoLeak(source, [SECRET, TOKEN, ...KEY_MATERIAL])
+    expect(inspect(source)).toContain(source.key)
+  })
+
+  it('tokens fetched by every source, and the assertions they sent', async () => {
+    assertions.length = 0
+    for (const source of Object.values(sources(tokenUrl))) {
+      const token = await source.fetchToken()
+      expect(token.value).toBe(TOKEN)
+      expectNoLeak(token, [TOKEN, ID_TOKEN, SECRET, ...KEY_MATERIAL], [ID_TOKEN])
+      // eslint-disable-next-line @typescript-eslint/restrict-template-expressions -- a token in a template is exactly what is tested
+      expect(`${token}`).not.toContain(TOKEN)
+      expect(token.toString()).toMatch(/^\[AccessToken Bearer expiresAt=\d{4}-/)
+      // Only the names of extra fields are shown.
+      expect(JSON.parse(JSON.stringify(token))).toMatchObject({ value: '[redacted]', extra: ['id_token'] })
+      expectNoLeak(source, assertions)
+    }
+    // 5 private_key_jwt sources, 2 jwtBearer sources
+    expect(assertions).toHaveLength(7)
+  })
+
+  it('an AccessToken built by hand', () => {
+    const token = new AccessToken({
+      value: TOKEN,
+      type: 'Bearer',
+      scopes: ['a'],
+      issuedAt: 0,
+      expiresAt: 1000,
+      refreshAt: 500,
+      extra: { id_token: ID_TOKEN },
+    })
+    expectNoLeak(token, [TOKEN, ID_TOKEN], [ID_TOKEN])
+    expect(Object.keys(token)).not.toContain('value')
+    expect(token.authorization).toBe(`Bearer ${TOKEN}`)
+  })
+})
+
+describe('errors never carry credentials', () => {
+  it.each(Object.entries(sources('https://idp.example/names')).filter(([name]) => name !== 'tokenSource'))(
+    'a server echoing the request to %s',
+    async (name) => {
+      const source = sources(echoUrl)[name]!
+      const before = server.hits('/echo').length
+      let caught: unknown
+      try {
+        await source.fetchToken()
+      } catch (error) {
+        caught = error
+      }
+      expect(isOAuthError(caught, 'invalid_client')).toBe(true)
+      const [request] = server.hits('/echo').slice(before)
+      const sent = formFields(request!)
+        .filter(([field]) => ['client_secret', 'client_assertion', 'assertion'].includes(field))
+        .map(([, value]) => value)
+      const authorization = request!.headers['authorization']
+      const credentials = authorization === undefined ? [] : [authorization.replace(/^Basic /, '')]
+      const forbidden = [SECRET, ...sent, ...credentials, ...KEY_MATERIAL]
+      expect(sent.length + credentials.length).toBeGreaterThan(0)
+      expectNoLeak(caught, forbidden)
+      expect((caught as TokenkeeperError).message).toContain('[redacted]')
+    },
+  )
+
+  it('a transport error with the secret in the request body', async () => {
+    const port = await closedPort()
+    const source = clientCredentials({
+      tokenUrl: `http://127.0.0.1:${port}/token`,
+      clientId: 'svc',
+      auth: clientSecretPost(SECRET),
+    })
+    let caught: unknown
+    try {
+      await source.fetchToken()
+    } catch (error) {
+      caught = error
+    }
+    expect(caught).toMatchObject({ code: 'CONNECTION_REFUSED' })
+    expectNoLeak(caught, [SECRET])
+  })
+
+  it('a construction error for a broken key', () => {
+    for (const key of [rsa.pem.replace('MII', 'XII'), { ...rsa.jwk, n: 'AQAB' }]) {
+      let caught: unknown
+      try {
+        privateKeyJwt({ key })
+      } catch (error) {
+        caught = error
+      }
+      expect(caught).toBeInstanceOf(TypeError)
+      expectNoLeak(caught, KEY_MATERIAL)
+    }
+  })
+})

@@ -1,0 +1,69 @@
+// Type tests: checked by `npm run typecheck` (tsc), and run as ordinary tests by vitest.
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import {
+  AccessToken,
+  clientCredentials,
+  clientSecretBasic,
+  isOAuthError,
+  isTokenkeeperError,
+  memoryStore,
+  TokenManager,
+  tokenSource,
+  type OAuthError,
+  type TokenkeeperError,
+  type TokenkeeperErrorCode,
+  type TokenSource,
+  type TokenStore,
+} from '../../src/index.js'
+
+describe('public types', () => {
+  const source = clientCredentials({
+    tokenUrl: 'https://idp.example/token',
+    clientId: 'svc',
+    auth: clientSecretBasic('secret-value'),
+  })
+
+  it('sources and manager', () => {
+    expectTypeOf(source).toEqualTypeOf<TokenSource>()
+    expectTypeOf(source.key).toEqualTypeOf<string>()
+    const tokens = new TokenManager({ store: memoryStore(), marginMs: 30_000, proactive: { idleMs: 60_000 } })
+    expectTypeOf(tokens.get(source)).toEqualTypeOf<Promise<AccessToken>>()
+    expectTypeOf(tokens.peek(source)).toEqualTypeOf<AccessToken | undefined>()
+    expectTypeOf(tokens.invalidate(source, { token: 'x' })).toEqualTypeOf<Promise<boolean>>()
+    expectTypeOf(tokens.fetch(source)).toEqualTypeOf<typeof fetch>()
+    expectTypeOf(tokens.stats().hits).toEqualTypeOf<number>()
+    expectTypeOf(memoryStore()).toMatchTypeOf<TokenStore>()
+    // @ts-expect-error durations are numbers of milliseconds, not strings
+    expect(() => new TokenManager({ marginMs: '5m' })).toThrow(TypeError)
+    // @ts-expect-error there is no `timeout` option; it is `lockTtlMs` / the source's `timeoutMs`
+    new TokenManager({ timeout: 5 })
+  })
+
+  it('events are typed', () => {
+    const tokens = new TokenManager()
+    tokens.on('refreshFailure', (event) => {
+      expectTypeOf(event.code).toEqualTypeOf<TokenkeeperErrorCode | 'UNKNOWN'>()
+      expectTypeOf(event.retryAt).toEqualTypeOf<number>()
+    })
+    // @ts-expect-error unknown event name
+    tokens.on('refreshed', () => undefined)
+  })
+
+  it('errors narrow', () => {
+    const error: unknown = new Error('x')
+    if (isTokenkeeperError(error)) expectTypeOf(error).toEqualTypeOf<TokenkeeperError>()
+    if (isOAuthError(error, 'invalid_client'))
+      expectTypeOf(error.error_description).toEqualTypeOf<string | undefined>()
+    expectTypeOf<OAuthError['error']>().toEqualTypeOf<string>()
+  })
+
+  it('token fields are read-only', () => {
+    const token = new AccessToken({ value: 'v', type: 'Bearer', scopes: [], issuedAt: 0, expiresAt: 1 })
+    expect(() => {
+      // @ts-expect-error tokens are immutable
+      token.expiresAt = 5
+    }).toThrow(TypeError)
+    expectTypeOf(token.scopes).toEqualTypeOf<readonly string[]>()
+    expectTypeOf(tokenSource('k', () => token)).toEqualTypeOf<TokenSource>()
+  })
+})
