@@ -49,8 +49,7 @@ export class AccessToken {
   readonly expiresAt: number
   /** The server's suggested renewal instant (`refresh_in`), if it gave one (epoch ms). */
   readonly refreshAt: number | undefined
-  /** Every other response field. May contain secrets (`id_token`), so it is never printed. */
-  readonly extra: Readonly<Record<string, unknown>>
+  readonly #extra: Readonly<Record<string, unknown>>
 
   constructor(init: AccessTokenInit) {
     this.#value = init.value
@@ -60,13 +59,21 @@ export class AccessToken {
     this.issuedAt = init.issuedAt
     this.expiresAt = init.expiresAt
     this.refreshAt = init.refreshAt
-    this.extra = init.extra === undefined ? EMPTY : Object.freeze({ ...init.extra })
+    this.#extra = init.extra === undefined ? EMPTY : Object.freeze({ ...init.extra })
     Object.freeze(this)
   }
 
   /** The access token string. Secret: send it, never log it. */
   get value(): string {
     return this.#value
+  }
+
+  /**
+   * Every other response field. May contain secrets (`id_token`), so it is never printed and not
+   * an own property (a spread copy of the token leaves it out).
+   */
+  get extra(): Readonly<Record<string, unknown>> {
+    return this.#extra
   }
 
   /** The `Authorization` header value, e.g. `Bearer abc...` (RFC 6750 §2.1). Secret. */
