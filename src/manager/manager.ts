@@ -315,7 +315,10 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     return authorizedFetch(this, source, options)
   }
 
-  /** Stops timers, aborts requests in flight, and releases the store. Idempotent. */
+  /**
+   * Stops timers, aborts requests in flight (their callers get `MANAGER_CLOSED`), forgets every
+   * token, and closes the store. Later calls reject with `MANAGER_CLOSED`. Idempotent.
+   */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -325,6 +328,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       entry.timer = undefined
       if (entry.flight !== undefined) flights.push(entry.flight)
     }
+    // With no entries, every later call takes the slow path, which refuses a closed manager.
+    this.#entries.clear()
     this.#unsubscribe()
     this.#closing.abort(closedError())
     await Promise.allSettled(flights)
