@@ -3,7 +3,7 @@ import type { StoreErrorEvent } from './events.js'
 import type { StoreRecord, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { deserializeToken, serializeToken, tokenId } from '../token/serialize.js'
-import { pause } from './abort.js'
+import { pause } from '../abort.js'
 import { computeWindows, type RefreshPolicy } from './policy.js'
 
 /** What the coordinator needs from its manager. */

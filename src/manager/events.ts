@@ -57,7 +57,7 @@ export interface StaleEvent {
 /** A store operation failed; the manager carried on as if it were a cache miss. */
 export interface StoreErrorEvent {
   readonly key: string | undefined
-  readonly operation: 'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'wait'
+  readonly operation: 'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'wait' | 'subscribe' | 'close'
   readonly message: string
 }
 

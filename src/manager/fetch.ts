@@ -8,6 +8,17 @@ export interface TokenProvider {
   invalidate(source: TokenSource, options: { token: AccessToken }): Promise<boolean>
 }
 
+/**
+ * What the wrapper remembers between calls, owned by the manager: keys whose resource refused
+ * even a freshly obtained token, and until when to stop renewing on their 401s.
+ */
+export interface RefusalMemory {
+  readonly now: () => number
+  /** How long to return 401s as they are after a fresh token was refused too. */
+  readonly backoffMs: number
+  readonly refusedUntil: Map<string, number>
+}
+
 /** Options of `tokens.fetch(source, options)`. */
 export interface AuthorizedFetchOptions {
   /** The `fetch` that sends API requests. Default: the global `fetch`. */
@@ -37,7 +48,8 @@ function isReplayable(body: unknown): boolean {
  * Builds the fetch behind `tokens.fetch(source)`: every request carries
  * `Authorization: <type> <token>`. On 401 the token that was sent is invalidated
  * (compare-and-delete, so 50 concurrent 401s cause one token request), a fresh one is obtained,
- * and the request is retried once when its body can be replayed. A 403 whose challenge says
+ * and the request is retried once when its body can be replayed. If the fresh token is refused
+ * too, 401s for that key are returned as they are for a backoff period. A 403 whose challenge says
  * `error="insufficient_scope"` rejects with {@link InsufficientScopeError}: a new token with the
  * same scopes would not help.
  */
@@ -45,6 +57,7 @@ export function authorizedFetch(
   tokens: TokenProvider,
   source: TokenSource,
   options: AuthorizedFetchOptions,
+  refusals: RefusalMemory,
 ): typeof globalThis.fetch {
   const send = options.fetch ?? globalThis.fetch
   return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
@@ -62,10 +75,17 @@ export function authorizedFetch(
     const spare = replayable ? request.clone() : undefined
     let { response, token } = await attempt(request)
     if (response.status === 401) {
+      const key = source.key
+      // A resource that refused a fresh token too is not asking for renewal: until the backoff
+      // ends, its 401s are returned as they are, so a loop of calls cannot become a loop of
+      // token requests.
+      if (refusals.now() < (refusals.refusedUntil.get(key) ?? 0)) return response
       await tokens.invalidate(source, { token })
       if (spare === undefined) return response
       await response.body?.cancel().catch(() => undefined)
       ;({ response, token } = await attempt(spare))
+      if (response.status === 401) refusals.refusedUntil.set(key, refusals.now() + refusals.backoffMs)
+      else refusals.refusedUntil.delete(key)
     }
     if (response.status === 403) {
       const challenge = parseBearerChallenge(response.headers.get('www-authenticate'))

@@ -6,8 +6,8 @@ import type { StoreEvent, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { tokenId } from '../token/serialize.js'
 import { channels, type RefreshMode, type TokenManagerEvents } from './events.js'
-import { authorizedFetch, type AuthorizedFetchOptions } from './fetch.js'
-import { raceAbort } from './abort.js'
+import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
+import { raceAbort } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
 import {
   backoffDelayMs,
@@ -147,8 +147,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   readonly #coordinator: StoreCoordinator | undefined
   readonly #unsubscribe: () => void
   readonly #closing = new AbortController()
+  readonly #refusals: RefusalMemory
   #closed = false
-  #hitListened = false
   #hits = 0
   #misses = 0
   #joined = 0
@@ -183,7 +183,18 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         : proactive === true
           ? DEFAULT_IDLE_MS
           : (proactive.idleMs ?? DEFAULT_IDLE_MS)
+    const lockTtlMs = options.lockTtlMs ?? 15_000
+    if (!Number.isFinite(lockTtlMs) || lockTtlMs <= 0)
+      throw new TypeError('TokenManager: lockTtlMs must be a positive number')
+    if (this.#idleMs !== undefined && !(this.#idleMs >= 0 && Number.isFinite(this.#idleMs))) {
+      throw new TypeError('TokenManager: proactive.idleMs must be a non-negative number')
+    }
     this.#store = options.store
+    this.#refusals = {
+      now: () => this.#clock.now(),
+      backoffMs: policy.permanentErrorBackoffMs,
+      refusedUntil: new Map(),
+    }
     this.#coordinator =
       options.store === undefined
         ? undefined
@@ -191,18 +202,21 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
             clock: this.#clock,
             policy,
             random: this.#random,
-            lockTtlMs: options.lockTtlMs ?? 15_000,
+            lockTtlMs,
             signal: this.#closing.signal,
             onError: (key, operation, error) => this.#storeFailed(key, operation, error),
           })
-    this.#unsubscribe = options.store?.subscribe?.((event) => this.#onStoreEvent(event)) ?? noop
-    const untyped = this as EventEmitter
-    untyped.on('newListener', (name: string | symbol) => {
-      if (name === 'hit') this.#hitListened = true
-    })
-    untyped.on('removeListener', () => {
-      this.#hitListened = this.listenerCount('hit') > 0
-    })
+    this.#unsubscribe = this.#subscribe(options.store)
+  }
+
+  #subscribe(store: TokenStore | undefined): () => void {
+    if (store?.subscribe === undefined) return noop
+    try {
+      return store.subscribe((event) => this.#onStoreEvent(event))
+    } catch (error) {
+      this.#storeFailed(undefined, 'subscribe', error)
+      return noop
+    }
   }
 
   /**
@@ -218,7 +232,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         this.#hits++
         entry.used = true
         entry.lastUsedAt = now
-        if (this.#hitListened || channels.hit.hasSubscribers)
+        if (channels.hit.hasSubscribers || this.listenerCount('hit') > 0)
           this.#publish('hit', { key: entry.key, window: 'fresh' })
         return entry.resolved
       }
@@ -226,7 +240,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         this.#hits++
         entry.used = true
         entry.lastUsedAt = now
-        if (this.#hitListened || channels.hit.hasSubscribers)
+        if (channels.hit.hasSubscribers || this.listenerCount('hit') > 0)
           this.#publish('hit', { key: entry.key, window: 'advisory' })
         this.#advisory(entry, source, now)
         return entry.resolved
@@ -312,7 +326,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
    * `error="insufficient_scope"` rejects with an {@link InsufficientScopeError}.
    */
   fetch(source: TokenSource, options: AuthorizedFetchOptions = {}): typeof globalThis.fetch {
-    return authorizedFetch(this, source, options)
+    return authorizedFetch(this, source, options, this.#refusals)
   }
 
   /**
@@ -333,7 +347,10 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#unsubscribe()
     this.#closing.abort(closedError())
     await Promise.allSettled(flights)
-    await this.#store?.close?.()
+    if (this.#store?.close !== undefined) {
+      const store = this.#store
+      await this.#storeCall(undefined, 'close', () => store.close?.() ?? Promise.resolve(), undefined)
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -435,7 +452,13 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         retryAt,
         servingCached: entry.resolved !== undefined && now < entry.mustRefreshAt,
       })
-      if (this.#idleMs !== undefined && entry.resolved !== undefined) this.#schedule(entry, retryAt)
+      if (
+        this.#idleMs !== undefined &&
+        entry.resolved !== undefined &&
+        this.#entries.get(entry.key) === entry
+      ) {
+        this.#schedule(entry, retryAt)
+      }
       throw error
     } finally {
       entry.flight = undefined
@@ -446,7 +469,11 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   async #obtain(entry: Entry): Promise<{ token: AccessToken; origin: 'fetch' | 'store' }> {
     const fetchFromSource = (): Promise<AccessToken> => {
       this.#fetches++
-      return entry.source.fetchToken({ signal: this.#closing.signal, clock: this.#clock })
+      // raceAbort: close() settles every waiter even if a source ignores its signal.
+      return raceAbort(
+        entry.source.fetchToken({ signal: this.#closing.signal, clock: this.#clock }),
+        this.#closing.signal,
+      )
     }
     if (this.#coordinator === undefined) return { token: await fetchFromSource(), origin: 'fetch' }
     return this.#coordinator.obtain(entry.key, entry.token, entry.rejected, fetchFromSource)
@@ -455,6 +482,10 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   /** Keeps `token` unless the entry holds one that expires later (write-if-newer), and fixes its windows. */
   #adopt(entry: Entry, token: AccessToken, now: number): AccessToken {
     if (entry.token !== undefined && entry.token.expiresAt > token.expiresAt && now < entry.mustRefreshAt) {
+      // The cached token expires later and is kept. Its refresh point has passed (that is why
+      // this refresh ran): move it forward, or every call would start another request.
+      const pause = backoffDelayMs({ attempt: 1, retryable: true }, this.#policy, this.#random)
+      entry.refreshAt = Math.max(entry.refreshAt, Math.min(entry.mustRefreshAt, now + pause))
       return entry.token
     }
     const windows = computeWindows(token, this.#policy, this.#random)
@@ -462,7 +493,9 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     entry.resolved = Promise.resolve(token)
     entry.refreshAt = windows.refreshAt
     entry.mustRefreshAt = windows.mustRefreshAt
-    if (this.#idleMs !== undefined && !this.#closed) this.#schedule(entry, windows.refreshAt)
+    if (this.#idleMs !== undefined && !this.#closed && this.#entries.get(entry.key) === entry) {
+      this.#schedule(entry, windows.refreshAt)
+    }
     return token
   }
 
@@ -499,8 +532,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       timer: undefined,
       rejected: undefined,
     }
+    if (this.#entries.size >= this.#maxEntries) this.#evictOne()
     this.#entries.set(entry.key, entry)
-    if (this.#entries.size > this.#maxEntries) this.#evictOne()
     return entry
   }
 
@@ -554,7 +587,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   async #storeCall<T>(
     key: string | undefined,
-    operation: 'delete' | 'clear',
+    operation: 'delete' | 'clear' | 'close',
     call: () => Promise<T>,
     fallback: T,
   ): Promise<T> {

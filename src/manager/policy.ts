@@ -85,7 +85,7 @@ export function computeWindows(token: TokenTimes, policy: RefreshPolicy, random:
       policy.refreshRatioMin + (policy.refreshRatioMax - policy.refreshRatioMin) * clampUnit(random())
     refreshAt = Math.floor(token.issuedAt + lifetimeMs * ratio)
   }
-  return { refreshAt: Math.max(token.issuedAt, Math.min(refreshAt, mustRefreshAt)), mustRefreshAt }
+  return { refreshAt: Math.min(mustRefreshAt, Math.max(token.issuedAt, refreshAt)), mustRefreshAt }
 }
 
 /** The window `now` falls in: fresh before `refreshAt`, mandatory from `mustRefreshAt`. */

@@ -1,5 +1,7 @@
 import { inspect } from 'node:util'
+import { raceAbort } from '../abort.js'
 import { systemClock, type Clock } from '../clock.js'
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../http/token-request.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { AccessToken } from '../token/access-token.js'
 import { parseTokenResponse } from '../token/parse.js'
@@ -23,26 +25,56 @@ export type TokenFunction = (
   context: TokenFunctionContext,
 ) => Promise<TokenFunctionResult> | TokenFunctionResult
 
+/** Options of {@link tokenSource}. */
+export interface TokenSourceOptions {
+  /**
+   * How long one call of the function may take; its `signal` aborts then, and the call fails
+   * with `TIMEOUT` even if the function ignores the signal. Default 10 s.
+   */
+  readonly timeoutMs?: number
+}
+
 class FunctionSource implements TokenSource {
   readonly key: string
   readonly #fn: TokenFunction
+  readonly #timeoutMs: number
 
-  constructor(key: string, fn: TokenFunction) {
-    if (typeof key !== 'string' || key.length === 0)
+  constructor(key: string, fn: TokenFunction, options: TokenSourceOptions) {
+    if (typeof key !== 'string' || key.length === 0) {
       throw new TypeError('tokenSource: key must be a non-empty string')
+    }
     if (typeof fn !== 'function') throw new TypeError('tokenSource: the second argument must be a function')
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new TypeError('tokenSource: timeoutMs must be a positive number of milliseconds')
+    }
     this.key = `fn|${key}`
     this.#fn = fn
+    this.#timeoutMs = timeoutMs
   }
 
   async fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {
     const clock = options?.clock ?? systemClock
     const issuedAt = clock.now()
+    const timeout = AbortSignal.timeout(this.#timeoutMs)
+    const signal = options?.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
     let result: TokenFunctionResult
     try {
-      result = await this.#fn({ signal: options?.signal, clock })
+      result = await raceAbort(
+        Promise.resolve().then(() => this.#fn({ signal, clock })),
+        signal,
+      )
     } catch (error) {
-      if (options?.signal?.aborted === true && error === options.signal.reason) throw error
+      if (options?.signal?.aborted === true) throw options.signal.reason
+      if (timeout.aborted) {
+        throw new TokenkeeperError(
+          'TIMEOUT',
+          `token source ${this.key} did not answer within ${this.#timeoutMs} ms`,
+          {
+            retryable: true,
+          },
+        )
+      }
       if (isTokenkeeperError(error)) throw error
       throw new TokenkeeperError('SOURCE_FAILED', `token source ${this.key} failed`, {
         cause: error,
@@ -75,6 +107,6 @@ class FunctionSource implements TokenSource {
  * })
  * ```
  */
-export function tokenSource(key: string, fn: TokenFunction): TokenSource {
-  return new FunctionSource(key, fn)
+export function tokenSource(key: string, fn: TokenFunction, options: TokenSourceOptions = {}): TokenSource {
+  return new FunctionSource(key, fn, options)
 }

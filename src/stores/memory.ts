@@ -1,3 +1,4 @@
+import { whenAborted } from '../abort.js'
 import { systemClock, type Clock, type Timer } from '../clock.js'
 import type {
   StoreDeleteOptions,
@@ -55,7 +56,13 @@ class MemoryStore implements TokenStore {
     if (this.#listeners.size === 0) return
     const listeners = [...this.#listeners]
     queueMicrotask(() => {
-      for (const listener of listeners) listener(event)
+      for (const listener of listeners) {
+        try {
+          listener(event)
+        } catch {
+          // A listener's failure is its own; the others still hear of the change.
+        }
+      }
     })
   }
 
@@ -118,10 +125,13 @@ class MemoryStore implements TokenStore {
 
   waitForUpdate(key: string, options: StoreWaitOptions): Promise<StoreRecord | undefined> {
     return new Promise((resolve) => {
-      const state: { timer: Timer | undefined } = { timer: undefined }
+      const state: { timer: Timer | undefined; cancelAbort: (() => void) | undefined } = {
+        timer: undefined,
+        cancelAbort: undefined,
+      }
       const done = (): void => {
         state.timer?.cancel()
-        options.signal?.removeEventListener('abort', done)
+        state.cancelAbort?.()
         const waiters = this.#waiters.get(key)
         waiters?.delete(done)
         if (waiters?.size === 0) this.#waiters.delete(key)
@@ -132,7 +142,7 @@ class MemoryStore implements TokenStore {
       if (waiters === undefined) this.#waiters.set(key, (waiters = new Set()))
       waiters.add(done)
       state.timer = this.#clock.setTimer(done, options.timeoutMs)
-      options.signal?.addEventListener('abort', done, { once: true })
+      if (options.signal !== undefined) state.cancelAbort = whenAborted(options.signal, done)
     })
   }
 

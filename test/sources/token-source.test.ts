@@ -135,8 +135,24 @@ describe('tokenSource', () => {
     const error = await failure(pending)
     expect(error).toBe(reason)
     expect(isTokenkeeperError(error)).toBe(false)
-    expect(seen?.signal).toBe(controller.signal)
+    // The function's signal follows the caller's (combined with the source's own timeout).
+    expect(seen?.signal?.aborted).toBe(true)
+    expect(seen?.signal?.reason).toBe(reason)
     expect(seen?.clock).toBe(clock)
+  })
+
+  it('times out a function that never answers and ignores its signal', async () => {
+    const source = tokenSource('hangs', () => new Promise<never>(() => undefined), { timeoutMs: 50 })
+    const error = await failure(source.fetchToken({ clock }))
+    expect(error).toMatchObject({ code: 'TIMEOUT', retryable: true })
+    expect((error as Error).message).toContain('fn|hangs')
+  })
+
+  it('refuses a timeoutMs that is not a positive number', () => {
+    expect(() => tokenSource('x', () => ({ access_token: TOKEN }), { timeoutMs: 0 })).toThrow(TypeError)
+    expect(() => tokenSource('x', () => ({ access_token: TOKEN }), { timeoutMs: Number.NaN })).toThrow(
+      TypeError,
+    )
   })
 
   it('uses the system clock when none is given', async () => {

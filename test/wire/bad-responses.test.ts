@@ -1053,11 +1053,11 @@ describe("a caller's AbortSignal", () => {
 describe('edge cases of error responses', () => {
   // An outage page over maxResponseBytes must not turn a transient 503 into a permanent failure.
   it('a 503 with a body over maxResponseBytes is still SERVER_ERROR, retryable, with Retry-After', async () => {
-    server.route('/bug/big-503', (_req, res) => {
+    server.route('/edge/big-503', (_req, res) => {
       res.writeHead(503, { 'content-type': 'text/html', 'retry-after': '30' })
       res.end(`<html>${'x'.repeat(2 * CAP)}</html>`)
     })
-    const error = await source(`${server.origin}/bug/big-503`, { maxResponseBytes: CAP })
+    const error = await source(`${server.origin}/edge/big-503`, { maxResponseBytes: CAP })
       .fetchToken()
       .catch((caught: unknown) => caught)
     expect(error).toMatchObject({
@@ -1069,8 +1069,8 @@ describe('edge cases of error responses', () => {
   })
 
   it('a malformed 201 response reports status 201', async () => {
-    server.route('/bug/created', serveCanned(token({ access_token: undefined }, 201)))
-    const error = await source(`${server.origin}/bug/created`)
+    server.route('/edge/created', serveCanned(token({ access_token: undefined }, 201)))
+    const error = await source(`${server.origin}/edge/created`)
       .fetchToken()
       .catch((caught: unknown) => caught)
     expect(error).toMatchObject({ code: 'MISSING_ACCESS_TOKEN', status: 201 })
@@ -1079,7 +1079,7 @@ describe('edge cases of error responses', () => {
   // A hostile or broken endpoint must not forge log lines or bloat every log entry: RFC 6749
   // §5.2 allows no control characters in these fields.
   it('a hostile error body cannot put line breaks or kilobytes into the message', async () => {
-    server.route('/bug/hostile-error', (_req, res) => {
+    server.route('/edge/hostile-error', (_req, res) => {
       res.writeHead(400, { 'content-type': 'application/json' })
       res.end(
         JSON.stringify({
@@ -1088,7 +1088,7 @@ describe('edge cases of error responses', () => {
         }),
       )
     })
-    const error = await source(`${server.origin}/bug/hostile-error`)
+    const error = await source(`${server.origin}/edge/hostile-error`)
       .fetchToken()
       .catch((caught: unknown) => caught)
     expect(error).toBeInstanceOf(OAuthError)

@@ -1,0 +1,70 @@
+/**
+ * Abort handling shared by many waiters. Each signal gets at most one listener from tokenkeeper,
+ * however many callers wait on it (a process-wide shutdown signal passed to thousands of
+ * `get` calls must not trip Node's listener-leak warning), and the listener goes away when the
+ * last waiter settles.
+ */
+const waitersBySignal = new WeakMap<AbortSignal, Set<() => void>>()
+
+function onAbort(this: AbortSignal): void {
+  const waiters = waitersBySignal.get(this)
+  waitersBySignal.delete(this)
+  if (waiters !== undefined) for (const wake of waiters) wake()
+}
+
+/** Calls `wake` once when `signal` aborts; returns a function that cancels that. */
+export function whenAborted(signal: AbortSignal, wake: () => void): () => void {
+  let waiters = waitersBySignal.get(signal)
+  if (waiters === undefined) {
+    waiters = new Set()
+    waitersBySignal.set(signal, waiters)
+    signal.addEventListener('abort', onAbort, { once: true })
+  }
+  waiters.add(wake)
+  return () => {
+    const current = waitersBySignal.get(signal)
+    if (current === undefined || !current.delete(wake) || current.size > 0) return
+    waitersBySignal.delete(signal)
+    signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/**
+ * Settles like `promise`, or rejects with `signal.reason` as soon as the signal aborts. The
+ * underlying promise goes on: this ends one caller's wait, never the shared work.
+ */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const cancel = whenAborted(signal, () => reject(signal.reason as Error))
+    promise.then(
+      (value) => {
+        cancel()
+        resolve(value)
+      },
+      (error: unknown) => {
+        cancel()
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the shared failure through unchanged
+        reject(error)
+      },
+    )
+  })
+}
+
+/** Waits `delayMs` on `schedule` (an injectable timer), or less if `signal` aborts. Never rejects. */
+export function pause(
+  schedule: (callback: () => void, delayMs: number) => { cancel(): void },
+  delayMs: number,
+  signal: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const handles: { timer?: { cancel(): void }; cancel?: () => void } = {}
+    const done = (): void => {
+      handles.timer?.cancel()
+      handles.cancel?.()
+      resolve()
+    }
+    handles.cancel = whenAborted(signal, done)
+    handles.timer = schedule(done, delayMs)
+  })
+}

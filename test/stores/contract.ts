@@ -1,0 +1,403 @@
+/**
+ * The contract every {@link TokenStore} keeps, as one reusable suite. Run it for a store with
+ *
+ *   describeStoreContract('memoryStore', async () => ({ store, advance, now, cleanup }))
+ *
+ * The suite is store-agnostic: it uses a fresh random key per test (so a shared Redis server is
+ * fine), skips the tests of optional methods the store lacks, and handles time two ways:
+ * - a store on an injectable clock gives `advance(ms)` (and `now()`), and the TTL and timeout
+ *   tests check the exact millisecond boundaries;
+ * - a store with real TTLs (Redis) gives no `advance`, and those tests use short real TTLs and
+ *   wait, with a bound, until the store has forgotten.
+ */
+import { randomUUID } from 'node:crypto'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { AccessToken, serializeToken, tokenId } from '../../src/index.js'
+import type { StoreEvent, StoreRecord, TokenStore } from '../../src/stores/types.js'
+
+/** What a store factory hands the contract. */
+export interface StoreFixture {
+  readonly store: TokenStore
+  /**
+   * Moves the store's clock forward by `ms` (running its due timers). When absent, the store is
+   * taken to use real time, and TTL / timeout tests use short real durations.
+   */
+  readonly advance?: (ms: number) => void | Promise<void>
+  /** The store's current instant, used for records' expiresAt. Default `Date.now()`. */
+  readonly now?: () => number
+  /** Releases what the fixture made (closes the store, deletes its keys). */
+  cleanup(): Promise<void>
+}
+
+/** A real TTL short enough for a test, long enough to survive one round trip. */
+const REAL_TTL_MS = 80
+/** The longest a store may take to show an effect (a write, an expiry, an event). */
+const BOUND_MS = 3_000
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+export function describeStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
+  describe(`TokenStore contract: ${name}`, () => {
+    let fixture: StoreFixture
+    let store: TokenStore
+
+    beforeEach(async () => {
+      fixture = await makeStore()
+      store = fixture.store
+    })
+
+    afterEach(async () => {
+      await fixture.cleanup()
+    })
+
+    const now = () => fixture.now?.() ?? Date.now()
+    const newKey = () => `contract:${randomUUID()}`
+
+    function record(lifetimeMs = 3_600_000, value = `token-${randomUUID()}`): StoreRecord {
+      const issuedAt = now()
+      const token = new AccessToken({
+        value,
+        type: 'Bearer',
+        scopes: ['read'],
+        issuedAt,
+        expiresAt: issuedAt + lifetimeMs,
+      })
+      return { tokenId: tokenId(token), expiresAt: token.expiresAt, payload: serializeToken(token) }
+    }
+
+    /** Lets the store act: event-loop turns on a test clock, a short real pause otherwise. */
+    async function settleStore(): Promise<void> {
+      if (fixture.advance !== undefined) for (let i = 0; i < 5; i++) await turn()
+      else await sleep(30)
+    }
+
+    /** Waits (bounded) until `check()` holds. */
+    async function eventually(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+      const deadline = Date.now() + BOUND_MS
+      for (;;) {
+        if (await check()) return
+        if (Date.now() > deadline) throw new Error(`store never got to: ${what}`)
+        if (fixture.advance !== undefined) await turn()
+        else await sleep(5)
+      }
+    }
+
+    /** Tracks whether a promise has settled, and with what. */
+    function track<T>(promise: Promise<T>): { done: () => boolean; value: () => T | undefined } {
+      let done = false
+      let value: T | undefined
+      void promise.then((v) => {
+        done = true
+        value = v
+      })
+      return { done: () => done, value: () => value }
+    }
+
+    describe('get / set', () => {
+      it('get of an unknown key is undefined', async () => {
+        await expect(store.get(newKey())).resolves.toBeUndefined()
+      })
+
+      it('round-trips a record', async () => {
+        const key = newKey()
+        const r = record()
+        await expect(store.set(key, r, { ttlMs: 60_000 })).resolves.toBe(true)
+        await expect(store.get(key)).resolves.toEqual(r)
+      })
+
+      it('keeps keys apart', async () => {
+        const [a, b] = [newKey(), newKey()]
+        const [ra, rb] = [record(), record()]
+        await store.set(a, ra, { ttlMs: 60_000 })
+        await store.set(b, rb, { ttlMs: 60_000 })
+        await expect(store.get(a)).resolves.toEqual(ra)
+        await expect(store.get(b)).resolves.toEqual(rb)
+      })
+
+      it('replaces a record with one that expires later or at the same instant', async () => {
+        const key = newKey()
+        const first = record(60_000)
+        const later = record(120_000)
+        await store.set(key, first, { ttlMs: 60_000 })
+        await expect(store.set(key, later, { ttlMs: 120_000 })).resolves.toBe(true)
+        await expect(store.get(key)).resolves.toEqual(later)
+        const same = { ...record(), expiresAt: later.expiresAt }
+        await expect(store.set(key, same, { ttlMs: 120_000 })).resolves.toBe(true)
+        await expect(store.get(key)).resolves.toEqual(same)
+      })
+
+      it('write-if-newer: an earlier-expiring record does not replace a later one', async () => {
+        const key = newKey()
+        const later = record(120_000)
+        const earlier = { ...record(), expiresAt: later.expiresAt - 1 }
+        await store.set(key, later, { ttlMs: 120_000 })
+        await expect(store.set(key, earlier, { ttlMs: 60_000 })).resolves.toBe(false)
+        await expect(store.get(key)).resolves.toEqual(later)
+      })
+    })
+
+    describe('TTL', () => {
+      it('forgets a record once its TTL has passed', async () => {
+        const key = newKey()
+        if (fixture.advance !== undefined) {
+          await store.set(key, record(), { ttlMs: 1_000 })
+          await fixture.advance(999)
+          await expect(store.get(key)).resolves.toBeDefined()
+          await fixture.advance(1)
+          await expect(store.get(key)).resolves.toBeUndefined()
+        } else {
+          await store.set(key, record(), { ttlMs: REAL_TTL_MS })
+          await expect(store.get(key)).resolves.toBeDefined()
+          await eventually(async () => (await store.get(key)) === undefined, 'forget an expired record')
+        }
+      })
+
+      it('an expired record no longer blocks an earlier-expiring write', async () => {
+        const key = newKey()
+        const later = record(3_600_000)
+        const earlier = record(60_000)
+        const ttlMs = fixture.advance !== undefined ? 1_000 : REAL_TTL_MS
+        await store.set(key, later, { ttlMs })
+        if (fixture.advance !== undefined) await fixture.advance(ttlMs)
+        else await eventually(async () => (await store.get(key)) === undefined, 'forget an expired record')
+        await expect(store.set(key, earlier, { ttlMs: 60_000 })).resolves.toBe(true)
+        await expect(store.get(key)).resolves.toEqual(earlier)
+      })
+    })
+
+    describe('delete (compare-and-delete)', () => {
+      it('with the wrong tokenId keeps the record', async () => {
+        const key = newKey()
+        const r = record()
+        await store.set(key, r, { ttlMs: 60_000 })
+        await expect(store.delete(key, { tokenId: 'not-this-one' })).resolves.toBe(false)
+        await expect(store.get(key)).resolves.toEqual(r)
+      })
+
+      it('with the right tokenId deletes it', async () => {
+        const key = newKey()
+        const r = record()
+        await store.set(key, r, { ttlMs: 60_000 })
+        await expect(store.delete(key, { tokenId: r.tokenId })).resolves.toBe(true)
+        await expect(store.get(key)).resolves.toBeUndefined()
+      })
+
+      it('without a tokenId deletes whatever is there', async () => {
+        const key = newKey()
+        await store.set(key, record(), { ttlMs: 60_000 })
+        await expect(store.delete(key)).resolves.toBe(true)
+        await expect(store.get(key)).resolves.toBeUndefined()
+        await expect(store.delete(key, { tokenId: undefined })).resolves.toBe(false)
+      })
+
+      it('of an unknown key deletes nothing', async () => {
+        await expect(store.delete(newKey())).resolves.toBe(false)
+        await expect(store.delete(newKey(), { tokenId: 'x' })).resolves.toBe(false)
+      })
+    })
+
+    describe('clear', () => {
+      it('deletes every record', async () => {
+        const keys = [newKey(), newKey(), newKey()]
+        for (const key of keys) await store.set(key, record(), { ttlMs: 60_000 })
+        await store.clear()
+        for (const key of keys) await expect(store.get(key)).resolves.toBeUndefined()
+        // The store still works afterwards.
+        const r = record()
+        await expect(store.set(keys[0]!, r, { ttlMs: 60_000 })).resolves.toBe(true)
+        await expect(store.get(keys[0]!)).resolves.toEqual(r)
+      })
+    })
+
+    describe('acquireLock', () => {
+      it('is exclusive until released', async (ctx) => {
+        if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
+        const key = newKey()
+        const lock = await store.acquireLock(key, { ttlMs: 60_000 })
+        expect(lock).toBeDefined()
+        await expect(store.acquireLock(key, { ttlMs: 60_000 })).resolves.toBeUndefined()
+        // Another key has its own lock.
+        const other = await store.acquireLock(newKey(), { ttlMs: 60_000 })
+        expect(other).toBeDefined()
+        await lock!.release()
+        const again = await store.acquireLock(key, { ttlMs: 60_000 })
+        expect(again).toBeDefined()
+        await again!.release()
+        await other!.release()
+      })
+
+      it('expires by itself, so a dead holder does not block others', async (ctx) => {
+        if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
+        const key = newKey()
+        if (fixture.advance !== undefined) {
+          const lock = await store.acquireLock(key, { ttlMs: 1_000 })
+          expect(lock).toBeDefined()
+          await fixture.advance(999)
+          await expect(store.acquireLock(key, { ttlMs: 1_000 })).resolves.toBeUndefined()
+          await fixture.advance(1)
+          const next = await store.acquireLock(key, { ttlMs: 1_000 })
+          expect(next).toBeDefined()
+          await next!.release()
+        } else {
+          const lock = await store.acquireLock(key, { ttlMs: REAL_TTL_MS })
+          expect(lock).toBeDefined()
+          let next: Awaited<ReturnType<NonNullable<TokenStore['acquireLock']>>>
+          await eventually(
+            async () => (next = await store.acquireLock!(key, { ttlMs: 60_000 })) !== undefined,
+            'take over an expired lock',
+          )
+          await next!.release()
+        }
+      })
+
+      it('is released only by its owner', async (ctx) => {
+        if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
+        const key = newKey()
+        const ttlMs = fixture.advance !== undefined ? 1_000 : REAL_TTL_MS
+        const stale = await store.acquireLock(key, { ttlMs })
+        expect(stale).toBeDefined()
+        let current: Awaited<ReturnType<NonNullable<TokenStore['acquireLock']>>>
+        if (fixture.advance !== undefined) {
+          await fixture.advance(ttlMs)
+          current = await store.acquireLock(key, { ttlMs: 60_000 })
+        } else {
+          await eventually(
+            async () => (current = await store.acquireLock!(key, { ttlMs: 60_000 })) !== undefined,
+            'take over an expired lock',
+          )
+        }
+        expect(current).toBeDefined()
+        // The first holder wakes up late and releases: the new holder keeps the lock.
+        await stale!.release()
+        await expect(store.acquireLock(key, { ttlMs: 60_000 })).resolves.toBeUndefined()
+        await current!.release()
+        // Releasing twice is harmless.
+        await current!.release()
+        const last = await store.acquireLock(key, { ttlMs: 60_000 })
+        expect(last).toBeDefined()
+        await last!.release()
+      })
+    })
+
+    describe('waitForUpdate', () => {
+      it('returns at once when the store holds a record other than knownTokenId', async (ctx) => {
+        if (store.waitForUpdate === undefined) return ctx.skip('the store has no waitForUpdate')
+        const key = newKey()
+        // Nothing stored but something known: different already.
+        const empty = track(store.waitForUpdate(key, { timeoutMs: 60_000, knownTokenId: 'gone' }))
+        const r = record()
+        const other = newKey()
+        await store.set(other, r, { ttlMs: 60_000 })
+        const differs = track(store.waitForUpdate(other, { timeoutMs: 60_000, knownTokenId: 'old-id' }))
+        const unknown = track(store.waitForUpdate(other, { timeoutMs: 60_000 }))
+        await eventually(() => empty.done() && differs.done() && unknown.done(), 'return without waiting')
+        expect(empty.value()).toBeUndefined()
+        expect(differs.value()).toEqual(r)
+        expect(unknown.value()).toEqual(r)
+      })
+
+      it('wakes when another writer sets the key', async (ctx) => {
+        if (store.waitForUpdate === undefined) return ctx.skip('the store has no waitForUpdate')
+        const key = newKey()
+        const first = record(60_000)
+        await store.set(key, first, { ttlMs: 60_000 })
+        const waiting = track(store.waitForUpdate(key, { timeoutMs: 60_000, knownTokenId: first.tokenId }))
+        const cold = newKey()
+        const waitingCold = track(store.waitForUpdate(cold, { timeoutMs: 60_000 }))
+        await settleStore()
+        expect(waiting.done()).toBe(false)
+        expect(waitingCold.done()).toBe(false)
+        const second = record(120_000)
+        await store.set(key, second, { ttlMs: 120_000 })
+        const coldRecord = record()
+        await store.set(cold, coldRecord, { ttlMs: 60_000 })
+        await eventually(() => waiting.done() && waitingCold.done(), 'wake the waiters')
+        expect(waiting.value()).toEqual(second)
+        expect(waitingCold.value()).toEqual(coldRecord)
+      })
+
+      it('wakes when the key lock is released', async (ctx) => {
+        if (store.waitForUpdate === undefined || store.acquireLock === undefined) {
+          return ctx.skip('the store has no waitForUpdate or acquireLock')
+        }
+        const key = newKey()
+        const lock = await store.acquireLock(key, { ttlMs: 60_000 })
+        const waiting = track(store.waitForUpdate(key, { timeoutMs: 60_000 }))
+        await settleStore()
+        expect(waiting.done()).toBe(false)
+        await lock!.release()
+        await eventually(() => waiting.done(), 'wake on lock release')
+        expect(waiting.value()).toBeUndefined()
+      })
+
+      it('gives up after timeoutMs and returns what the store holds', async (ctx) => {
+        if (store.waitForUpdate === undefined) return ctx.skip('the store has no waitForUpdate')
+        const key = newKey()
+        const r = record()
+        await store.set(key, r, { ttlMs: 60_000 })
+        if (fixture.advance !== undefined) {
+          const waiting = track(store.waitForUpdate(key, { timeoutMs: 1_000, knownTokenId: r.tokenId }))
+          await fixture.advance(999)
+          await settleStore()
+          expect(waiting.done()).toBe(false)
+          await fixture.advance(1)
+          await eventually(() => waiting.done(), 'time out')
+          expect(waiting.value()).toEqual(r)
+        } else {
+          const waiting = track(store.waitForUpdate(key, { timeoutMs: REAL_TTL_MS, knownTokenId: r.tokenId }))
+          await eventually(() => waiting.done(), 'time out')
+          expect(waiting.value()).toEqual(r)
+        }
+      })
+
+      it('ends when its signal aborts', async (ctx) => {
+        if (store.waitForUpdate === undefined) return ctx.skip('the store has no waitForUpdate')
+        const key = newKey()
+        const controller = new AbortController()
+        const waiting = track(store.waitForUpdate(key, { timeoutMs: 60_000, signal: controller.signal }))
+        await settleStore()
+        expect(waiting.done()).toBe(false)
+        controller.abort()
+        await eventually(() => waiting.done(), 'end on abort')
+        await expect(
+          store.waitForUpdate(key, { timeoutMs: 60_000, signal: AbortSignal.abort() }),
+        ).resolves.toBeUndefined()
+      })
+    })
+
+    describe('subscribe', () => {
+      it('delivers set, delete and clear events, and stops after unsubscribe', async (ctx) => {
+        if (store.subscribe === undefined) return ctx.skip('the store has no subscribe')
+        const key = newKey()
+        const events: StoreEvent[] = []
+        const unsubscribe = store.subscribe((event) => events.push(event))
+        const mine = () => events.filter((event) => event.type === 'clear' || event.key === key)
+        try {
+          const later = record(120_000)
+          await store.set(key, later, { ttlMs: 120_000 })
+          await eventually(() => mine().length >= 1, 'deliver the set event')
+          // A refused write (write-if-newer) and a refused delete (wrong id) are no events.
+          await store.set(key, { ...record(), expiresAt: later.expiresAt - 1 }, { ttlMs: 60_000 })
+          await store.delete(key, { tokenId: 'not-this-one' })
+          await store.delete(key, { tokenId: later.tokenId })
+          await eventually(() => mine().length >= 2, 'deliver the delete event')
+          await store.clear()
+          await eventually(() => mine().length >= 3, 'deliver the clear event')
+          await settleStore()
+          expect(mine()).toEqual([
+            { type: 'set', key, tokenId: later.tokenId },
+            { type: 'delete', key, tokenId: later.tokenId },
+            { type: 'clear' },
+          ])
+        } finally {
+          unsubscribe()
+        }
+        const count = events.length
+        await store.set(key, record(), { ttlMs: 60_000 })
+        await settleStore()
+        expect(events).toHaveLength(count)
+      })
+    })
+  })
+}
