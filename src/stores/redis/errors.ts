@@ -1,0 +1,100 @@
+const BRAND = Symbol.for('tokenkeeper.redisStoreError')
+
+/**
+ * Every code a {@link RedisStoreError} can carry.
+ *
+ * @example
+ * ```ts
+ * import type { RedisStoreErrorCode } from 'tokenkeeper/redis'
+ * const alerting: RedisStoreErrorCode[] = ['UNKNOWN_KEY_ID', 'DECRYPT_FAILED']
+ * ```
+ */
+export type RedisStoreErrorCode =
+  /** Redis did not answer within `commandTimeoutMs`. */
+  | 'REDIS_TIMEOUT'
+  /** The circuit breaker is open after repeated failures: the command was not sent. */
+  | 'REDIS_UNAVAILABLE'
+  /** Redis or the client rejected the command (connection lost, error reply, ...). */
+  | 'REDIS_COMMAND_FAILED'
+  /** The store was closed. */
+  | 'STORE_CLOSED'
+  /** A stored value names an encryption key id this store was not given. */
+  | 'UNKNOWN_KEY_ID'
+  /** A stored value failed authentication (tampered, moved to another key, or a wrong key). */
+  | 'DECRYPT_FAILED'
+  /** A stored value or pub/sub message is not in the store's format. */
+  | 'MALFORMED_RECORD'
+  /** An unencrypted value was found by a store that requires encryption. */
+  | 'UNENCRYPTED_RECORD'
+  /** The pub/sub subscription could not be set up (the store retries by itself). */
+  | 'SUBSCRIBE_FAILED'
+  /** A `subscribe` listener threw. */
+  | 'LISTENER_FAILED'
+
+/**
+ * What the store was doing when a {@link RedisStoreError} happened.
+ *
+ * @example
+ * ```ts
+ * const onError = (error: RedisStoreError) => metrics.increment(`redis_store.${error.operation}.${error.code}`)
+ * ```
+ */
+export type RedisStoreOperation =
+  'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'wait' | 'subscribe' | 'event'
+
+/**
+ * A failure of the Redis store. Its message names the operation and what went wrong; it never
+ * holds a token, a stored value, an encryption key or the client's own error object (whose
+ * command arguments would carry stored values).
+ *
+ * @example
+ * ```ts
+ * import { redisStore, isRedisStoreError } from 'tokenkeeper/redis'
+ * const store = redisStore({
+ *   client,
+ *   encryptionKeys,
+ *   onError: (error) => {
+ *     if (error.code === 'UNKNOWN_KEY_ID') metrics.increment('tokens.undecryptable')
+ *   },
+ * })
+ * ```
+ */
+export class RedisStoreError extends Error {
+  readonly code: RedisStoreErrorCode
+  readonly operation: RedisStoreOperation
+
+  constructor(code: RedisStoreErrorCode, operation: RedisStoreOperation, message: string) {
+    super(message)
+    this.name = 'RedisStoreError'
+    this.code = code
+    this.operation = operation
+    Object.defineProperty(this, BRAND, { value: true, enumerable: false })
+  }
+}
+
+/**
+ * Whether `value` is a {@link RedisStoreError}, also across duplicate copies of the package.
+ *
+ * @example
+ * ```ts
+ * import { isRedisStoreError } from 'tokenkeeper/redis'
+ * try {
+ *   await store.get(key)
+ * } catch (error) {
+ *   if (isRedisStoreError(error) && error.code === 'REDIS_UNAVAILABLE') fallBack()
+ * }
+ * ```
+ */
+export function isRedisStoreError(value: unknown): value is RedisStoreError {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true
+}
+
+/**
+ * The message of a client error, reduced to one short line. Client error objects are never
+ * chained as `cause`: ioredis attaches the command and its arguments (a stored value) to them.
+ */
+export function describeClientError(error: unknown): string {
+  const text = error instanceof Error ? error.message : 'non-error rejection'
+  const line = text.split('\n', 1)[0] ?? ''
+  return line.length > 160 ? `${line.slice(0, 160)}...` : line
+}

@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto'
+
+/** A Lua script, sent as `EVALSHA` and, once per server after a `NOSCRIPT`, as `EVAL`. */
+export interface Script {
+  readonly source: string
+  readonly sha: string
+}
+
+function script(source: string): Script {
+  return { source, sha: createHash('sha1').update(source).digest('hex') }
+}
+
+/**
+ * Write-if-newer. KEYS[1] token key. ARGV: value, its expiry (epoch ms), PX, channel, message.
+ * Keeps the stored value when it expires later; otherwise writes and publishes `message`.
+ * Returns 1 when written, 0 when not.
+ */
+export const SET_IF_NEWER = script(`
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, record = pcall(cjson.decode, current)
+  if ok and type(record) == 'table' then
+    local exp = tonumber(record.exp)
+    if exp and exp > tonumber(ARGV[2]) then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+`)
+
+/**
+ * Compare-and-delete. KEYS[1] token key. ARGV: '0' (any token) or '1' .. token id, channel,
+ * cache key, origin. Publishes a delete event naming the deleted token id. Returns the deleted token id
+ * ('' if unreadable), or nil when nothing was deleted.
+ */
+export const DELETE_IF = script(`
+local current = redis.call('GET', KEYS[1])
+if not current then return false end
+local id = nil
+local ok, record = pcall(cjson.decode, current)
+if ok and type(record) == 'table' and type(record.id) == 'string' then id = record.id end
+if ARGV[1] ~= '0' and id ~= string.sub(ARGV[1], 2) then return false end
+redis.call('DEL', KEYS[1])
+local event = { t = 'delete', k = ARGV[3], o = ARGV[4] }
+if id then event.id = id end
+redis.call('PUBLISH', ARGV[2], cjson.encode(event))
+return id or ''
+`)
+
+/** Releases a lock its owner still holds. KEYS[1] lock key. ARGV: owner, channel, message. */
+export const RELEASE_LOCK = script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return 1
+end
+return 0
+`)
+
+/** What a waiter polls. KEYS: token key, lock key. Returns { value or '', lock PTTL (-2: none) }. */
+export const PEEK = script(`
+return { redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[2]) }
+`)

@@ -1,0 +1,325 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { inspect } from 'node:util'
+import { systemClock, type Clock } from '../../clock.js'
+import type {
+  StoreDeleteOptions,
+  StoreEvent,
+  StoreLock,
+  StoreLockOptions,
+  StoreRecord,
+  StoreSetOptions,
+  StoreWaitOptions,
+  TokenStore,
+} from '../types.js'
+import { CircuitBreaker, CommandRunner, type CircuitState } from './breaker.js'
+import { adaptClient, replyString, type Connection } from './client.js'
+import { importKeys, RecordCodec } from './codec.js'
+import { isRedisStoreError, RedisStoreError, type RedisStoreOperation } from './errors.js'
+import { encodeMessage, EventHub } from './messages.js'
+import { checkOptions, type RedisStoreOptions } from './options.js'
+import { deleteTokenKeys } from './clear.js'
+import { DELETE_IF, PEEK, RELEASE_LOCK, SET_IF_NEWER, type Script } from './scripts.js'
+import { Subscription } from './subscription.js'
+import { waitForUpdate, type WaitHost } from './wait.js'
+
+/**
+ * The {@link TokenStore} returned by {@link redisStore}: every optional hook implemented, plus
+ * `ready()` and the circuit breaker's state.
+ *
+ * @example
+ * ```ts
+ * const store: RedisStore = redisStore({ client, encryptionKeys })
+ * await store.ready() // pub/sub is up: other processes' writes and invalidations reach this one
+ * ```
+ */
+export interface RedisStore extends TokenStore {
+  acquireLock(key: string, options: StoreLockOptions): Promise<StoreLock | undefined>
+  waitForUpdate(key: string, options: StoreWaitOptions): Promise<StoreRecord | undefined>
+  subscribe(listener: (event: StoreEvent) => void): () => void
+  /** Unsubscribes and closes the pub/sub connection the store created. Never closes `client`. */
+  close(): Promise<void>
+  /** Resolves once the pub/sub subscription is active; rejects if the store is closed first. */
+  ready(): Promise<void>
+  /** The circuit breaker's state (`'closed'` when there is none). */
+  readonly circuit: CircuitState
+}
+
+const DEFAULT_PREFIX = 'tokenkeeper'
+const MAX_CONTENDED = 1_024
+
+function noop(): void {}
+
+class RedisStoreImpl implements RedisStore {
+  readonly #connection: Connection
+  readonly #codec: RecordCodec
+  readonly #prefix: string
+  readonly #channel: string
+  readonly #clock: Clock
+  readonly #breaker: CircuitBreaker | undefined
+  readonly #runner: CommandRunner
+  readonly #options: RedisStoreOptions
+  readonly #events: EventHub
+  /** Keys whose lock this process failed to take and has not waited on since. */
+  readonly #contended = new Set<string>()
+  readonly #waitHost: WaitHost
+  /** Names this instance in its messages: it delivers its own events locally and skips their echo. */
+  readonly #origin = randomBytes(9).toString('base64url')
+  #subscription: Subscription | undefined
+  #closed = false
+
+  constructor(options: RedisStoreOptions) {
+    checkOptions(options)
+    this.#options = options
+    this.#connection = adaptClient(options.client)
+    this.#codec = new RecordCodec(
+      options.encryptionKeys === undefined ? undefined : importKeys(options.encryptionKeys),
+    )
+    this.#prefix = options.prefix ?? DEFAULT_PREFIX
+    this.#channel = `${this.#prefix}:events`
+    this.#clock = options.clock ?? systemClock
+    const breaker = options.circuitBreaker
+    this.#breaker =
+      breaker === false
+        ? undefined
+        : new CircuitBreaker({
+            failureThreshold: breaker?.failureThreshold ?? 3,
+            cooldownMs: breaker?.cooldownMs ?? 1_000,
+          })
+    this.#runner = new CommandRunner({
+      clock: this.#clock,
+      timeoutMs: options.commandTimeoutMs ?? 500,
+      breaker: this.#breaker,
+      onOpen: (error) => this.#report(error),
+    })
+    this.#events = new EventHub(this.#origin, (error) => this.#report(error))
+    this.#waitHost = {
+      clock: this.#clock,
+      pollIntervalMs: options.pollIntervalMs ?? 250,
+      isClosed: () => this.#closed,
+      onWake: (key, wake) => this.#events.onWake(key, wake),
+      peek: (key) => this.#peek(key),
+      read: (key) => this.get(key),
+    }
+  }
+
+  get circuit(): CircuitState {
+    return this.#breaker?.state ?? 'closed'
+  }
+
+  /** `${prefix}:{hash}`: the hash tag puts a key's token and lock in one Redis Cluster slot. */
+  #base(key: string): string {
+    return `${this.#prefix}:{${createHash('sha256').update(key).digest('base64url').slice(0, 22)}}`
+  }
+
+  #report(error: RedisStoreError): void {
+    try {
+      this.#options.onError?.(error)
+    } catch {
+      // A throwing onError must not break the store.
+    }
+  }
+
+  #script(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+    const route = keys[0]
+    const tail = [String(keys.length), ...keys, ...args]
+    return this.#connection.send(['EVALSHA', script.sha, ...tail], route).catch((error: unknown) => {
+      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
+      return this.#connection.send(['EVAL', script.source, ...tail], route)
+    })
+  }
+
+  #decode(key: string, reply: unknown, operation: RedisStoreOperation): StoreRecord | undefined {
+    const text = replyString(reply)
+    if (text === undefined || text === '') return undefined
+    try {
+      return this.#codec.decode(key, text, operation)
+    } catch (error) {
+      if (isRedisStoreError(error)) this.#report(error)
+      return undefined
+    }
+  }
+
+  async get(key: string): Promise<StoreRecord | undefined> {
+    const tokenKey = `${this.#base(key)}:t`
+    const reply = await this.#runner.run('get', () => this.#connection.send(['GET', tokenKey], tokenKey))
+    return this.#decode(key, reply, 'get')
+  }
+
+  async set(key: string, record: StoreRecord, options: StoreSetOptions): Promise<boolean> {
+    if (!(options.ttlMs > 0) || !Number.isFinite(record.expiresAt)) return false
+    const tokenKey = `${this.#base(key)}:t`
+    const value = this.#codec.encode(key, record)
+    const message = encodeMessage('set', this.#origin, key, record.tokenId)
+    const px = String(Math.ceil(options.ttlMs))
+    const reply = await this.#runner.run('set', () =>
+      this.#script(SET_IF_NEWER, [tokenKey], [value, String(record.expiresAt), px, this.#channel, message]),
+    )
+    if (Number(reply) !== 1) return false
+    this.#events.emit({ type: 'set', key, tokenId: record.tokenId })
+    return true
+  }
+
+  async delete(key: string, options?: StoreDeleteOptions): Promise<boolean> {
+    const tokenKey = `${this.#base(key)}:t`
+    const match = options?.tokenId === undefined ? '0' : `1${options.tokenId}`
+    const reply = await this.#runner.run('delete', () =>
+      this.#script(DELETE_IF, [tokenKey], [match, this.#channel, key, this.#origin]),
+    )
+    const deleted = replyString(reply)
+    if (deleted === undefined) return false
+    this.#events.emit({ type: 'delete', key, tokenId: deleted === '' ? undefined : deleted })
+    return true
+  }
+
+  /** SCAN + UNLINK of this prefix's tokens on every master (locks are left to expire), then a clear event. */
+  async clear(): Promise<void> {
+    await deleteTokenKeys(this.#connection, this.#runner, this.#prefix)
+    await this.#runner.run('clear', () =>
+      this.#connection.send(['PUBLISH', this.#channel, encodeMessage('clear', this.#origin)]),
+    )
+    this.#events.emit({ type: 'clear' })
+  }
+
+  async acquireLock(key: string, options: StoreLockOptions): Promise<StoreLock | undefined> {
+    this.#subscribe()
+    const lockKey = `${this.#base(key)}:l`
+    const owner = randomBytes(16).toString('base64url')
+    const px = String(Math.max(1, Math.ceil(options.ttlMs)))
+    const reply = await this.#runner.run(
+      'lock',
+      () => this.#connection.send(['SET', lockKey, owner, 'NX', 'PX', px], lockKey),
+      // Taken after we gave up on it: nobody will use it, so hand it back at once.
+      {
+        abandoned: (late) => void (replyString(late) === 'OK' && this.#release(key, owner, true).catch(noop)),
+      },
+    )
+    if (replyString(reply) !== 'OK') {
+      this.#contended.delete(key)
+      this.#contended.add(key)
+      for (const oldest of this.#contended) {
+        if (this.#contended.size <= MAX_CONTENDED) break
+        this.#contended.delete(oldest)
+      }
+      return undefined
+    }
+    let released = false
+    return {
+      release: async () => {
+        if (released) return
+        released = true
+        await this.#release(key, owner, false)
+      },
+    }
+  }
+
+  async #release(key: string, owner: string, bypassBreaker: boolean): Promise<void> {
+    const lockKey = `${this.#base(key)}:l`
+    const message = encodeMessage('unlock', this.#origin, key)
+    const reply = await this.#runner.run(
+      'unlock',
+      () => this.#script(RELEASE_LOCK, [lockKey], [owner, this.#channel, message]),
+      { bypassBreaker },
+    )
+    if (Number(reply) === 1) this.#events.wake(key)
+  }
+
+  waitForUpdate(key: string, options: StoreWaitOptions): Promise<StoreRecord | undefined> {
+    this.#subscribe()
+    const contended = this.#contended.delete(key)
+    return waitForUpdate(this.#waitHost, key, options, contended)
+  }
+
+  async #peek(key: string): Promise<{ record: StoreRecord | undefined; lockTtlMs: number }> {
+    const base = this.#base(key)
+    const reply = await this.#runner.run('wait', () => this.#script(PEEK, [`${base}:t`, `${base}:l`], []))
+    const [value, ttl] = Array.isArray(reply) ? (reply as unknown[]) : []
+    const lockTtlMs = Number(ttl)
+    return {
+      record: this.#decode(key, value, 'wait'),
+      lockTtlMs: Number.isFinite(lockTtlMs) ? lockTtlMs : -2,
+    }
+  }
+
+  subscribe(listener: (event: StoreEvent) => void): () => void {
+    this.#subscribe()
+    return this.#events.subscribe(listener)
+  }
+
+  ready(): Promise<void> {
+    if (this.#closed)
+      return Promise.reject(new RedisStoreError('STORE_CLOSED', 'subscribe', 'the Redis store is closed'))
+    this.#subscribe()
+    return (
+      this.#subscription?.ready() ??
+      Promise.reject(new RedisStoreError('STORE_CLOSED', 'subscribe', 'the Redis store is closed'))
+    )
+  }
+
+  #subscribe(): void {
+    if (this.#subscription !== undefined || this.#closed) return
+    this.#subscription = new Subscription({
+      connection: this.#connection,
+      subscriber: this.#options.subscriber,
+      channel: this.#channel,
+      clock: this.#clock,
+      stopTimeoutMs: this.#options.commandTimeoutMs ?? 500,
+      onMessage: (message) => this.#events.receive(message),
+      onError: (error) => this.#report(error),
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#runner.close()
+    this.#events.close()
+    await this.#subscription?.close()
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      kind: 'redisStore',
+      prefix: this.#prefix,
+      encrypted: this.#codec.encrypted,
+      circuit: this.circuit,
+    }
+  }
+
+  [inspect.custom](): string {
+    return `RedisStore ${inspect(this.toJSON())}`
+  }
+}
+
+/**
+ * A {@link TokenStore} in Redis that lets a fleet of processes share one token per key: values
+ * are AES-256-GCM encrypted (the cache key as associated data), writes are write-if-newer and
+ * deletes compare-and-delete (Lua), a per-key lock (`SET NX PX`, owner id) lets one process fetch
+ * for all while the others wait on pub/sub, and every command has a timeout behind a circuit
+ * breaker, so a slow or dead Redis turns into cache misses, never failed calls. Put it behind a
+ * `TokenManager`, whose memory is the L1 in front of Redis: warm hits cost no round trip.
+ *
+ * Works with ioredis (`Redis`, `Cluster`) and node-redis (client, cluster); tokenkeeper depends
+ * on neither. See `docs/REDIS.md`.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis'
+ * import { TokenManager } from 'tokenkeeper'
+ * import { redisStore } from 'tokenkeeper/redis'
+ *
+ * const client = new Redis(process.env.REDIS_URL!)
+ * const tokens = new TokenManager({
+ *   store: redisStore({
+ *     client,
+ *     prefix: 'tk',
+ *     encryptionKeys: [{ id: '2026-11', key: process.env.TOKEN_CACHE_KEY! }], // 32 bytes, base64
+ *   }),
+ * })
+ * // ...
+ * await tokens.close() // closes the store's own pub/sub connection
+ * client.disconnect() // the client stays yours
+ * ```
+ */
+export function redisStore(options: RedisStoreOptions): RedisStore {
+  return new RedisStoreImpl(options)
+}
