@@ -1,16 +1,21 @@
 #!/usr/bin/env node
 // The tokenkeeper command line. Its own entry point: importing 'tokenkeeper' never loads it.
 import { readFileSync } from 'node:fs'
+import { describeFailure, ExitCode, type ExitCodeValue } from './errors.js'
+import type { CommandIo } from './io.js'
 
 const USAGE = `Usage: tokenkeeper <command> [options]
 
 Commands:
-  demo     Run many concurrent workers against an embedded token server and show what caching does
-  token    Print an access token for shell scripts
+  demo     Many concurrent workers against an embedded token server: what tokenkeeper does
+           for a busy service, compared with a naive token cache
+  token    Print an access token (cached across invocations) for shell scripts
 
 Options:
-  -h, --help     Show help
+  -h, --help     Show help (also: tokenkeeper <command> --help)
   -v, --version  Show the version
+
+Docs: docs/CLI.md
 `
 
 function version(): string {
@@ -20,15 +25,43 @@ function version(): string {
   return pkg.version
 }
 
-const [command, ...rest] = process.argv.slice(2)
-if (command === undefined || command === '-h' || command === '--help' || rest.includes('--help')) {
-  process.stdout.write(USAGE)
-} else if (command === '-v' || command === '--version') {
-  process.stdout.write(`${version()}\n`)
-} else if (command === 'demo' || command === 'token') {
-  process.stderr.write(`tokenkeeper ${command}: not available in this build yet\n`)
-  process.exitCode = 2
-} else {
-  process.stderr.write(`tokenkeeper: unknown command "${command}"\n\n${USAGE}`)
-  process.exitCode = 2
+async function run(argv: readonly string[], io: CommandIo): Promise<ExitCodeValue> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case undefined:
+      io.stderr.write(USAGE)
+      return ExitCode.usage
+    case '-h':
+    case '--help':
+    case 'help':
+      if (command === 'help' && rest[0] !== undefined) return run([rest[0], '--help'], io)
+      io.stdout.write(USAGE)
+      return ExitCode.ok
+    case '-v':
+    case '--version':
+      io.stdout.write(`${version()}\n`)
+      return ExitCode.ok
+    case 'demo': {
+      const { demoCommand } = await import('./demo/command.js')
+      return demoCommand(rest, io)
+    }
+    case 'token': {
+      const { tokenCommand } = await import('./token/command.js')
+      return tokenCommand(rest, io)
+    }
+    default:
+      io.stderr.write(`tokenkeeper: unknown command "${command.slice(0, 40)}"\n\n${USAGE}`)
+      return ExitCode.usage
+  }
+}
+
+const io: CommandIo = { env: process.env, stdout: process.stdout, stderr: process.stderr }
+const argv = process.argv.slice(2)
+try {
+  process.exitCode = await run(argv, io)
+} catch (error) {
+  const { exitCode, message } = describeFailure(error)
+  const command = argv[0] === 'demo' || argv[0] === 'token' ? ` ${argv[0]}` : ''
+  process.stderr.write(`tokenkeeper${command}: ${message}\n`)
+  process.exitCode = exitCode
 }

@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto'
+import type { BackoffPolicy, RefreshPolicy } from '../../manager/policy.js'
+import { startTokenServer } from '../../testing/token-server.js'
+import type { TokenServer, TokenServerStats } from '../../testing/types.js'
+import type { ClientKind, ClientSpec } from './clients.js'
+import { OUTAGE_PLANS, scheduleOutage, type OutageReport } from './outage.js'
+import type { Workload, WorkloadProgress, WorkloadReport, WorkloadShape } from './workload.js'
+
+/** Runs a workload somewhere: in this process, or spread over child processes. */
+export interface WorkloadRunner {
+  run(spec: ClientSpec, shape: WorkloadShape): Workload
+}
+
+/** The settings of one phase (one client, one fresh token server). */
+export interface PhaseSettings extends WorkloadShape {
+  readonly kind: ClientKind
+  readonly tokenLifetimeMs: number
+  readonly latencyMs: number
+  readonly outage: boolean
+}
+
+/** What the live display shows. */
+export interface LiveSnapshot {
+  readonly kind: ClientKind
+  readonly elapsedMs: number
+  readonly durationMs: number
+  readonly progress: WorkloadProgress
+  /** Token requests counted by the token server. */
+  readonly serverTokenRequests: number
+  readonly outageActive: boolean
+}
+
+/** Token requests grouped into renewals: requests closer than a quarter of the lifetime belong to one. */
+export interface Renewals {
+  readonly count: number
+  readonly tokenRequestsPerRenewal: number
+  readonly maxTokenRequestsInOneRenewal: number
+}
+
+/** One finished phase. */
+export interface PhaseResult {
+  readonly settings: PhaseSettings
+  readonly elapsedMs: number
+  readonly report: WorkloadReport
+  /** The token server's own counters: the ground truth for token requests and expired-token rejections. */
+  readonly server: TokenServerStats
+  readonly renewals: Renewals
+  readonly outage: OutageReport | undefined
+}
+
+const CLIENT_ID = 'demo-service'
+const TICK_MS = 250
+
+/** Groups request arrival times into renewals (gaps longer than a quarter of the lifetime split them). */
+export function groupRenewals(arrivals: readonly number[], lifetimeMs: number): Renewals {
+  const sorted = [...arrivals].sort((a, b) => a - b)
+  const sizes: number[] = []
+  let previous = Number.NEGATIVE_INFINITY
+  for (const at of sorted) {
+    if (at - previous > lifetimeMs / 4 || sizes.length === 0) sizes.push(0)
+    sizes[sizes.length - 1] = (sizes.at(-1) ?? 0) + 1
+    previous = at
+  }
+  const count = sizes.length
+  return {
+    count,
+    tokenRequestsPerRenewal: count === 0 ? 0 : sorted.length / count,
+    maxTokenRequestsInOneRenewal: Math.max(0, ...sizes),
+  }
+}
+
+/**
+ * The outage run's manager policy, scaled to seconds-long tokens: renew at 50–60 % of the
+ * lifetime and back off 1 % of it doubling up to 5 %. (The defaults, 75–85 % and 250 ms doubling
+ * up to 10 s, are made for tokens that live minutes to hours.)
+ */
+export function outagePolicy(lifetimeMs: number): Partial<RefreshPolicy & BackoffPolicy> {
+  return {
+    refreshRatioMin: 0.5,
+    refreshRatioMax: 0.6,
+    baseBackoffMs: Math.max(1, Math.round(lifetimeMs * 0.01)),
+    maxBackoffMs: Math.max(1, Math.round(lifetimeMs * 0.05)),
+  }
+}
+
+async function settle(server: TokenServer): Promise<void> {
+  const deadline = Date.now() + 5_000
+  while (server.stats().inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+}
+
+/**
+ * Starts a fresh token server (with its protected API, which rejects expired tokens), runs the
+ * workload against it, and reports the client's counts next to the server's.
+ */
+export async function runPhase(
+  settings: PhaseSettings,
+  runner: WorkloadRunner,
+  onTick: (snapshot: LiveSnapshot) => void,
+): Promise<PhaseResult> {
+  const clientSecret = randomBytes(24).toString('base64url')
+  const server = await startTokenServer({
+    clients: [{ clientId: CLIENT_ID, clientSecret }],
+    tokenLifetimeMs: settings.tokenLifetimeMs,
+    latencyMs: settings.latencyMs,
+  })
+  try {
+    const spec: ClientSpec = {
+      kind: settings.kind,
+      tokenUrl: server.tokenUrl,
+      resourceUrl: server.resourceUrl,
+      clientId: CLIENT_ID,
+      clientSecret,
+      ...(settings.outage && settings.kind === 'tokenkeeper'
+        ? { policy: outagePolicy(settings.tokenLifetimeMs) }
+        : {}),
+    }
+    const startedAt = Date.now()
+    const workload = runner.run(spec, settings)
+    const outage = settings.outage
+      ? scheduleOutage(server, {
+          lifetimeMs: settings.tokenLifetimeMs,
+          plan: OUTAGE_PLANS[settings.kind],
+          phaseStartedAt: startedAt,
+          phaseDurationMs: settings.durationMs,
+        })
+      : undefined
+    const tick = (): void =>
+      onTick({
+        kind: settings.kind,
+        elapsedMs: Math.min(Date.now() - startedAt, settings.durationMs),
+        durationMs: settings.durationMs,
+        progress: workload.progress(),
+        serverTokenRequests: server.stats().tokenRequests,
+        outageActive: outage?.active() ?? false,
+      })
+    const ticker = setInterval(tick, TICK_MS)
+    let report: WorkloadReport
+    try {
+      report = await workload.done
+    } finally {
+      clearInterval(ticker)
+    }
+    const outageReport = outage?.stop()
+    const elapsedMs = Date.now() - startedAt
+    await settle(server)
+    tick()
+    const renewals = groupRenewals(
+      server.requests.map((request) => request.at),
+      settings.tokenLifetimeMs,
+    )
+    return { settings, elapsedMs, report, server: server.stats(), renewals, outage: outageReport }
+  } finally {
+    await server.close()
+  }
+}

@@ -1,0 +1,61 @@
+import picocolors from 'picocolors'
+import type { TextOutput } from './io.js'
+import type { Environment } from './token/paths.js'
+
+/** The color functions the CLI uses (identity functions when colors are off). */
+export type Colors = ReturnType<typeof picocolors.createColors>
+
+/**
+ * Colors only for a terminal: on when `stream` is a TTY (unless `NO_COLOR` is set or
+ * `TERM=dumb`), or when `FORCE_COLOR` asks for them. Piped output never carries escape codes
+ * otherwise, whatever else the environment says (picocolors alone would color under `CI`).
+ */
+export function colorsFor(stream: TextOutput, env: Environment): Colors {
+  const force = env['FORCE_COLOR']
+  const forced = force !== undefined && force !== '' && force !== '0' && force !== 'false'
+  const noColor = env['NO_COLOR'] !== undefined && env['NO_COLOR'] !== ''
+  const enabled = forced || (stream.isTTY === true && !noColor && env['TERM'] !== 'dumb')
+  return picocolors.createColors(enabled)
+}
+
+const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })
+
+/** `12345.6` → `12,346`. */
+export function formatCount(value: number): string {
+  return integer.format(value)
+}
+
+/** A ratio in [0, 1] as a percentage with two decimals: `0.99991` → `99.99 %`. */
+export function formatPercent(ratio: number): string {
+  return `${(Math.floor(ratio * 10_000) / 100).toFixed(2)} %`
+}
+
+/** Milliseconds with sensible precision: `0.42 ms`, `3.1 ms`, `31 ms`, `1.2 s`. */
+export function formatMs(ms: number): string {
+  if (ms >= 1000) return `${(ms / 1000).toFixed(1)} s`
+  if (ms >= 100) return `${ms.toFixed(0)} ms`
+  if (ms >= 10) return `${ms.toFixed(1)} ms`
+  return `${ms.toFixed(2)} ms`
+}
+
+/** Wraps `text` at spaces so that no line exceeds `width` visible characters (color codes do not count). */
+export function wrap(text: string, width = 100): string {
+  // eslint-disable-next-line no-control-regex -- measures the text without its color codes
+  if (text.replace(/\x1b\[[0-9;]*m/g, '').length <= width) return text
+  const lines: string[] = []
+  let line = ''
+  let visible = 0
+  for (const word of text.split(' ')) {
+    // eslint-disable-next-line no-control-regex -- measures a word without its color codes
+    const size = word.replace(/\x1b\[[0-9;]*m/g, '').length
+    if (visible > 0 && visible + 1 + size > width) {
+      lines.push(line)
+      line = ''
+      visible = 0
+    }
+    line = visible === 0 ? word : `${line} ${word}`
+    visible += (visible === 0 ? 0 : 1) + size
+  }
+  if (line !== '') lines.push(line)
+  return lines.join('\n')
+}

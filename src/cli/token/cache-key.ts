@@ -1,0 +1,91 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
+
+const KEY_BYTES = 32
+const IV_BYTES = 12
+const ENVELOPE_VERSION = 1
+
+/** Creates `dir` (and parents) and makes it private to the user (0700). */
+export async function privateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await chmod(dir, 0o700)
+}
+
+function decodeKey(text: string, path: string): Buffer {
+  const key = Buffer.from(text.trim(), 'base64')
+  if (key.length !== KEY_BYTES)
+    throw new Error(
+      `the cache key file ${path} is malformed (expected 32 bytes, base64); delete it to make a new one`,
+    )
+  return key
+}
+
+/**
+ * Reads the cache's AES-256 key from `path`, creating it (32 random bytes, base64, mode 0600, in a
+ * 0700 directory) on first use. Creation is atomic (write a temporary file, then `link` it into
+ * place, which fails if another process got there first), so parallel first runs agree on one key.
+ */
+export async function loadOrCreateKey(path: string): Promise<Buffer> {
+  try {
+    return decodeKey(await readFile(path, 'utf8'), path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+  await privateDir(dirname(path))
+  const temporary = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`
+  await writeFile(temporary, `${randomBytes(KEY_BYTES).toString('base64')}\n`, { mode: 0o600, flag: 'wx' })
+  try {
+    await link(temporary, path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+  } finally {
+    await unlink(temporary).catch(() => undefined)
+  }
+  return decodeKey(await readFile(path, 'utf8'), path)
+}
+
+interface Envelope {
+  readonly v: number
+  readonly iv: string
+  readonly tag: string
+  readonly ct: string
+}
+
+/** Encrypts `plaintext` with AES-256-GCM, binding it to `associatedData` (the cache key). */
+export function seal(key: Buffer, associatedData: string, plaintext: string): string {
+  const iv = randomBytes(IV_BYTES)
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
+  cipher.setAAD(Buffer.from(associatedData, 'utf8'))
+  const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
+  const envelope: Envelope = {
+    v: ENVELOPE_VERSION,
+    iv: iv.toString('base64'),
+    tag: cipher.getAuthTag().toString('base64'),
+    ct: ct.toString('base64'),
+  }
+  return JSON.stringify(envelope)
+}
+
+/** Decrypts what {@link seal} wrote; `undefined` for anything that does not decrypt (a miss, never an error). */
+export function unseal(key: Buffer, associatedData: string, text: string): string | undefined {
+  try {
+    const envelope = JSON.parse(text) as Partial<Envelope>
+    if (
+      envelope.v !== ENVELOPE_VERSION ||
+      typeof envelope.iv !== 'string' ||
+      typeof envelope.tag !== 'string' ||
+      typeof envelope.ct !== 'string'
+    ) {
+      return undefined
+    }
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(envelope.iv, 'base64'))
+    decipher.setAAD(Buffer.from(associatedData, 'utf8'))
+    decipher.setAuthTag(Buffer.from(envelope.tag, 'base64'))
+    return Buffer.concat([decipher.update(Buffer.from(envelope.ct, 'base64')), decipher.final()]).toString(
+      'utf8',
+    )
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,108 @@
+import { readFile } from 'node:fs/promises'
+import { parseDurationMs, stringFlag, stringsFlag, type ParsedValues } from '../args.js'
+import { configError, usageError } from '../errors.js'
+import { loadProfile, type AuthName, type Profile } from './config-file.js'
+import { configFilePath, type Environment } from './paths.js'
+
+/** Everything `tokenkeeper token` needs to ask for a token, with the secret already read. */
+export interface TokenSettings {
+  readonly tokenUrl: string
+  readonly clientId: string
+  /** Secret. Never printed. */
+  readonly clientSecret: string
+  readonly scopes: readonly string[]
+  readonly auth: AuthName
+  readonly audience: string | undefined
+  readonly timeoutMs: number | undefined
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+async function readSecret(profile: Profile, env: Environment): Promise<string> {
+  if (profile.clientSecretEnv !== undefined) {
+    const name = profile.clientSecretEnv
+    if (!ENV_NAME.test(name))
+      throw usageError(`--client-secret-env takes the NAME of an environment variable`)
+    const value = env[name]
+    if (value === undefined || value === '') {
+      throw configError(`the environment variable ${name} (named by --client-secret-env) is not set or empty`)
+    }
+    return value
+  }
+  if (profile.clientSecretFile !== undefined) {
+    let text: string
+    try {
+      text = await readFile(profile.clientSecretFile, 'utf8')
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'error'
+      throw configError(`the client secret file ${profile.clientSecretFile} cannot be read (${code})`)
+    }
+    const secret = text.replace(/\r?\n$/, '')
+    if (secret === '') throw configError(`the client secret file ${profile.clientSecretFile} is empty`)
+    return secret
+  }
+  throw usageError('a client secret is needed: --client-secret-env VAR or --client-secret-file PATH')
+}
+
+/** The flags as a profile, so that they can override one field by field. */
+function flagsAsProfile(values: ParsedValues): Profile {
+  const profile: Record<string, unknown> = {}
+  const strings = [
+    ['token-url', 'tokenUrl'],
+    ['client-id', 'clientId'],
+    ['client-secret-env', 'clientSecretEnv'],
+    ['client-secret-file', 'clientSecretFile'],
+    ['audience', 'audience'],
+  ] as const
+  for (const [flag, field] of strings) {
+    const value = stringFlag(values, flag)
+    if (value !== undefined) profile[field] = value
+  }
+  const scopes = stringsFlag(values, 'scope').flatMap((scope) => scope.split(/\s+/).filter((s) => s !== ''))
+  if (scopes.length > 0) profile['scopes'] = scopes
+  const auth = stringFlag(values, 'auth')
+  if (auth !== undefined) {
+    if (auth !== 'basic' && auth !== 'post') throw usageError('--auth must be basic or post')
+    profile['auth'] = auth
+  }
+  const timeout = stringFlag(values, 'timeout')
+  if (timeout !== undefined)
+    profile['timeoutMs'] = parseDurationMs(timeout, 'timeout', { min: 1, max: 600_000 })
+  return profile
+}
+
+/**
+ * Combines `--profile` (from the config file) with the flags, flags winning, and reads the
+ * secret from the environment variable or file it names.
+ */
+export async function resolveSettings(values: ParsedValues, env: Environment): Promise<TokenSettings> {
+  const flags = flagsAsProfile(values)
+  if (flags.clientSecretEnv !== undefined && flags.clientSecretFile !== undefined) {
+    throw usageError('give --client-secret-env or --client-secret-file, not both')
+  }
+  const name = stringFlag(values, 'profile')
+  let merged: Profile = flags
+  if (name !== undefined) {
+    const path = stringFlag(values, 'config') ?? configFilePath(env)
+    const profile = await loadProfile(path, name, env)
+    const secretFromFlags = flags.clientSecretEnv !== undefined || flags.clientSecretFile !== undefined
+    const base: Record<string, unknown> = { ...profile }
+    if (secretFromFlags) {
+      delete base['clientSecretEnv']
+      delete base['clientSecretFile']
+    }
+    merged = { ...base, ...flags }
+  }
+  const where = name === undefined ? '' : ` (not in the flags nor in profile "${name}")`
+  if (merged.tokenUrl === undefined) throw usageError(`--token-url is required${where}`)
+  if (merged.clientId === undefined) throw usageError(`--client-id is required${where}`)
+  return {
+    tokenUrl: merged.tokenUrl,
+    clientId: merged.clientId,
+    clientSecret: await readSecret(merged, env),
+    scopes: merged.scopes ?? [],
+    auth: merged.auth ?? 'basic',
+    audience: merged.audience,
+    timeoutMs: merged.timeoutMs,
+  }
+}
