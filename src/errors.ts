@@ -40,6 +40,11 @@ export type TokenkeeperErrorCode =
   | 'MANAGER_CLOSED'
   // Using a token against a resource.
   | 'INSUFFICIENT_SCOPE'
+  // LTI Advantage services (tokenkeeper/lti).
+  | 'SCOPE_MISMATCH'
+  | 'SERVICE_REQUEST_FAILED'
+  | 'UNSAFE_SERVICE_URL'
+  | 'INVALID_SERVICE_RESPONSE'
 
 /** Options shared by every tokenkeeper error constructor. */
 export interface TokenkeeperErrorOptions {

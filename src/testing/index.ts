@@ -26,3 +26,16 @@ export type {
   TokenServerOptions,
   TokenServerStats,
 } from './types.js'
+export { startLtiPlatform } from './lti/platform.js'
+export type {
+  LtiContextSeed,
+  LtiMemberSeed,
+  LtiPlatform,
+  LtiPlatformContext,
+  LtiPlatformOptions,
+  LtiPlatformStats,
+  LtiRecordedScore,
+  LtiServiceRequestRecord,
+  LtiTokenRequestRecord,
+  LtiTool,
+} from './lti/types.js'

@@ -1,0 +1,249 @@
+import { inspect } from 'node:util'
+import { TokenkeeperError } from '../errors.js'
+import type { TokenManager } from '../manager/manager.js'
+import type { TokenSource } from '../sources/types.js'
+import {
+  checkServiceOptions,
+  objectOf,
+  ServiceClient,
+  sourceOptionsOf,
+  type CallOptions,
+  type LtiServiceOptions,
+} from './client.js'
+import { LtiMediaTypes, LtiScopes } from './constants.js'
+import { ScopeMismatchError } from './errors.js'
+import { checkSameHost, checkServiceUrl, withQuery } from './links.js'
+import type { LtiRegistration } from './registration.js'
+import { ltiServiceSource } from './source.js'
+import type { Member, MembershipContext, NrpsClaim } from './types.js'
+
+/**
+ * Query of a membership GET (NRPS 2.0): sent on the first page only; later pages use the
+ * platform's `next` link exactly as given.
+ *
+ * @example
+ * ```ts
+ * import type { MembersQuery } from 'tokenkeeper/lti'
+ * const learners: MembersQuery = { role: 'http://purl.imsglobal.org/vocab/lis/v2/membership#Learner', limit: 100 }
+ * ```
+ */
+export interface MembersQuery {
+  /** A role URI, or the short form of a context role (`Learner`). */
+  readonly role?: string
+  /** A page size hint; the platform may send more or fewer. */
+  readonly limit?: number
+  /** A resource link id: the members who can access that link (and its `message` claims). */
+  readonly rlid?: string
+}
+
+/**
+ * One page of a membership container.
+ *
+ * @example
+ * ```ts
+ * for await (const page of roster.pages()) {
+ *   save(page.members)
+ *   if (page.differencesUrl !== undefined) remember(page.differencesUrl)
+ * }
+ * ```
+ */
+export interface MembershipPage {
+  readonly context: MembershipContext
+  readonly members: readonly Member[]
+  /** The `rel="differences"` link: where to ask later for what changed since this answer. */
+  readonly differencesUrl: string | undefined
+  /** The `rel="next"` link, checked; `undefined` on the last page (or when it was refused: then iteration throws). */
+  readonly nextUrl: string | undefined
+}
+
+function checkClaim(claim: NrpsClaim, what: string): URL {
+  if (typeof claim !== 'object' || claim === null)
+    throw new TypeError(`${what}: an NRPS claim object is required`)
+  const versions = claim.service_versions
+  if (versions !== undefined && (!Array.isArray(versions) || !versions.includes('2.0'))) {
+    throw new TypeError(`${what}: the NRPS claim does not offer service version 2.0`)
+  }
+  return checkServiceUrl(claim.context_memberships_url, `${what}: context_memberships_url`)
+}
+
+/**
+ * Names and Role Provisioning Services 2.0 for one context (course): its members, page by page,
+ * and the `differences` link, on tokens cached by a {@link TokenManager}. One token (the
+ * `contextmembership.readonly` scope) serves every course of the registration, so syncing the
+ * rosters of many courses costs one token request. Paging follows `rel="next"` exactly as
+ * given, only to https on the platform's host.
+ *
+ * @example
+ * ```ts
+ * import { MembershipsService, LtiClaims } from 'tokenkeeper/lti'
+ * const roster = await MembershipsService.fromClaim(tokens, registration, launch[LtiClaims.nrps])
+ * for await (const member of roster.members({ role: 'Learner' })) console.log(member.user_id)
+ * ```
+ */
+export class MembershipsService {
+  /** The context membership URL of the claim. */
+  readonly membershipsUrl: string
+  /** The scopes the token had been granted when the service was built or its endpoint swapped. */
+  readonly grantedScopes: readonly string[]
+  readonly #tokens: TokenManager
+  readonly #source: TokenSource
+  readonly #client: ServiceClient
+  readonly #url: URL
+  readonly #hosts: ReadonlySet<string>
+
+  private constructor(
+    tokens: TokenManager,
+    source: TokenSource,
+    client: ServiceClient,
+    url: URL,
+    granted: readonly string[],
+  ) {
+    this.#tokens = tokens
+    this.#source = source
+    this.#client = client
+    this.#url = url
+    this.#hosts = new Set([url.host])
+    this.membershipsUrl = url.href
+    this.grantedScopes = granted
+  }
+
+  /**
+   * Builds the service from a launch's NRPS claim and resolves the token (scope
+   * `https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly`); rejects with
+   * {@link ScopeMismatchError} when the platform did not grant it.
+   */
+  static async fromClaim(
+    tokens: TokenManager,
+    registration: LtiRegistration,
+    claim: NrpsClaim,
+    options: LtiServiceOptions = {},
+  ): Promise<MembershipsService> {
+    const what = 'MembershipsService.fromClaim'
+    checkServiceOptions(options, what)
+    const url = checkClaim(claim, what)
+    const source = ltiServiceSource(
+      registration,
+      [LtiScopes.contextMembershipReadOnly],
+      sourceOptionsOf(options),
+    )
+    const client = new ServiceClient(tokens, source, options)
+    const granted = await MembershipsService.#granted(tokens, source, what, options.signal)
+    return new MembershipsService(tokens, source, client, url, granted)
+  }
+
+  static async #granted(
+    tokens: TokenManager,
+    source: TokenSource,
+    where: string,
+    signal: AbortSignal | undefined,
+  ): Promise<readonly string[]> {
+    const token = await tokens.get(source, { signal })
+    if (!token.hasScope(LtiScopes.contextMembershipReadOnly)) {
+      throw new ScopeMismatchError(
+        `${where}: the token was not granted ${LtiScopes.contextMembershipReadOnly}; granted: ${token.scopes.join(' ') || '(none)'}`,
+        {
+          reason: 'not-granted',
+          missingScopes: [LtiScopes.contextMembershipReadOnly],
+          grantedScopes: token.scopes,
+        },
+      )
+    }
+    return token.scopes
+  }
+
+  /** The same service (same token source) on another context's NRPS claim; re-checks the token's scopes. */
+  async withEndpoint(claim: NrpsClaim, options: CallOptions = {}): Promise<MembershipsService> {
+    const what = 'MembershipsService.withEndpoint'
+    const url = checkClaim(claim, what)
+    const granted = await MembershipsService.#granted(this.#tokens, this.#source, what, options.signal)
+    return new MembershipsService(this.#tokens, this.#source, this.#client, url, granted)
+  }
+
+  /** The membership container page by page, with its `differences` link. */
+  pages(query: MembersQuery = {}, options: CallOptions = {}): AsyncGenerator<MembershipPage> {
+    return this.#pages(withQuery(this.#url, checkQuery(query)), options)
+  }
+
+  /** Every member, following `rel="next"` pages. */
+  async *members(query: MembersQuery = {}, options: CallOptions = {}): AsyncGenerator<Member> {
+    for await (const page of this.pages(query, options)) yield* page.members
+  }
+
+  /**
+   * What changed since an earlier answer: pages from a `differencesUrl` (opaque, used as given,
+   * and only on the platform's host). Members removed since then come with status `Deleted`.
+   */
+  differences(differencesUrl: string, options: CallOptions = {}): AsyncGenerator<MembershipPage> {
+    const url = checkSameHost(
+      differencesUrl,
+      this.#url,
+      this.#hosts,
+      'MembershipsService.differences: the URL',
+    )
+    return this.#pages(url, options)
+  }
+
+  /** The token source every call uses. */
+  get source(): TokenSource {
+    return this.#source
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { membershipsUrl: this.membershipsUrl, key: this.#source.key }
+  }
+
+  [inspect.custom](): string {
+    return `MembershipsService ${inspect(this.toJSON())}`
+  }
+
+  async *#pages(first: URL, options: CallOptions): AsyncGenerator<MembershipPage> {
+    for await (const page of this.#client.pages(
+      first,
+      LtiMediaTypes.membershipContainer,
+      this.#hosts,
+      options.signal,
+    )) {
+      const body = objectOf(page.json, page.url)
+      const context = body['context']
+      const members = body['members']
+      if (typeof context !== 'object' || context === null || !Array.isArray(members)) {
+        throw new TokenkeeperError(
+          'INVALID_SERVICE_RESPONSE',
+          `GET ${page.url.host}${page.url.pathname} answered without a context object and a members array`,
+        )
+      }
+      const differences = page.links.find((link) => link.rel.includes('differences'))?.target
+      yield {
+        context: context as MembershipContext,
+        members: members as Member[],
+        // Opaque; resolved against the page only so that it is absolute.
+        differencesUrl: differences === undefined ? undefined : resolve(differences, page.url),
+        nextUrl: page.next?.href,
+      }
+    }
+  }
+}
+
+function resolve(target: string, base: URL): string | undefined {
+  try {
+    return new URL(target, base).href
+  } catch {
+    return undefined
+  }
+}
+
+function checkQuery(query: MembersQuery): Record<string, string | number | undefined> {
+  if (typeof query !== 'object' || query === null)
+    throw new TypeError('tokenkeeper/lti: the members query must be an object')
+  const { role, limit, rlid } = query
+  if (role !== undefined && (typeof role !== 'string' || role.length === 0)) {
+    throw new TypeError('tokenkeeper/lti: role must be a non-empty string')
+  }
+  if (rlid !== undefined && (typeof rlid !== 'string' || rlid.length === 0)) {
+    throw new TypeError('tokenkeeper/lti: rlid must be a non-empty string')
+  }
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+    throw new TypeError('tokenkeeper/lti: limit must be a positive integer')
+  }
+  return { role, limit, rlid }
+}

@@ -1,0 +1,224 @@
+/**
+ * Wire types of AGS 2.0 and NRPS 2.0. They keep the wire's names (`scoreMaximum`, `user_id`):
+ * what the platform sends is what you read.
+ */
+import type { ACTIVITY_PROGRESS, GRADING_PROGRESS } from './constants.js'
+
+/**
+ * The AGS claim of a launch, `https://purl.imsglobal.org/spec/lti-ags/claim/endpoint`
+ * (AGS 2.0 §3.1).
+ *
+ * @example
+ * ```ts
+ * import { LtiClaims, type AgsClaim } from 'tokenkeeper/lti'
+ * const claim = launch[LtiClaims.ags] as AgsClaim
+ * ```
+ */
+export interface AgsClaim {
+  /** The scopes the tool may ask an access token for in this context. */
+  readonly scope: readonly string[]
+  /** The line item container of the context. */
+  readonly lineitems?: string | undefined
+  /** The one line item of the launched resource link, when there is exactly one. */
+  readonly lineitem?: string | undefined
+}
+
+/**
+ * The NRPS claim of a launch, `https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice`.
+ * (The spec's prose says `service_version`; its example and every platform use the array
+ * `service_versions`.)
+ *
+ * @example
+ * ```ts
+ * import { LtiClaims, type NrpsClaim } from 'tokenkeeper/lti'
+ * const claim = launch[LtiClaims.nrps] as NrpsClaim
+ * ```
+ */
+export interface NrpsClaim {
+  readonly context_memberships_url: string
+  readonly service_versions?: readonly string[] | undefined
+}
+
+/**
+ * `activityProgress` of a score.
+ *
+ * @example
+ * ```ts
+ * import type { ActivityProgress } from 'tokenkeeper/lti'
+ * const done: ActivityProgress = 'Completed'
+ * ```
+ */
+export type ActivityProgress = (typeof ACTIVITY_PROGRESS)[number]
+/**
+ * `gradingProgress` of a score.
+ *
+ * @example
+ * ```ts
+ * import type { GradingProgress } from 'tokenkeeper/lti'
+ * const final: GradingProgress = 'FullyGraded'
+ * ```
+ */
+export type GradingProgress = (typeof GRADING_PROGRESS)[number]
+
+/**
+ * A score to post (AGS 2.0 §3.4). `timestamp` is set by tokenkeeper: ISO 8601 with microseconds,
+ * strictly increasing. `scoreGiven` is optional (omitted clears the score); `scoreMaximum` is
+ * required with it. Set `gradingProgress: 'FullyGraded'` for a final score (§4.7).
+ *
+ * @example
+ * ```ts
+ * import type { ScoreInput } from 'tokenkeeper/lti'
+ * const score: ScoreInput = {
+ *   userId: '5323497', scoreGiven: 87, scoreMaximum: 100,
+ *   activityProgress: 'Completed', gradingProgress: 'FullyGraded',
+ * }
+ * ```
+ */
+export interface ScoreInput {
+  /** The LTI user id (the `sub` of the user's launch). */
+  readonly userId: string
+  readonly activityProgress: ActivityProgress
+  readonly gradingProgress: GradingProgress
+  /** A number ≥ 0; may exceed `scoreMaximum`. */
+  readonly scoreGiven?: number
+  /** Required when `scoreGiven` is given; > 0. */
+  readonly scoreMaximum?: number
+  /** Plain text. Omitted clears a previous comment. */
+  readonly comment?: string
+  /** The LTI user id of who scored it. */
+  readonly scoringUserId?: string
+  /** When the learner started and submitted (for late flags); Dates or ISO 8601 strings. */
+  readonly submission?: {
+    readonly startedAt?: Date | string
+    readonly submittedAt?: Date | string
+  }
+  /** Extension properties; every key must be a fully qualified URL (AGS 2.0 §3.1.2). */
+  readonly extensions?: Readonly<Record<string, unknown>>
+}
+
+/**
+ * The definition of a line item (AGS 2.0 §3.2.5–3.2.14), without its `id`: what is posted to
+ * create one. `label` must not be blank and `scoreMaximum` must be > 0.
+ *
+ * @example
+ * ```ts
+ * import type { LineItemFields } from 'tokenkeeper/lti'
+ * const item: LineItemFields = { label: 'Essay 2', scoreMaximum: 20, resourceId: 'essay-2', tag: 'final' }
+ * ```
+ */
+export interface LineItemFields {
+  readonly label: string
+  readonly scoreMaximum: number
+  readonly resourceLinkId?: string
+  readonly resourceId?: string
+  readonly tag?: string
+  /** ISO 8601 with a time zone designator. */
+  readonly startDateTime?: string
+  readonly endDateTime?: string
+  readonly gradesReleased?: boolean
+  readonly [extension: string]: unknown
+}
+
+/**
+ * A line item as the platform sends it (AGS 2.0 §3.2). `id` is its URL: the base of its
+ * `/scores` and `/results`.
+ *
+ * @example
+ * ```ts
+ * import type { LineItem } from 'tokenkeeper/lti'
+ * const item: LineItem = { id: 'https://lms.example/2344/lineitems/1/lineitem', label: 'Quiz 1', scoreMaximum: 10 }
+ * ```
+ */
+export interface LineItem extends LineItemFields {
+  readonly id: string
+}
+
+/**
+ * A line item to create: its fields, and no `id` (the platform assigns it).
+ *
+ * @example
+ * ```ts
+ * import type { NewLineItem } from 'tokenkeeper/lti'
+ * const item: NewLineItem = { label: 'Essay 2', scoreMaximum: 20, resourceId: 'essay-2', tag: 'final' }
+ * ```
+ */
+export type NewLineItem = LineItemFields & { readonly id?: undefined }
+
+/**
+ * Filters of a line item container GET (AGS 2.0 §3.2.4). The platform must support them.
+ *
+ * @example
+ * ```ts
+ * import type { LineItemFilters } from 'tokenkeeper/lti'
+ * const filters: LineItemFilters = { tag: 'final', limit: 50 }
+ * ```
+ */
+export interface LineItemFilters {
+  readonly resourceLinkId?: string
+  readonly resourceId?: string
+  readonly tag?: string
+  /** A page size hint. */
+  readonly limit?: number
+}
+
+/**
+ * A result (AGS 2.0 §3.3.4): the platform's current grade of one user on one line item.
+ *
+ * @example
+ * ```ts
+ * import type { LtiResult } from 'tokenkeeper/lti'
+ * const passed = (result: LtiResult) => (result.resultScore ?? 0) >= 0.5 * (result.resultMaximum ?? 1)
+ * ```
+ */
+export interface LtiResult {
+  readonly id?: string
+  readonly scoreOf?: string
+  readonly userId: string
+  readonly resultScore?: number | null
+  readonly resultMaximum?: number
+  readonly scoringUserId?: string
+  readonly comment?: string
+  readonly [extension: string]: unknown
+}
+
+/**
+ * A member of a context (NRPS 2.0). Only `user_id` and `roles` are certain; the rest depends on
+ * the platform's privacy settings. Role URIs use `http://` (`…/membership#Learner`).
+ *
+ * @example
+ * ```ts
+ * import type { Member } from 'tokenkeeper/lti'
+ * const isLearner = (m: Member) => m.roles.some((role) => role.endsWith('#Learner') || role === 'Learner')
+ * ```
+ */
+export interface Member {
+  readonly user_id: string
+  readonly roles: readonly string[]
+  /** `Active` (default), `Inactive`, or `Deleted` (differences only). */
+  readonly status?: 'Active' | 'Inactive' | 'Deleted'
+  readonly name?: string
+  readonly given_name?: string
+  readonly family_name?: string
+  readonly middle_name?: string
+  readonly email?: string
+  readonly picture?: string
+  readonly lis_person_sourcedid?: string
+  readonly lti11_legacy_user_id?: string
+  readonly message?: readonly Readonly<Record<string, unknown>>[]
+  readonly [extension: string]: unknown
+}
+
+/**
+ * The context of a membership container.
+ *
+ * @example
+ * ```ts
+ * import type { MembershipContext } from 'tokenkeeper/lti'
+ * const describe = (context: MembershipContext) => context.title ?? context.id
+ * ```
+ */
+export interface MembershipContext {
+  readonly id: string
+  readonly label?: string
+  readonly title?: string
+}
