@@ -1,0 +1,231 @@
+// Scenario 1, warm hit: the cost of a cache hit against a bare Map holding the same token object.
+//
+// A hand loop rather than tinybench: tinybench times every single call with `now()` on each side,
+// and one `map.get` (a few ns) is far below the cost of reading the clock (~50 ns here, kvm-clock).
+// Each case is a loop of N calls timed as a batch; cases run interleaved, round after round, in a
+// rotating order, and each ratio is taken against the baseline of the SAME round, so a machine
+// that gets busier or quieter during the run shifts both sides alike. The result of every call is
+// accumulated into a sink that is printed, so V8 cannot drop the work.
+/* global console, process */
+import { TokenManager, tokenSource } from '../../dist/index.js'
+import { createTestClock } from '../../dist/testing/index.js'
+import { median, num, printTable, printVerdicts, quantile, ratio, startServer, verdict } from './util.js'
+
+const ASYNC_OPS = 200_000
+const SYNC_OPS = 300_000
+const ROUNDS = 21
+const WARMUP_ROUNDS = 4
+const TARGET = 2
+
+let sink = 0
+
+/** Runs every case `ROUNDS` times, interleaved; returns per case the ns/op of each round and its ratio to case 0. */
+async function compare(cases, ops) {
+  const samples = cases.map(() => [])
+  const ratios = cases.map(() => [])
+  for (let round = -WARMUP_ROUNDS; round < ROUNDS; round++) {
+    const nsPerOp = new Array(cases.length)
+    for (let k = 0; k < cases.length; k++) {
+      const index = (k + Math.max(round, 0)) % cases.length // rotate who goes first
+      const startedAt = process.hrtime.bigint()
+      sink += await cases[index].loop(ops)
+      nsPerOp[index] = Number(process.hrtime.bigint() - startedAt) / ops
+    }
+    if (round < 0) continue
+    for (let i = 0; i < cases.length; i++) {
+      samples[i].push(nsPerOp[i])
+      ratios[i].push(nsPerOp[i] / nsPerOp[0])
+    }
+  }
+  return cases.map((c, i) => {
+    const sorted = [...ratios[i]].sort((a, b) => a - b)
+    const ns = median(samples[i])
+    return {
+      name: c.name,
+      samples: samples[i],
+      ns,
+      ratio: median(ratios[i]),
+      low: quantile(sorted, 0.25),
+      high: quantile(sorted, 0.75),
+    }
+  })
+}
+
+function rows(results) {
+  return results.map((r, i) => ({
+    case: r.name,
+    'ns/op': num(r.ns, 1),
+    'ops/s': num(1e9 / r.ns),
+    'ratio vs baseline': i === 0 ? 'baseline' : ratio(r.ratio),
+    'ratio p25–p75': i === 0 ? '' : `${num(r.low, 2)}–${num(r.high, 2)}`,
+  }))
+}
+
+export async function warmHit() {
+  const { server, source: makeSource } = await startServer()
+  const source = makeSource()
+  const tokens = new TokenManager()
+  const token = await tokens.get(source) // a 1 h token from the real server: fresh for the whole run
+  const key = source.key
+  const map = new Map([[key, token]])
+
+  // The "blog-post cache": a module variable and an async function that checks Date.now().
+  let cached = { token, expiresAt: token.expiresAt }
+  async function getTokenNaive() {
+    if (cached !== undefined && Date.now() < cached.expiresAt) return cached.token
+    const fetched = await source.fetchToken()
+    cached = { token: fetched, expiresAt: fetched.expiresAt }
+    return fetched
+  }
+
+  // Diagnostic: the same manager code with an injected clock whose now() reads a field (no OS time read).
+  const fixedClock = createTestClock()
+  const fixedTokens = new TokenManager({ clock: fixedClock })
+  const fixedSource = tokenSource('bench-warm-fixed-clock', () => ({
+    access_token: 'bench-fixed-clock-token',
+    token_type: 'Bearer',
+    expires_in: 3600,
+  }))
+  await fixedTokens.get(fixedSource)
+
+  const asyncCases = [
+    {
+      name: 'await map.get(key)  [baseline]',
+      loop: async (n) => {
+        let acc = 0
+        for (let i = 0; i < n; i++) acc += (await map.get(key)).expiresAt
+        return acc
+      },
+    },
+    {
+      name: 'await tokens.get(source)',
+      loop: async (n) => {
+        let acc = 0
+        for (let i = 0; i < n; i++) acc += (await tokens.get(source)).expiresAt
+        return acc
+      },
+    },
+    {
+      name: 'await naive blog-post cache  [reference]',
+      loop: async (n) => {
+        let acc = 0
+        for (let i = 0; i < n; i++) acc += (await getTokenNaive()).expiresAt
+        return acc
+      },
+    },
+    {
+      name: 'await tokens.get(source), field clock  [diagnostic]',
+      loop: async (n) => {
+        let acc = 0
+        for (let i = 0; i < n; i++) acc += (await fixedTokens.get(fixedSource)).expiresAt
+        return acc
+      },
+    },
+  ]
+  const syncCases = [
+    {
+      name: 'map.get(key)  [baseline]',
+      loop: (n) => {
+        let acc = 0
+        for (let i = 0; i < n; i++) acc += map.get(key).expiresAt
+        return acc
+      },
+    },
+    {
+      name: 'tokens.peek(source)',
+      loop: (n) => {
+        let acc = 0
+        for (let i = 0; i < n; i++) acc += tokens.peek(source).expiresAt
+        return acc
+      },
+    },
+    {
+      name: 'map.get(key) + Date.now() expiry check  [reference]',
+      loop: (n) => {
+        let acc = 0
+        for (let i = 0; i < n; i++) {
+          const hit = map.get(key)
+          if (Date.now() < hit.expiresAt) acc += hit.expiresAt
+        }
+        return acc
+      },
+    },
+    {
+      name: 'tokens.peek(source), field clock  [diagnostic]',
+      loop: (n) => {
+        let acc = 0
+        for (let i = 0; i < n; i++) acc += fixedTokens.peek(fixedSource).expiresAt
+        return acc
+      },
+    },
+    {
+      name: 'Date.now() alone  [diagnostic]',
+      loop: (n) => {
+        let acc = 0
+        for (let i = 0; i < n; i++) acc += Date.now()
+        return acc
+      },
+    },
+  ]
+
+  const requestsBefore = server.stats().tokenRequests
+  const asyncResults = await compare(asyncCases, ASYNC_OPS)
+  const syncResults = await compare(syncCases, SYNC_OPS)
+  const requestsDuring = server.stats().tokenRequests - requestsBefore
+  const hits = tokens.stats().hits
+
+  printTable(
+    `1a. Warm hit, awaited: ${num(ROUNDS)} interleaved rounds of ${num(ASYNC_OPS)} calls, medians`,
+    rows(asyncResults),
+  )
+  printTable(
+    `1b. Warm hit, synchronous: ${num(ROUNDS)} interleaved rounds of ${num(SYNC_OPS)} calls, medians`,
+    rows(syncResults),
+  )
+  const getRatio = asyncResults[1].ratio
+  const peekRatio = syncResults[1].ratio
+  // Per round, peek against the cheapest correct check (map.get + Date.now()), then the median.
+  const peekVsCorrect = median(syncResults[1].samples.map((ns, round) => ns / syncResults[2].samples[round]))
+  console.log(`  (sink ${sink % 1000}; token requests during the timed loops: ${requestsDuring})`)
+
+  const verdicts = [
+    verdict(
+      'warm hit',
+      `await get within ${TARGET}x of await map.get`,
+      ratio(getRatio),
+      getRatio <= TARGET,
+      'timing',
+    ),
+    verdict('warm hit', `peek within ${TARGET}x of map.get`, ratio(peekRatio), peekRatio <= TARGET, 'timing'),
+    verdict(
+      'warm hit',
+      `(informative) peek within ${TARGET}x of map.get + Date.now() check`,
+      ratio(peekVsCorrect),
+      peekVsCorrect <= TARGET,
+      'timing',
+    ),
+    verdict(
+      'warm hit',
+      'no token request while hitting a fresh token',
+      `${requestsDuring} requests, ${num(hits)} hits`,
+      requestsDuring === 0,
+      'correctness',
+    ),
+  ]
+  printVerdicts(verdicts)
+
+  await fixedTokens.close()
+  await tokens.close()
+  await server.close()
+  return {
+    verdicts,
+    summary: {
+      getRatio,
+      peekRatio,
+      peekVsCorrect,
+      getNs: asyncResults[1].ns,
+      peekNs: syncResults[1].ns,
+      naiveRatio: asyncResults[2].ratio,
+    },
+  }
+}
