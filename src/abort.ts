@@ -68,3 +68,51 @@ export function pause(
     handles.timer = schedule(done, delayMs)
   })
 }
+
+/** A time limit for one request, linked to an optional outer signal. */
+export interface Deadline {
+  /** Aborts when the time is up or the outer signal aborts, whichever comes first. */
+  readonly signal: AbortSignal
+  /** True once the time limit (not the outer signal) has aborted `signal`. */
+  readonly timedOut: boolean
+  /** Stops the timer and detaches from the outer signal. Call it when the request is over. */
+  dispose(): void
+}
+
+/**
+ * One `AbortController` per request, with an unref'd timer and at most one shared listener on
+ * `parent`. Unlike `AbortSignal.any([AbortSignal.timeout(ms), parent])`, it leaves nothing
+ * behind once disposed, so a long-lived manager signal does not collect one entry per request.
+ */
+export function deadline(timeoutMs: number, parent?: AbortSignal): Deadline {
+  const controller = new AbortController()
+  let timedOut = false
+  let detach: () => void = () => undefined
+  const timer = setTimeout(() => {
+    timedOut = true
+    detach()
+    controller.abort(new DOMException('The operation timed out.', 'TimeoutError'))
+  }, timeoutMs)
+  timer.unref()
+  if (parent !== undefined) {
+    if (parent.aborted) {
+      clearTimeout(timer)
+      controller.abort(parent.reason)
+    } else {
+      detach = whenAborted(parent, () => {
+        clearTimeout(timer)
+        controller.abort(parent.reason)
+      })
+    }
+  }
+  return {
+    signal: controller.signal,
+    get timedOut() {
+      return timedOut
+    },
+    dispose() {
+      clearTimeout(timer)
+      detach()
+    },
+  }
+}

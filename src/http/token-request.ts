@@ -1,3 +1,4 @@
+import { deadline } from '../abort.js'
 import type { Clock } from '../clock.js'
 import { OAuthError, TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
 import { parseRetryAfter } from './retry-after.js'
@@ -188,14 +189,14 @@ function statusError(
 export async function postTokenRequest(request: TokenRequest): Promise<TokenHttpResult> {
   const endpoint = describeEndpoint(request.url)
   const timeoutMs = request.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-  const timeout = AbortSignal.timeout(timeoutMs)
-  const signal = request.signal === undefined ? timeout : AbortSignal.any([timeout, request.signal])
+  const limit = deadline(timeoutMs, request.signal)
+  const signal = limit.signal
   const doFetch: FetchLike = request.fetch ?? fetch
   const sentAt = request.clock.now()
 
   const transportFailure = (error: unknown): unknown => {
     if (request.signal?.aborted === true) return request.signal.reason
-    if (timeout.aborted) {
+    if (limit.timedOut) {
       return new TokenkeeperError('TIMEOUT', `${endpoint} did not answer within ${timeoutMs} ms`, {
         retryable: true,
       })
@@ -245,6 +246,8 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
     }
   } catch (error) {
     throw transportFailure(error)
+  } finally {
+    limit.dispose()
   }
 
   const receivedAt = request.clock.now()

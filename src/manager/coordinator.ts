@@ -55,7 +55,8 @@ export class StoreCoordinator {
     if (first.token !== undefined) return { token: first.token, origin: 'store' }
     if (store.acquireLock === undefined) return this.#fetchAndWrite(key, fetchToken)
     const acquire = store.acquireLock.bind(store)
-    const deadline = clock.now() + lockTtlMs
+    const startedAt = clock.now()
+    let deadline = startedAt + lockTtlMs
     let known = first.tokenId
     for (;;) {
       const lock = await this.#call(key, 'lock', () => acquire(key, { ttlMs: lockTtlMs }), FAILED)
@@ -69,6 +70,10 @@ export class StoreCoordinator {
           await this.#call(key, 'unlock', () => lock.release(), undefined)
         }
       }
+      // Someone else holds the lock. Whoever it is, that lock ends within lockTtlMs from now, so
+      // waiting that long (plus a little) lets this process take over from a holder that died
+      // instead of fetching beside the others; never past twice the TTL from the start.
+      deadline = Math.max(deadline, Math.min(startedAt + 2 * lockTtlMs, clock.now() + lockTtlMs + 250))
       const remaining = deadline - clock.now()
       if (remaining <= 0 || signal.aborted) return this.#fetchAndWrite(key, fetchToken)
       await this.#waitForChange(key, known, remaining)

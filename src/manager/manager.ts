@@ -439,7 +439,12 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       const now = this.#clock.now()
       const attempt = (entry.failure?.attempt ?? 0) + 1
       const facts = failureFacts(error)
-      const retryAt = now + backoffDelayMs({ attempt, ...facts }, this.#policy, this.#random)
+      let retryAt = now + backoffDelayMs({ attempt, ...facts }, this.#policy, this.#random)
+      if (facts.retryable && facts.retryAfterMs === undefined && now < entry.mustRefreshAt) {
+        // While a cached token still serves, the backoff must not outlast it: otherwise callers
+        // arriving after the mandatory window would get this error without a new attempt.
+        retryAt = Math.min(retryAt, entry.mustRefreshAt)
+      }
       entry.failure = { error, retryAt, attempt }
       this.#failures++
       this.#publish('refreshFailure', {

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util'
-import { raceAbort } from '../abort.js'
+import { deadline, raceAbort } from '../abort.js'
 import { systemClock, type Clock } from '../clock.js'
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../http/token-request.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
@@ -56,8 +56,8 @@ class FunctionSource implements TokenSource {
   async fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {
     const clock = options?.clock ?? systemClock
     const issuedAt = clock.now()
-    const timeout = AbortSignal.timeout(this.#timeoutMs)
-    const signal = options?.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal])
+    const limit = deadline(this.#timeoutMs, options?.signal)
+    const signal = limit.signal
     let result: TokenFunctionResult
     try {
       result = await raceAbort(
@@ -66,7 +66,7 @@ class FunctionSource implements TokenSource {
       )
     } catch (error) {
       if (options?.signal?.aborted === true) throw options.signal.reason
-      if (timeout.aborted) {
+      if (limit.timedOut) {
         throw new TokenkeeperError(
           'TIMEOUT',
           `token source ${this.key} did not answer within ${this.#timeoutMs} ms`,
@@ -80,6 +80,8 @@ class FunctionSource implements TokenSource {
         cause: error,
         retryable: true,
       })
+    } finally {
+      limit.dispose()
     }
     if (result instanceof AccessToken) return result
     return parseTokenResponse(result, { issuedAt, endpoint: `token source ${this.key}` })

@@ -21,6 +21,11 @@ export interface AccessTokenInit {
 }
 
 const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({})
+const NO_SCOPES: readonly string[] = Object.freeze([])
+
+function frozenList(list: readonly string[] | undefined): readonly string[] {
+  return list === undefined || list.length === 0 ? NO_SCOPES : Object.freeze([...list])
+}
 
 /**
  * An access token and what is known about it. Immutable.
@@ -54,12 +59,15 @@ export class AccessToken {
   constructor(init: AccessTokenInit) {
     this.#value = init.value
     this.type = init.type
-    this.scopes = Object.freeze([...init.scopes])
-    this.requestedScopes = Object.freeze([...(init.requestedScopes ?? [])])
+    this.scopes = frozenList(init.scopes)
+    this.requestedScopes = frozenList(init.requestedScopes)
     this.issuedAt = init.issuedAt
     this.expiresAt = init.expiresAt
     this.refreshAt = init.refreshAt
-    this.#extra = init.extra === undefined ? EMPTY : Object.freeze({ ...init.extra })
+    this.#extra =
+      init.extra === undefined || Object.keys(init.extra).length === 0
+        ? EMPTY
+        : Object.freeze({ ...init.extra })
     Object.freeze(this)
   }
 

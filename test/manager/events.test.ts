@@ -295,7 +295,7 @@ describe('a failing store', () => {
     expect(events.storeError[0]).toMatchObject({ key: held.source.key, operation: 'get' })
   })
 
-  it('a lock held by a dead holder and a failing wait: the manager fetches itself after lockTtlMs', async () => {
+  it('a lock that never frees and a failing wait: the manager fetches itself after twice lockTtlMs, no sooner', async () => {
     const clock = createTestClock()
     const shared = memoryStore({ clock })
     const busy: TokenStore = {
@@ -310,7 +310,7 @@ describe('a failing store', () => {
     const events = recordEvents(tokens)
     const held = heldSource('dead-holder')
     const got = tokens.get(held.source)
-    await clock.advanceAsync(999)
+    await clock.advanceAsync(1_999)
     expect(held.fetches).toHaveLength(0)
     expect(events.storeError.length).toBeGreaterThan(0)
     expect(events.storeError.every((e) => e.operation === 'wait')).toBe(true)

@@ -58,6 +58,32 @@ describe('a transient failure while a valid token exists', () => {
     expect(tokens.stats()).toMatchObject({ staleServed: 5, failures: 1, failFast: 0 })
   })
 
+  it('a backoff never outlasts the cached token: at the mandatory window a caller gets a new attempt, not the old error', async () => {
+    const { tokens, clock } = manager()
+    const events = recordEvents(tokens)
+    const held = heldSource('api')
+    const original = await cached(tokens, held, 20_000)
+    // Fail every background refresh while the token still serves; delays grow past the token.
+    for (let step = 0; step < 400 && tokens.peek(held.source) !== undefined; step++) {
+      await expect(tokens.get(held.source)).resolves.toBe(original)
+      await flush()
+      for (const pending of held.pending()) pending.fail(transientError())
+      await flush()
+      clock.advance(50)
+    }
+    expect(tokens.peek(held.source)).toBeUndefined()
+    expect(events.refreshFailure.length).toBeGreaterThan(2)
+    expect(events.refreshFailure.every((e) => e.retryAt <= original.expiresAt)).toBe(true)
+    const before = held.fetches.length
+    const got = settle(tokens.get(held.source))
+    await flush()
+    expect(got.result().status).toBe('pending')
+    expect(held.fetches).toHaveLength(before + 1)
+    const renewed = held.last().succeed(HOUR)
+    await flush()
+    expect(got.result()).toEqual({ status: 'fulfilled', value: renewed })
+  })
+
   it('backs off: the next background attempt only from retryAt, with growing delays', async () => {
     const { tokens, clock, start } = manager()
     const held = heldSource('api')
