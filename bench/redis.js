@@ -272,6 +272,15 @@ table(
     })
   }
   table('3. Cold fleet start: processes x concurrency -> token requests', rows)
+  const broken = rows.filter(
+    (row) => row['token requests'] !== 1 || row.failed !== 0 || row['distinct tokens'] !== 1,
+  )
+  console.log(
+    broken.length === 0
+      ? '  PASS  [correctness] every cold fleet start made exactly 1 token request, no get failed'
+      : `  FAIL  [correctness] ${broken.length} cold fleet starts made other than 1 token request or had failures`,
+  )
+  if (broken.length > 0) process.exitCode = 1
 }
 
 // 4. Invalidation pickup ----------------------------------------------------------------------------

@@ -4,9 +4,9 @@
 // target fails (token request counts, expired tokens handed out, caller errors).
 //
 //   npm run bench                     all scenarios (builds first)
-//   node bench/run.js warm outage     only the named scenarios (warm, stampede, expiry, outage, memory)
+//   node bench/run.js warm outage     only the named scenarios (warm, stampede, expiry, outage, memory, redis)
 /* global console, process, performance, URL */
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -75,6 +75,30 @@ async function memory() {
   return { verdicts, summary: result }
 }
 
+/** The Redis fleet benchmark (issue 4) in its own process: it starts redis-server and 8 children. */
+async function redis() {
+  console.log('\n6. Redis store and fleet (bench/redis.js, its own redis-server on 127.0.0.1)')
+  const code = await new Promise((resolve) => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('redis.js', import.meta.url))], {
+      cwd: root,
+      stdio: 'inherit',
+    })
+    child.on('error', () => resolve(-1))
+    child.on('exit', (exitCode) => resolve(exitCode ?? -1))
+  })
+  const verdicts = [
+    verdict(
+      'redis',
+      'cold fleet starts: exactly 1 token request each, no failed get',
+      code === 0 ? 'held (see table 3)' : `bench/redis.js exited with ${code}`,
+      code === 0,
+      'correctness',
+    ),
+  ]
+  printVerdicts(verdicts)
+  return { verdicts }
+}
+
 const SCENARIOS = [
   ['warm', warmHit],
   ['stampede', stampede],
@@ -82,6 +106,7 @@ const SCENARIOS = [
   ['outage', outageWhileValid],
   ['outage', outageAcrossExpiry],
   ['memory', memory],
+  ['redis', redis],
 ]
 
 const selected = process.argv.slice(2)

@@ -56,8 +56,10 @@ describe.skipIf(!cliBuilt)('tokenkeeper demo', { timeout: 90_000 }, () => {
   })
 
   it('--fault outage: the token endpoint goes down over a renewal, and no API call fails', async () => {
-    // 4-second runs leave room for the outage on a busy machine, where the first token may come late.
-    const { tokenkeeper, naive } = await demo('--fault', 'outage', '--duration', '4', '--naive-duration', '4')
+    // Runs of two or more token lifetimes leave room for the outage on a busy machine, where the
+    // first token may come late and the outage then falls over a later one (the naive run gets
+    // three lifetimes: its outage must cover an expiry, the last 20 % of a token's life).
+    const { tokenkeeper, naive } = await demo('--fault', 'outage', '--duration', '4', '--naive-duration', '6')
     checkCounts(tokenkeeper)
     expect(tokenkeeper.outage).not.toBeNull()
     expect(tokenkeeper.outage!.failedTokenRequests).toBeGreaterThan(0)
