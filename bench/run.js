@@ -149,9 +149,7 @@ for (const v of verdicts) {
 console.log(`\n  took ${num((performance.now() - startedAt) / 1000, 1)} s (${durations.join(', ')})`)
 console.log(
   `  load average at end: ${loadAfter.map((l) => l.toFixed(2)).join(' ')}` +
-    (busyAt(loadBefore[0]) || busyAt(loadAfter[0] - 1)
-      ? '  ← machine was BUSY: re-run on a quiet machine'
-      : ''),
+    (busyAt(loadBefore[0]) ? '  ← machine was BUSY: re-run on a quiet machine' : ''),
 )
 console.log(
   `  correctness: ${failedCorrectness.length === 0 ? 'all held' : `${failedCorrectness.length} FAILED`}; ` +

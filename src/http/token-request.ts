@@ -79,7 +79,11 @@ function headerRecord(headers: Headers): Record<string, string> {
   return record
 }
 
-async function readCapped(response: Response, maxBytes: number, endpoint: string): Promise<string> {
+/**
+ * Reads a response body as UTF-8, refusing (typed `RESPONSE_TOO_LARGE`, not retryable) a body
+ * declared or streamed larger than `maxBytes`; the rest of such a body is never read. @internal
+ */
+export async function readCapped(response: Response, maxBytes: number, endpoint: string): Promise<string> {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN)
   const tooLarge = (): TokenkeeperError =>
     new TokenkeeperError('RESPONSE_TOO_LARGE', `${endpoint} sent a response larger than ${maxBytes} bytes`, {

@@ -1,6 +1,7 @@
 import { systemClock, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { parseRetryAfter } from '../http/retry-after.js'
+import { readCapped } from '../http/token-request.js'
 import type { TokenManager } from '../manager/manager.js'
 import type { TokenSource } from '../sources/types.js'
 import { LtiServiceError } from './errors.js'
@@ -234,31 +235,8 @@ export class ServiceClient {
     }
   }
 
-  async #read(response: Response, where: string): Promise<string> {
-    const max = this.#maxBytes
-    const tooLarge = (): TokenkeeperError =>
-      new TokenkeeperError('RESPONSE_TOO_LARGE', `${where} sent a response larger than ${max} bytes`, {
-        status: response.status,
-      })
-    if (Number(response.headers.get('content-length') ?? 0) > max) {
-      await response.body?.cancel().catch(() => undefined)
-      throw tooLarge()
-    }
-    if (response.body === null) return ''
-    const reader: ReadableStreamDefaultReader<Uint8Array> = response.body.getReader()
-    const chunks: Uint8Array[] = []
-    let total = 0
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      total += value.byteLength
-      if (total > max) {
-        await reader.cancel().catch(() => undefined)
-        throw tooLarge()
-      }
-      chunks.push(value)
-    }
-    return new TextDecoder().decode(Buffer.concat(chunks, total))
+  #read(response: Response, where: string): Promise<string> {
+    return readCapped(response, this.#maxBytes, where)
   }
 }
 
