@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { listenOnLoopback } from './listen.js'
 import { systemClock } from '../clock.js'
 import { AssertionVerifier } from './assertions.js'
 import { registerClients } from './client-auth.js'
@@ -132,7 +132,6 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
   const faults = new FaultQueue()
   const log = new RequestLog(options.maxRecordedRequests ?? 100_000)
   const arrivals = new ArrivalWaiters()
-  const sockets = new Set<Socket>()
   let gate: Gate | undefined
   let closed = false
 
@@ -228,34 +227,14 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     )
   }
 
-  const server = createServer(onRequest)
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
+  const listening = await listenOnLoopback(onRequest, options.port ?? 0, () => {
+    closed = true
+    gate?.release()
+    arrivals.close()
   })
-  server.on('clientError', (_error, socket) => socket.destroy())
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({ port: options.port ?? 0, host: '127.0.0.1', backlog: 16_384 }, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const url = listening.origin
   tokenUrl = `${url}/token`
-
-  let closing: Promise<void> | undefined
-  const close = (): Promise<void> => {
-    closing ??= new Promise<void>((resolve) => {
-      closed = true
-      gate?.release()
-      arrivals.close()
-      server.close(() => resolve())
-      server.closeAllConnections()
-      for (const socket of sockets) socket.destroy()
-    })
-    return closing
-  }
+  const close = (): Promise<void> => listening.close()
 
   return {
     url,

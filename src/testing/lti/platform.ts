@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { listenOnLoopback } from '../listen.js'
 import { systemClock } from '../../clock.js'
 import { AssertionVerifier } from '../assertions.js'
 import { ArrivalWaiters, Gate } from '../coordination.js'
@@ -107,7 +107,6 @@ export async function startLtiPlatform(options: LtiPlatformOptions): Promise<Lti
   const serviceLog: LtiServiceRequestRecord[] = []
   const faults = new FaultQueue()
   const arrivals = new ArrivalWaiters()
-  const sockets = new Set<Socket>()
   let gate: Gate | undefined
   let closed = false
 
@@ -217,34 +216,14 @@ export async function startLtiPlatform(options: LtiPlatformOptions): Promise<Lti
     })
   }
 
-  const server = createServer(onRequest)
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
+  const listening = await listenOnLoopback(onRequest, options.port ?? 0, () => {
+    closed = true
+    gate?.release()
+    arrivals.close()
   })
-  server.on('clientError', (_error, socket) => socket.destroy())
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({ port: options.port ?? 0, host: '127.0.0.1', backlog: 16_384 }, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  origin = listening.origin
   tokenUrl = `${origin}/token`
-
-  let closing: Promise<void> | undefined
-  const close = (): Promise<void> => {
-    closing ??= new Promise<void>((resolve) => {
-      closed = true
-      gate?.release()
-      arrivals.close()
-      server.close(() => resolve())
-      server.closeAllConnections()
-      for (const socket of sockets) socket.destroy()
-    })
-    return closing
-  }
+  const close = (): Promise<void> => listening.close()
 
   return {
     url: origin,
