@@ -35,6 +35,11 @@ export function whenAborted(signal: AbortSignal, wake: () => void): () => void {
  */
 export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) {
+      promise.catch(() => undefined)
+      reject(signal.reason as Error)
+      return
+    }
     const cancel = whenAborted(signal, () => reject(signal.reason as Error))
     promise.then(
       (value) => {

@@ -473,6 +473,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   async #obtain(entry: Entry): Promise<{ token: AccessToken; origin: 'fetch' | 'store' }> {
     const fetchFromSource = (): Promise<AccessToken> => {
+      // A flight that outlived close() (say, waiting on another process's lock) never calls the source.
+      if (this.#closing.signal.aborted) return Promise.reject(closedError())
       this.#fetches++
       // raceAbort: close() settles every waiter even if a source ignores its signal.
       return raceAbort(

@@ -93,8 +93,11 @@ class MemoryStore implements TokenStore {
 
   delete(key: string, options?: StoreDeleteOptions): Promise<boolean> {
     const existing = this.#read(key)
-    if (existing === undefined) return Promise.resolve(false)
-    if (options?.tokenId !== undefined && existing.tokenId !== options.tokenId) return Promise.resolve(false)
+    if (existing === undefined || (options?.tokenId !== undefined && existing.tokenId !== options.tokenId)) {
+      // Nothing to delete here, but other managers may still hold that token in memory.
+      this.#emit({ type: 'delete', key, tokenId: options?.tokenId })
+      return Promise.resolve(false)
+    }
     this.#records.delete(key)
     this.#emit({ type: 'delete', key, tokenId: existing.tokenId })
     return Promise.resolve(true)

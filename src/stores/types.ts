@@ -80,7 +80,11 @@ export interface TokenStore {
    * whether the record was written.
    */
   set(key: string, record: StoreRecord, options: StoreSetOptions): Promise<boolean>
-  /** Deletes the record (only if its token id matches, when one is given). Returns whether it did. */
+  /**
+   * Deletes the record (only if its token id matches, when one is given). Returns whether it did.
+   * A store with `subscribe` announces a delete event either way, naming the token id it was
+   * given, so that processes still holding that token in memory drop it.
+   */
   delete(key: string, options?: StoreDeleteOptions): Promise<boolean>
   /** Deletes every record this store holds. */
   clear(): Promise<void>

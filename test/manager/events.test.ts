@@ -321,6 +321,23 @@ describe('a failing store', () => {
     await expect(got).resolves.toBe(token)
   })
 
+  it("close() while a caller waits on another holder's lock: MANAGER_CLOSED at once, the source is never called", async () => {
+    const clock = createTestClock()
+    const shared = memoryStore({ clock })
+    const { tokens } = manager({ clock, store: shared, lockTtlMs: 1_000 })
+    const held = heldSource('closing-waiter')
+    const lock = await shared.acquireLock!(held.source.key, { ttlMs: 60_000 })
+    expect(lock).toBeDefined()
+    const got = tokens.get(held.source).catch((error: unknown) => error)
+    await flush()
+    await tokens.close()
+    await expect(got).resolves.toMatchObject({ code: 'MANAGER_CLOSED' })
+    await clock.advanceAsync(5_000)
+    await flush()
+    expect(held.fetches).toHaveLength(0)
+    await expect(shared.get(held.source.key)).resolves.toBeUndefined()
+  })
+
   it('a token another process writes while this one waits for the lock is adopted without a fetch', async () => {
     const clock = createTestClock()
     const shared = memoryStore({ clock })

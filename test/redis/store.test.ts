@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { getEventListeners } from 'node:events'
 import { inspect } from 'node:util'
 import { Redis } from 'ioredis'
 import { createClient } from 'redis'
@@ -212,6 +213,35 @@ describe.skipIf(redisSuite() === 'skip')('redisStore', () => {
       }
     })
 
+    it('an invalidation reaches another process holding the token even after Redis lost it (flush, expiry, eviction)', async () => {
+      const tokenServer: TokenServer = await startTokenServer({
+        clients: [{ clientId: 'svc', clientSecret: 's3cret' }],
+      })
+      cleanups.push(() => tokenServer.close())
+      const prefix = `tk-lost-${randomUUID()}`
+      const stores = [store({ prefix }), store({ prefix })]
+      await Promise.all(stores.map((s) => s.ready()))
+      const [a, b] = stores.map((s) => new TokenManager({ store: s }))
+      cleanups.push(
+        () => a!.close(),
+        () => b!.close(),
+      )
+      const source = clientCredentials({
+        tokenUrl: tokenServer.tokenUrl,
+        clientId: 'svc',
+        auth: clientSecretBasic('s3cret'),
+      })
+      const token = await a!.get(source)
+      expect((await b!.get(source)).value).toBe(token.value)
+      expect(b!.peek(source)?.value).toBe(token.value)
+      expect(tokenServer.stats().tokenRequests).toBe(1)
+      for (const key of (await dump(admin)).keys()) if (key.startsWith(`${prefix}:`)) await admin.del(key)
+      await expect(a!.invalidate(source, { token })).resolves.toBe(true)
+      for (let i = 0; i < 200 && b!.peek(source) !== undefined; i++)
+        await new Promise((r) => setTimeout(r, 5))
+      expect(b!.peek(source)).toBeUndefined()
+    })
+
     it('token and lock of a key share one hash tag (one Redis Cluster slot)', async () => {
       const made = store({ prefix: 'tk-tags' })
       const lock = await made.acquireLock('some|cache|key', { ttlMs: 60_000 })
@@ -361,6 +391,23 @@ describe.skipIf(redisSuite() === 'skip')('redisStore', () => {
       const lock = await waiter.acquireLock('k', { ttlMs: 60_000 })
       expect(lock).toBeDefined()
       await lock!.release()
+    })
+
+    it('many keys waiting on one signal put one listener on it (no MaxListenersExceededWarning)', async () => {
+      const prefix = `many-${randomUUID()}`
+      const holder = store({ prefix })
+      const waiter = store({ prefix })
+      await waiter.ready()
+      const controller = new AbortController()
+      const keys = Array.from({ length: 30 }, (_, i) => `k${i}`)
+      for (const key of keys) expect(await holder.acquireLock(key, { ttlMs: 60_000 })).toBeDefined()
+      const waits = keys.map((key) =>
+        waiter.waitForUpdate(key, { timeoutMs: 60_000, signal: controller.signal }),
+      )
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1)
+      controller.abort()
+      await expect(Promise.all(waits)).resolves.toEqual(keys.map(() => undefined))
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0)
     })
 
     it('a lock released between a failed acquire and the wait is not waited on', async () => {

@@ -31,21 +31,29 @@ return 1
 
 /**
  * Compare-and-delete. KEYS[1] token key. ARGV: '0' (any token) or '1' .. token id, channel,
- * cache key, origin. Publishes a delete event naming the deleted token id. Returns the deleted token id
- * ('' if unreadable), or nil when nothing was deleted.
+ * cache key, origin. Publishes a delete event naming the deleted token id, and also when nothing was
+ * deleted (naming the given id): other processes may still hold that token in memory. Returns the
+ * deleted token id ('' if unreadable), or nil when nothing was deleted.
  */
 export const DELETE_IF = script(`
 local current = redis.call('GET', KEYS[1])
-if not current then return false end
 local id = nil
-local ok, record = pcall(cjson.decode, current)
-if ok and type(record) == 'table' and type(record.id) == 'string' then id = record.id end
-if ARGV[1] ~= '0' and id ~= string.sub(ARGV[1], 2) then return false end
-redis.call('DEL', KEYS[1])
+if current then
+  local ok, record = pcall(cjson.decode, current)
+  if ok and type(record) == 'table' and type(record.id) == 'string' then id = record.id end
+end
+local wanted = nil
+if ARGV[1] ~= '0' then wanted = string.sub(ARGV[1], 2) end
 local event = { t = 'delete', k = ARGV[3], o = ARGV[4] }
-if id then event.id = id end
+if current and (wanted == nil or id == wanted) then
+  redis.call('DEL', KEYS[1])
+  if id then event.id = id end
+  redis.call('PUBLISH', ARGV[2], cjson.encode(event))
+  return id or ''
+end
+if wanted then event.id = wanted end
 redis.call('PUBLISH', ARGV[2], cjson.encode(event))
-return id or ''
+return false
 `)
 
 /** Releases a lock its owner still holds. KEYS[1] lock key. ARGV: owner, channel, message. */

@@ -166,9 +166,14 @@ class RedisStoreImpl implements RedisStore {
       this.#script(DELETE_IF, [tokenKey], [match, this.#channel, key, this.#origin]),
     )
     const deleted = replyString(reply)
-    if (deleted === undefined) return false
-    this.#events.emit({ type: 'delete', key, tokenId: deleted === '' ? undefined : deleted })
-    return true
+    // Published (and emitted here) even when Redis no longer holds that token (expired, evicted,
+    // flushed, or already replaced): other processes may still have it in memory.
+    this.#events.emit({
+      type: 'delete',
+      key,
+      tokenId: deleted === undefined || deleted === '' ? options?.tokenId : deleted,
+    })
+    return deleted !== undefined
   }
 
   /** SCAN + UNLINK of this prefix's tokens on every master (locks are left to expire), then a clear event. */

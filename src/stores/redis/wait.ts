@@ -1,3 +1,4 @@
+import { whenAborted } from '../../abort.js'
 import type { Clock, Timer } from '../../clock.js'
 import type { StoreRecord, StoreWaitOptions } from '../types.js'
 
@@ -34,12 +35,13 @@ export function waitForUpdate(
     let done = false
     let lockSeen = lockWasHeld
     let poll: Timer | undefined
+    let stopAbort = (): void => undefined
     const cleanup = (): void => {
       done = true
       unregister()
       deadline.cancel()
       poll?.cancel()
-      signal?.removeEventListener('abort', finish)
+      stopAbort()
     }
     const settle = (record: StoreRecord | undefined): void => {
       if (done) return
@@ -73,7 +75,8 @@ export function waitForUpdate(
     const unregister = host.onWake(key, finish)
     const deadline = host.clock.setTimer(finish, Math.max(0, options.timeoutMs))
     if (signal?.aborted === true || host.isClosed()) return finish()
-    signal?.addEventListener('abort', finish, { once: true })
+    // One shared listener per signal, however many keys wait on the manager's closing signal.
+    if (signal !== undefined) stopAbort = whenAborted(signal, finish)
     check()
   })
 }
