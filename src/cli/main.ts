@@ -50,7 +50,10 @@ async function run(argv: readonly string[], io: CommandIo): Promise<ExitCodeValu
       return tokenCommand(rest, io)
     }
     default:
-      io.stderr.write(`tokenkeeper: unknown command "${command.slice(0, 40)}"\n\n${USAGE}`)
+      // Echoed only when it looks like a command word, never a pasted secret.
+      io.stderr.write(
+        `tokenkeeper: unknown command${/^[a-z][a-z-]{0,19}$/.test(command) ? ` "${command}"` : ''}\n\n${USAGE}`,
+      )
       return ExitCode.usage
   }
 }

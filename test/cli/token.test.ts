@@ -181,6 +181,26 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
     expect(scope.stderr).toMatch(/invalid_scope/)
   })
 
+  it('a secret pasted where a variable name or a path belongs is never repeated on stderr', async () => {
+    const pasted = 'PastedSecretValue_k29Xq7'
+    const asEnv = await runCli(
+      ['token', '--token-url', server.tokenUrl, '--client-id', 'cli-test', '--client-secret-env', pasted],
+      env(),
+    )
+    expect(asEnv.code).toBe(3)
+    expect(asEnv.stderr).toMatch(/named by --client-secret-env/)
+    const asFile = await runCli(
+      ['token', '--token-url', server.tokenUrl, '--client-id', 'cli-test', '--client-secret-file', pasted],
+      env(),
+    )
+    expect(asFile.code).toBe(3)
+    expect(asFile.stderr).toMatch(/named by --client-secret-file/)
+    const asCommand = await runCli([pasted], env())
+    expect(asCommand.code).toBe(2)
+    expect(asCommand.stderr).toMatch(/unknown command/)
+    for (const result of [asEnv, asFile, asCommand]) expect(result.stderr).not.toContain(pasted)
+  })
+
   it('an unreachable token endpoint exits 5', async () => {
     const port = await closedPort()
     const result = await runCli(
@@ -208,7 +228,7 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
     }
     const unset = await runCli(flags(), box.env)
     expect(unset.code).toBe(3)
-    expect(unset.stderr).toMatch(/CLI_SECRET .*is not set/)
+    expect(unset.stderr).toMatch(/named by --client-secret-env .*is not set/)
     const noUrl = await runCli(['token', '--client-id', 'x', '--client-secret-env', 'CLI_SECRET'], env())
     expect(noUrl.code).toBe(2)
     expect(noUrl.stderr).toMatch(/--token-url is required/)

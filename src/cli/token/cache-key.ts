@@ -6,10 +6,13 @@ const KEY_BYTES = 32
 const IV_BYTES = 12
 const ENVELOPE_VERSION = 1
 
-/** Creates `dir` (and parents) and makes it private to the user (0700). */
+/**
+ * Creates `dir` (and parents) private to the user (0700). A directory that exists already keeps
+ * its mode: it may be one the user named and shares on purpose.
+ */
 export async function privateDir(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  await chmod(dir, 0o700)
+  const created = await mkdir(dir, { recursive: true, mode: 0o700 })
+  if (created !== undefined) await chmod(dir, 0o700)
 }
 
 function decodeKey(text: string, path: string): Buffer {

@@ -25,7 +25,10 @@ async function readSecret(profile: Profile, env: Environment): Promise<string> {
       throw usageError(`--client-secret-env takes the NAME of an environment variable`)
     const value = env[name]
     if (value === undefined || value === '') {
-      throw configError(`the environment variable ${name} (named by --client-secret-env) is not set or empty`)
+      // The name is not repeated: a secret pasted in place of a name would otherwise reach stderr.
+      throw configError(
+        'the environment variable named by --client-secret-env (clientSecretEnv) is not set or empty',
+      )
     }
     return value
   }
@@ -35,10 +38,10 @@ async function readSecret(profile: Profile, env: Environment): Promise<string> {
       text = await readFile(profile.clientSecretFile, 'utf8')
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error'
-      throw configError(`the client secret file ${profile.clientSecretFile} cannot be read (${code})`)
+      throw configError(`the file named by --client-secret-file (clientSecretFile) cannot be read (${code})`)
     }
     const secret = text.replace(/\r?\n$/, '')
-    if (secret === '') throw configError(`the client secret file ${profile.clientSecretFile} is empty`)
+    if (secret === '') throw configError('the file named by --client-secret-file (clientSecretFile) is empty')
     return secret
   }
   throw usageError('a client secret is needed: --client-secret-env VAR or --client-secret-file PATH')
