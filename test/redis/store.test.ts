@@ -293,6 +293,21 @@ describe.skipIf(redisSuite() === 'skip')('redisStore', () => {
       await expect(reader.get('k')).resolves.toEqual(newer)
     })
 
+    it('a value it cannot decode does not block writes with the expiry it claims (not authenticated)', async () => {
+      const prefix = `poison-${randomUUID()}`
+      const lateExpiry = record(undefined, 24 * 3_600_000)
+      await store({ prefix, encryptionKeys: [{ id: 'b', key: KEY_B }] }).set('k', lateExpiry, {
+        ttlMs: 60_000,
+      })
+      const writer = store({ prefix })
+      const sooner = record(undefined, 3_600_000)
+      await expect(writer.set('k', sooner, { ttlMs: 60_000 })).resolves.toBe(true)
+      await expect(writer.get('k')).resolves.toEqual(sooner)
+      // Once the value is its own again, write-if-newer holds as before.
+      await expect(writer.set('k', record(undefined, 60_000), { ttlMs: 60_000 })).resolves.toBe(false)
+      await expect(writer.get('k')).resolves.toEqual(sooner)
+    })
+
     it('a tampered value, a value copied to another key, or a plaintext value is a miss', async () => {
       const prefix = `tamper-${randomUUID()}`
       const errors: RedisStoreError[] = []

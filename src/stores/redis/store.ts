@@ -139,6 +139,16 @@ class RedisStoreImpl implements RedisStore {
     }
   }
 
+  /** Whether `text` decodes to a record with this store's keys (quietly: no error reported). */
+  #decodes(key: string, text: string): boolean {
+    try {
+      this.#codec.decode(key, text, 'set')
+      return true
+    } catch {
+      return false
+    }
+  }
+
   async get(key: string): Promise<StoreRecord | undefined> {
     const tokenKey = `${this.#base(key)}:t`
     const reply = await this.#runner.run('get', () => this.#connection.send(['GET', tokenKey], tokenKey))
@@ -151,10 +161,19 @@ class RedisStoreImpl implements RedisStore {
     const value = this.#codec.encode(key, record)
     const message = encodeMessage('set', this.#origin, key, record.tokenId)
     const px = String(Math.ceil(options.ttlMs))
-    const reply = await this.#runner.run('set', () =>
-      this.#script(SET_IF_NEWER, [tokenKey], [value, String(record.expiresAt), px, this.#channel, message]),
-    )
-    if (Number(reply) !== 1) return false
+    const args = [value, String(record.expiresAt), px, this.#channel, message]
+    let reply = await this.#runner.run('set', () => this.#script(SET_IF_NEWER, [tokenKey], args))
+    if (Number(reply) !== 1) {
+      // Refused for a later expiry. If the stored value is one this store cannot decode, its
+      // expiry proves nothing (it is not authenticated): replace exactly that value, or a
+      // leftover of a key-rotation mistake would stop the fleet from sharing until it expires.
+      const stored = replyString(
+        await this.#runner.run('set', () => this.#connection.send(['GET', tokenKey], tokenKey)),
+      )
+      if (stored === undefined || stored === '' || this.#decodes(key, stored)) return false
+      reply = await this.#runner.run('set', () => this.#script(SET_IF_NEWER, [tokenKey], [...args, stored]))
+      if (Number(reply) !== 1) return false
+    }
     this.#events.emit({ type: 'set', key, tokenId: record.tokenId })
     return true
   }
