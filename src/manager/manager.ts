@@ -482,8 +482,15 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         this.#closing.signal,
       )
     }
-    if (this.#coordinator === undefined) return { token: await fetchFromSource(), origin: 'fetch' }
-    return this.#coordinator.obtain(entry.key, entry.token, entry.rejected, fetchFromSource)
+    const coordinator = this.#coordinator
+    if (coordinator === undefined) return { token: await fetchFromSource(), origin: 'fetch' }
+    const obtained = await coordinator.obtain(entry.key, entry.token, entry.rejected, fetchFromSource)
+    // Invalidated elsewhere while this flight was reading it from the store: ask again (the
+    // store read now skips it), rather than adopt a token another process has refused.
+    if (obtained.origin === 'store' && entry.rejected?.includes(tokenId(obtained.token)) === true) {
+      return coordinator.obtain(entry.key, entry.token, entry.rejected, fetchFromSource)
+    }
+    return obtained
   }
 
   /** Keeps `token` unless the entry holds one that expires later (write-if-newer), and fixes its windows. */
@@ -584,7 +591,11 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       return
     }
     const entry = this.#entries.get(event.key)
-    if (entry?.token === undefined) return
+    if (entry === undefined) return
+    // Remembered even when this process holds another token or none: a flight in progress may
+    // have read that token from the store just before it was invalidated.
+    if (event.tokenId !== undefined) this.#reject(entry, event.tokenId)
+    if (entry.token === undefined) return
     const id = tokenId(entry.token)
     if (event.tokenId !== undefined && event.tokenId !== id) return
     this.#reject(entry, id)

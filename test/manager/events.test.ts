@@ -338,6 +338,44 @@ describe('a failing store', () => {
     await expect(shared.get(held.source.key)).resolves.toBeUndefined()
   })
 
+  it('a token invalidated elsewhere while this process was reading it from the store is not adopted', async () => {
+    const clock = createTestClock()
+    const shared = memoryStore({ clock })
+    let gate: (() => void) | undefined
+    const slow: TokenStore = {
+      get: async (key) => {
+        const record = await shared.get(key)
+        if (gate === undefined) await new Promise<void>((resolve) => (gate = resolve))
+        return record
+      },
+      set: (key, record, options) => shared.set(key, record, options),
+      delete: (key, options) => shared.delete(key, options),
+      clear: () => shared.clear(),
+      acquireLock: (key, options) => shared.acquireLock!(key, options),
+      waitForUpdate: (key, options) => shared.waitForUpdate!(key, options),
+      subscribe: (listener) => shared.subscribe!(listener),
+    }
+    const other = manager({ clock, store: shared }).tokens
+    const here = manager({ clock, store: slow }).tokens
+    const there = heldSource('shared-key')
+    const mine = heldSource('shared-key')
+    const first = other.get(there.source)
+    await flush()
+    const refused = there.last().succeed(HOUR)
+    await expect(first).resolves.toBe(refused)
+
+    const got = here.get(mine.source)
+    await flush()
+    expect(gate).toBeDefined() // reading the refused token from the store, slowly
+    await expect(other.invalidate(there.source, { token: refused })).resolves.toBe(true)
+    await flush()
+    gate!()
+    await flush()
+    expect(mine.fetches).toHaveLength(1)
+    const fresh = mine.last().succeed(HOUR)
+    await expect(got).resolves.toBe(fresh)
+  })
+
   it('a token another process writes while this one waits for the lock is adopted without a fetch', async () => {
     const clock = createTestClock()
     const shared = memoryStore({ clock })
