@@ -58,6 +58,8 @@ export class StoreCoordinator {
     const startedAt = clock.now()
     let deadline = startedAt + lockTtlMs
     let known = first.tokenId
+    // Wake-ups by a released or expired lock that brought no token: a holder failed or died.
+    let emptyReleases = 0
     for (;;) {
       const lock = await this.#call(key, 'lock', () => acquire(key, { ttlMs: lockTtlMs }), FAILED)
       if (lock === FAILED) return this.#fetchAndWrite(key, fetchToken)
@@ -70,24 +72,36 @@ export class StoreCoordinator {
           await this.#call(key, 'unlock', () => lock.release(), undefined)
         }
       }
+      // Someone else holds the lock again after two holders ended without a token: the token
+      // endpoint is failing. Ask it once from here too instead of queueing behind each holder in
+      // turn, so every waiter gets its answer within about three requests, not one per process.
+      if (emptyReleases >= 2) return this.#fetchAndWrite(key, fetchToken)
       // Someone else holds the lock. Whoever it is, that lock ends within lockTtlMs from now, so
       // waiting that long (plus a little) lets this process take over from a holder that died
       // instead of fetching beside the others; never past twice the TTL from the start.
       deadline = Math.max(deadline, Math.min(startedAt + 2 * lockTtlMs, clock.now() + lockTtlMs + 250))
       const remaining = deadline - clock.now()
       if (remaining <= 0 || signal.aborted) return this.#fetchAndWrite(key, fetchToken)
-      await this.#waitForChange(key, known, remaining)
+      const woken = await this.#waitForChange(key, known, remaining)
       const after = await this.#read(key, current, rejected)
       if (after.token !== undefined) return { token: after.token, origin: 'store' }
+      if (woken && clock.now() < deadline) emptyReleases++
       known = after.tokenId
     }
   }
 
-  async #waitForChange(key: string, knownTokenId: string | undefined, remainingMs: number): Promise<void> {
+  /**
+   * Waits for a write or a lock release on `key`. True when the store's `waitForUpdate` answered
+   * (a write, a release, or its timeout); false after a plain poll interval, which says nothing.
+   */
+  async #waitForChange(key: string, knownTokenId: string | undefined, remainingMs: number): Promise<boolean> {
     const { clock, signal } = this.#options
     const schedule = clock.setTimer.bind(clock)
     const store = this.#store
-    if (store.waitForUpdate === undefined) return pause(schedule, Math.min(remainingMs, POLL_MS), signal)
+    if (store.waitForUpdate === undefined) {
+      await pause(schedule, Math.min(remainingMs, POLL_MS), signal)
+      return false
+    }
     const wait = store.waitForUpdate.bind(store)
     const result = await this.#call(
       key,
@@ -95,7 +109,9 @@ export class StoreCoordinator {
       () => wait(key, { timeoutMs: remainingMs, knownTokenId, signal }),
       FAILED,
     )
-    if (result === FAILED) await pause(schedule, Math.min(remainingMs, POLL_MS), signal)
+    if (result !== FAILED) return true
+    await pause(schedule, Math.min(remainingMs, POLL_MS), signal)
+    return false
   }
 
   /** A token from the store that this process may adopt: not rejected, newer than ours, not due. */

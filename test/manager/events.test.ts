@@ -2,6 +2,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { inspect } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  isTokenkeeperError,
   CHANNEL_NAMES,
   memoryStore,
   serializeToken,
@@ -374,6 +375,28 @@ describe('a failing store', () => {
     expect(mine.fetches).toHaveLength(1)
     const fresh = mine.last().succeed(HOUR)
     await expect(got).resolves.toBe(fresh)
+  })
+
+  it('a failing token endpoint: lock waiters stop queueing after two holders failed, and all get the error', async () => {
+    const clock = createTestClock()
+    const shared = memoryStore({ clock })
+    const fleet = Array.from({ length: 5 }, () => ({
+      tokens: manager({ clock, store: shared }).tokens,
+      held: heldSource('outage-key'),
+    }))
+    const calls = fleet.map(({ tokens, held }) => tokens.get(held.source).catch((error: unknown) => error))
+    const pending = () => fleet.flatMap(({ held }) => held.pending())
+    const rounds: number[] = []
+    for (let i = 0; i < 5; i++) await flush()
+    for (let round = 0; round < 5 && pending().length > 0; round++) {
+      rounds.push(pending().length)
+      for (const fetch of pending()) fetch.fail(transientError())
+      for (let i = 0; i < 5; i++) await flush()
+    }
+    // One holder, then the next, then everyone left at once (not one process after another).
+    expect(rounds).toEqual([1, 1, 3])
+    const results = await Promise.all(calls)
+    expect(results.every((result) => isTokenkeeperError(result) && result.retryable)).toBe(true)
   })
 
   it('a token another process writes while this one waits for the lock is adopted without a fetch', async () => {
