@@ -493,14 +493,25 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     return obtained
   }
 
-  /** Keeps `token` unless the entry holds one that expires later (write-if-newer), and fixes its windows. */
+  /**
+   * Keeps `token` and fixes its windows, unless it is a late answer: the entry holds a token
+   * issued after it that also expires later. A newer token that expires earlier (the server now
+   * issues shorter tokens, or re-sends its current token with a smaller `expires_in`) is the
+   * server's answer and is adopted; keeping the older one would send a request on every call.
+   */
   #adopt(entry: Entry, token: AccessToken, now: number): AccessToken {
-    if (entry.token !== undefined && entry.token.expiresAt > token.expiresAt && now < entry.mustRefreshAt) {
-      // The cached token expires later and is kept. Its refresh point has passed (that is why
-      // this refresh ran): move it forward, or every call would start another request.
+    const cached = entry.token
+    if (
+      cached !== undefined &&
+      cached.expiresAt > token.expiresAt &&
+      cached.issuedAt > token.issuedAt &&
+      now < entry.mustRefreshAt
+    ) {
+      // The cached token is newer and is kept. If its refresh point has passed, move it forward,
+      // or every call would start another request.
       const pause = backoffDelayMs({ attempt: 1, retryable: true }, this.#policy, this.#random)
       entry.refreshAt = Math.max(entry.refreshAt, Math.min(entry.mustRefreshAt, now + pause))
-      return entry.token
+      return cached
     }
     const windows = computeWindows(token, this.#policy, this.#random)
     entry.token = token

@@ -7,7 +7,7 @@ import {
   type TokenStore,
 } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
-import { flush, heldSource, makeToken, settle, transientError } from './helpers.js'
+import { flush, heldSource, makeToken, settle, tokenValue, transientError } from './helpers.js'
 
 const HOUR = 3_600_000
 const managers: TokenManager[] = []
@@ -167,7 +167,7 @@ describe('a caller AbortSignal', () => {
 })
 
 describe('write-if-newer and late results', () => {
-  it('a refresh that returns an earlier-expiring token does not replace the cached one', async () => {
+  it('a refresh that returns a newer but earlier-expiring token adopts it (the server issues shorter tokens now)', async () => {
     const { tokens, clock } = manager()
     const held = heldSource('api')
     const first = tokens.get(held.source)
@@ -179,15 +179,55 @@ describe('write-if-newer and late results', () => {
     await expect(tokens.get(held.source)).resolves.toBe(longLived)
     await flush()
     expect(held.fetches).toHaveLength(2)
-    // The answer expires 5 minutes before the cached token does.
+    // The answer expires 5 minutes before the cached token does, but it was issued later.
     const shorter = held.last().succeed(0.2 * HOUR - 5 * 60_000)
     await flush()
     expect(shorter.expiresAt).toBeLessThan(longLived.expiresAt)
-    expect(tokens.peek(held.source)).toBe(longLived)
-    await expect(tokens.get(held.source)).resolves.toBe(longLived)
+    expect(tokens.peek(held.source)).toBe(shorter)
+    // Its own windows apply: no new request until its refresh point, however often it is used.
+    for (let call = 0; call < 50; call++) {
+      clock.advance(1_000)
+      await expect(tokens.get(held.source)).resolves.toBe(shorter)
+    }
+    await flush()
+    expect(held.fetches).toHaveLength(2)
   })
 
-  it('a kept (later-expiring) token does not make every later call start a new request', async () => {
+  it('24 h tokens, then the server issues 1 h tokens: one request per renewal, not one per call', async () => {
+    const { tokens, clock } = manager()
+    const held = heldSource('api')
+    const first = tokens.get(held.source)
+    await flush()
+    held.last().succeed(24 * HOUR)
+    await first
+    clock.advance(0.8 * 24 * HOUR)
+    for (let tick = 0; tick < 600; tick++) {
+      await tokens.get(held.source)
+      await flush()
+      for (const pending of held.pending()) pending.succeed(HOUR)
+      clock.advance(100)
+    }
+    // One minute of calls every 100 ms: the renewal that brought the first 1 h token, nothing more.
+    expect(held.fetches).toHaveLength(2)
+  })
+
+  it('a late answer (issued before the cached token, expiring earlier) does not replace it', async () => {
+    const { tokens, clock } = manager()
+    const held = heldSource('api')
+    const first = tokens.get(held.source)
+    await flush()
+    const cached = held.last().succeed(HOUR)
+    await first
+    clock.advance(0.8 * HOUR)
+    await tokens.get(held.source)
+    await flush()
+    // The answer claims to have been issued before the cached token (an old answer arriving late).
+    held.last().resolveWith(makeToken(tokenValue('late'), cached.issuedAt - 1_000, 0.5 * HOUR))
+    await flush()
+    expect(tokens.peek(held.source)).toBe(cached)
+  })
+
+  it('the same token re-sent with an ever smaller expires_in does not make every later call start a new request', async () => {
     const { tokens, clock } = manager()
     const held = heldSource('api')
     const first = tokens.get(held.source)
@@ -196,7 +236,7 @@ describe('write-if-newer and late results', () => {
     await first
     clock.advance(0.8 * HOUR)
     for (let call = 0; call < 10; call++) {
-      await expect(tokens.get(held.source)).resolves.toBe(original)
+      expect((await tokens.get(held.source)).value).toBe(original.value)
       await flush()
       // The server answers with the same token, re-measured: it expires 1 s earlier.
       for (const pending of held.pending()) {
