@@ -127,13 +127,19 @@ export class TokenEndpoint {
     return this.#keySuffix
   }
 
-  /** Sends one token request with `grant` parameters and the given client authentication. */
+  /**
+   * Sends one token request with `grant` parameters and the given client authentication.
+   * `requestedScopes`: what the grant asked for when not through the `scope` field (the
+   * JWT-bearer assertion's `scope` claim), for an omitted response `scope` and
+   * `requireRequestedScopes`.
+   */
   async request(
     grant: readonly (readonly [string, string])[],
     auth: ClientAuth | undefined,
     clientId: string | undefined,
     options: FetchTokenOptions | undefined,
     secrets: readonly string[] = [],
+    requestedScopes: readonly string[] = this.scopes,
   ): Promise<AccessToken> {
     const clock = options?.clock ?? this.#options.clock ?? systemClock
     const body = new URLSearchParams()
@@ -162,7 +168,7 @@ export class TokenEndpoint {
     return parseTokenResponse(result.json, {
       issuedAt: result.sentAt,
       status: result.status,
-      requestedScopes: this.scopes,
+      requestedScopes,
       endpoint: describeEndpoint(this.url),
       ...(this.#options.defaultLifetimeMs === undefined
         ? {}

@@ -77,7 +77,7 @@ class JwtBearerSource implements TokenSource {
     const client =
       options.clientId === undefined
         ? ''
-        : `|client=${keyPart(options.clientId)}:${options.auth?.fingerprint ?? ''}`
+        : `|client=${keyPart(options.clientId)}:${options.auth === undefined ? 'none' : `${options.auth.method}:${options.auth.fingerprint}`}`
     this.key =
       `jwt-bearer|${this.#endpoint.keyUrl}|${keyPart(options.issuer)}|${keyPart(options.subject ?? '')}|` +
       `${fingerprint('jwt-bearer-key', this.#signing.thumbprint, this.#signing.alg, options.kid ?? '', options.assertionAudience ?? '')}` +
@@ -106,6 +106,7 @@ class JwtBearerSource implements TokenSource {
       o.clientId,
       options,
       [assertion],
+      this.#assertionScopes.length > 0 ? this.#assertionScopes : this.#endpoint.scopes,
     )
   }
 

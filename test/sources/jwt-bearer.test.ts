@@ -93,6 +93,21 @@ describe('jwtBearer (RFC 7523 §2.1)', () => {
     expect(payload.scope).toBe('https://api.example/a https://api.example/b')
   })
 
+  it("with scopeIn: 'assertion' and no scope in the answer, the token records the assertion's scopes as granted", async () => {
+    for (const scopeIn of ['assertion', undefined] as const) {
+      const token = await jwtBearer({
+        tokenUrl,
+        issuer: 'robot@project.example',
+        key: rsa.pem,
+        clock,
+        scopes: ['b', 'a'],
+        ...(scopeIn === undefined ? {} : { scopeIn }),
+      }).fetchToken()
+      expect(token.scopes).toEqual(['a', 'b'])
+      expect(token.hasScope('a')).toBe(true)
+    }
+  })
+
   it('adds configured claims, the audience override and the lifetime; signs ES256 with an EC key', async () => {
     const [request] = await capture({
       key: ec.jwk,

@@ -159,6 +159,7 @@ describe('jwtBearer key', () => {
       bearerKey({ clientId: 'svc' }),
       bearerKey({ clientId: 'svc', auth: clientSecretBasic(SECRET) }),
       bearerKey({ clientId: 'svc', auth: clientSecretBasic(`${SECRET}x`) }),
+      bearerKey({ clientId: 'svc', auth: clientSecretPost(SECRET) }),
       ccKey({ tokenUrl: 'https://oauth2.example/token' }),
     ]
     expect(new Set(variants).size).toBe(variants.length)
