@@ -61,6 +61,27 @@ function transportCode(error: unknown): { code: TokenkeeperErrorCode; detail: st
   return { code: 'NETWORK_ERROR', detail: 'network error' }
 }
 
+/**
+ * What is kept of a transport failure as `cause`: its name, its (scrubbed) message and the first
+ * system error code in its chain. Not the error itself: errors of an injected `fetch` (an HTTP
+ * client adapter) may carry the request, with its `Authorization` header or form body.
+ */
+function transportCause(error: unknown, secrets: readonly string[]): Error {
+  const failure = error as { name?: unknown; message?: unknown } | null | undefined
+  const message = typeof failure?.message === 'string' ? failure.message : 'transport failure'
+  const cause = new Error(scrub(message, secrets) ?? '')
+  if (typeof failure?.name === 'string') cause.name = failure.name.slice(0, 64)
+  let current = error as { code?: unknown; cause?: unknown } | null | undefined
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    if (typeof current.code === 'string' && /^[A-Z0-9_]{1,64}$/.test(current.code)) {
+      Object.defineProperty(cause, 'code', { value: current.code, enumerable: true })
+      break
+    }
+    current = current.cause as typeof current
+  }
+  return cause
+}
+
 /** Server text for a message: secrets removed, control characters (line breaks) blanked, bounded. */
 function scrub(text: string | undefined, secrets: readonly string[], maxLength = 200): string | undefined {
   if (text === undefined) return undefined
@@ -207,7 +228,10 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
     }
     if (error instanceof TokenkeeperError) return error
     const { code, detail } = transportCode(error)
-    return new TokenkeeperError(code, `${endpoint} failed: ${detail}`, { retryable: true, cause: error })
+    return new TokenkeeperError(code, `${endpoint} failed: ${detail}`, {
+      retryable: true,
+      cause: transportCause(error, request.secrets ?? []),
+    })
   }
 
   let response: Response

@@ -220,6 +220,35 @@ describe('errors never carry credentials', () => {
     expectNoLeak(caught, [SECRET])
   })
 
+  it('a transport error of an injected fetch that carries the request (as HTTP client adapters do)', async () => {
+    for (const auth of [clientSecretBasic(SECRET), clientSecretPost(SECRET)]) {
+      let sent: { headers: Record<string, string>; body: string } | undefined
+      const source = clientCredentials({
+        tokenUrl: 'https://idp.example/token',
+        clientId: 'svc',
+        auth,
+        fetch: (_url, init) => {
+          const body = init.body as string
+          sent = { headers: { ...(init.headers as Record<string, string>) }, body }
+          const error = Object.assign(new Error(`connect ECONNREFUSED while sending ${body}`), {
+            code: 'ECONNREFUSED',
+            config: { headers: init.headers, data: init.body },
+          })
+          return Promise.reject(error)
+        },
+      })
+      const caught = await source.fetchToken().catch((error: unknown) => error)
+      expect(caught).toMatchObject({ code: 'CONNECTION_REFUSED' })
+      expect((caught as Error).cause).toMatchObject({ code: 'ECONNREFUSED' })
+      const authorization = sent?.headers['authorization']
+      const forbidden = [
+        SECRET,
+        ...(authorization === undefined ? [] : [authorization.replace(/^Basic /, '')]),
+      ]
+      expectNoLeak(caught, forbidden)
+    }
+  })
+
   it('a construction error for a broken key', () => {
     for (const key of [rsa.pem.replace('MII', 'XII'), { ...rsa.jwk, n: 'AQAB' }]) {
       let caught: unknown
