@@ -66,6 +66,9 @@ export interface TokenTimes {
   readonly refreshAt?: number | undefined
 }
 
+/** The earliest a server's `refresh_in` may set the refresh point, as a fraction of the lifetime. */
+export const MIN_REFRESH_IN_RATIO = 0.1
+
 /**
  * Fixes a token's windows when it is stored. `random()` in [0, 1) spreads the refresh point over
  * [refreshRatioMin, refreshRatioMax] of the lifetime so that many processes do not refresh in the
@@ -79,7 +82,8 @@ export function computeWindows(token: TokenTimes, policy: RefreshPolicy, random:
   const mustRefreshAt = Math.floor(token.expiresAt - marginMs)
   let refreshAt: number
   if (token.refreshAt !== undefined) {
-    refreshAt = token.refreshAt
+    // Never sooner than a tenth of the lifetime: `refresh_in: 0` must not mean a request per call.
+    refreshAt = Math.max(token.refreshAt, Math.floor(token.issuedAt + lifetimeMs * MIN_REFRESH_IN_RATIO))
   } else {
     const ratio =
       policy.refreshRatioMin + (policy.refreshRatioMax - policy.refreshRatioMin) * clampUnit(random())

@@ -116,7 +116,7 @@ describe('computeWindows with a server refresh_in', () => {
     }
   })
 
-  it('clamps refresh_in to mustRefreshAt and to issuedAt', () => {
+  it('clamps refresh_in to mustRefreshAt and to a tenth of the lifetime', () => {
     const late = computeWindows(
       { issuedAt: T, expiresAt: T + HOUR, refreshAt: T + HOUR - 1 },
       POLICY,
@@ -130,9 +130,17 @@ describe('computeWindows with a server refresh_in', () => {
     )
     expect(atMust.refreshAt).toBe(T + HOUR - MINUTE - 1)
     const early = computeWindows({ issuedAt: T, expiresAt: T + HOUR, refreshAt: T - 5 }, POLICY, constant(0))
-    expect(early.refreshAt).toBe(T)
+    expect(early.refreshAt).toBe(T + 6 * MINUTE)
+    // refresh_in: 0 would otherwise start a request on every call.
     const zero = computeWindows({ issuedAt: T, expiresAt: T + HOUR, refreshAt: T }, POLICY, constant(0))
-    expect(windowAt(zero, T)).toBe('advisory')
+    expect(windowAt(zero, T + 6 * MINUTE - 1)).toBe('fresh')
+    expect(windowAt(zero, T + 6 * MINUTE)).toBe('advisory')
+    const atFloor = computeWindows(
+      { issuedAt: T, expiresAt: T + HOUR, refreshAt: T + 6 * MINUTE + 1 },
+      POLICY,
+      constant(0),
+    )
+    expect(atFloor.refreshAt).toBe(T + 6 * MINUTE + 1)
   })
 })
 
