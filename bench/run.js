@@ -1,4 +1,4 @@
-// `npm run bench`: tokenkeeper's benchmark scenarios (issue 3), against the project's real token
+// `npm run bench`: tokenkeeper's benchmark scenarios, against the project's real token
 // server on 127.0.0.1. Every timing is printed as a ratio against a baseline measured in the same
 // run. Timing verdicts are printed only; the process exits non-zero only when a correctness
 // target fails (token request counts, expired tokens handed out, caller errors).
@@ -75,7 +75,7 @@ async function memory() {
   return { verdicts, summary: result }
 }
 
-/** The Redis fleet benchmark (issue 4) in its own process: it starts redis-server and 8 children. */
+/** The Redis fleet benchmark in its own process: it starts redis-server and 8 children. */
 async function redis() {
   console.log('\n6. Redis store and fleet (bench/redis.js, its own redis-server on 127.0.0.1)')
   const code = await new Promise((resolve) => {
@@ -115,7 +115,7 @@ const busyAt = (load) => load >= 0.5 * cores
 const loadBefore = loadavg()
 
 console.log(
-  `tokenkeeper ${pkg.version} benchmark (issue 3) — every timing is a ratio to a baseline of the same run`,
+  `tokenkeeper ${pkg.version} benchmark — every timing is a ratio to a baseline of the same run`,
 )
 console.log(
   `Node ${process.version} (V8 ${process.versions.v8}), ${process.platform}/${process.arch}, ` +

@@ -38,6 +38,7 @@ export {
   type TokenFunction,
   type TokenFunctionContext,
   type TokenFunctionResult,
+  type TokenSourceOptions,
 } from './sources/custom.js'
 export type { EndpointOptions } from './sources/endpoint.js'
 export type { PrivateKeyInput, SigningAlgorithm } from './sources/signing.js'
