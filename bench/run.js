@@ -114,9 +114,7 @@ const cores = cpus().length
 const busyAt = (load) => load >= 0.5 * cores
 const loadBefore = loadavg()
 
-console.log(
-  `tokenkeeper ${pkg.version} benchmark — every timing is a ratio to a baseline of the same run`,
-)
+console.log(`tokenkeeper ${pkg.version} benchmark — every timing is a ratio to a baseline of the same run`)
 console.log(
   `Node ${process.version} (V8 ${process.versions.v8}), ${process.platform}/${process.arch}, ` +
     `${cores} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${num(totalmem() / 2 ** 30, 1)} GiB`,
