@@ -3,7 +3,7 @@ import { ExitCode, type ExitCodeValue } from '../errors.js'
 import { colorsFor, formatMs, wrap } from '../format.js'
 import type { CommandIo } from '../io.js'
 import { naiveClient, tokenkeeperClient, type ClientKind } from './clients.js'
-import { createDisplay, type DisplayMode } from './display.js'
+import { createDisplay, fitsLiveDisplay, type DisplayMode } from './display.js'
 import { startFleet, type Fleet } from './fleet.js'
 import { runPhase, type PhaseResult, type WorkloadRunner } from './phase.js'
 import { DEMO_HELP, parseDemoCommandLine, type DemoSettings } from './settings.js'
@@ -71,7 +71,7 @@ export async function demoCommand(argv: readonly string[], io: CommandIo): Promi
   }
   const { settings } = line
   const colors = colorsFor(io.stdout, io.env)
-  const mode: DisplayMode = line.json ? 'none' : io.stdout.isTTY === true ? 'tty' : 'plain'
+  const mode: DisplayMode = line.json ? 'none' : fitsLiveDisplay(io.stdout) ? 'tty' : 'plain'
   let fleet: Fleet | undefined
   if (settings.redis || settings.processes > 1) fleet = await startFleet(settings.processes, line.redisUrl)
   try {

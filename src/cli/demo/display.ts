@@ -21,6 +21,16 @@ export const CLIENT_LABELS: Record<ClientKind, string> = {
 }
 
 const PLAIN_EVERY_MS = 5_000
+const MIN_ROWS = 10
+const MIN_COLUMNS = 60
+
+/**
+ * Whether `stream` is a terminal the live display fits on. A terminal without a size (a
+ * pseudo-terminal nobody sized, as some CI runners give) would show nothing: it gets plain lines.
+ */
+export function fitsLiveDisplay(stream: TextOutput): boolean {
+  return stream.isTTY === true && (stream.rows ?? 0) >= MIN_ROWS && (stream.columns ?? 0) >= MIN_COLUMNS
+}
 const BAR_WIDTH = 28
 
 function hitRatio(snapshot: LiveSnapshot): string {
