@@ -15,7 +15,7 @@ Options:
   -h, --help     Show help (also: tokenkeeper <command> --help)
   -v, --version  Show the version
 
-Docs: docs/CLI.md
+Docs: docs/CLI.md in the tokenkeeper package (node_modules/tokenkeeper/docs/CLI.md)
 `
 
 function version(): string {

@@ -44,7 +44,10 @@ const RETRYABLE_OAUTH_ERRORS = new Set(['temporarily_unavailable', 'server_error
 const TIME_CLAIM_HINT = /\b(iat|exp|nbf|clock|skew|expired|not yet valid|future|issued|time)\b/i
 const SKEW_REPORT_THRESHOLD_MS = 30_000
 
-function transportCode(error: unknown): { code: TokenkeeperErrorCode; detail: string } {
+function transportCode(
+  error: unknown,
+  secrets: readonly string[],
+): { code: TokenkeeperErrorCode; detail: string } {
   let current = error as { code?: unknown; cause?: unknown } | null | undefined
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
     const code = current.code
@@ -58,7 +61,19 @@ function transportCode(error: unknown): { code: TokenkeeperErrorCode; detail: st
     if (typeof code === 'string' && code.startsWith('E')) return { code: 'NETWORK_ERROR', detail: code }
     current = current.cause as typeof current
   }
-  return { code: 'NETWORK_ERROR', detail: 'network error' }
+  return { code: 'NETWORK_ERROR', detail: `network error${causeText(error, secrets)}` }
+}
+
+/** ` (<reason>)` from the innermost error message (undici puts it in `cause`): scrubbed, bounded. */
+function causeText(error: unknown, secrets: readonly string[]): string {
+  let current = error as { message?: unknown; cause?: unknown } | null | undefined
+  let text: string | undefined
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    if (typeof current.message === 'string' && current.message !== '' && current.message !== 'fetch failed')
+      text = current.message
+    current = current.cause as typeof current
+  }
+  return text === undefined ? '' : ` (${scrub(text, secrets, 120) ?? ''})`
 }
 
 /**
@@ -199,7 +214,8 @@ function statusError(
       retryable: true,
     })
   }
-  return new TokenkeeperError('UNEXPECTED_STATUS', `${endpoint} answered ${status}${html}`, {
+  const hint = status === 404 || status === 405 ? '; is the token URL right?' : ''
+  return new TokenkeeperError('UNEXPECTED_STATUS', `${endpoint} answered ${status}${html}${hint}`, {
     ...options,
     retryable: status === 408,
   })
@@ -227,7 +243,7 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
       })
     }
     if (error instanceof TokenkeeperError) return error
-    const { code, detail } = transportCode(error)
+    const { code, detail } = transportCode(error, request.secrets ?? [])
     return new TokenkeeperError(code, `${endpoint} failed: ${detail}`, {
       retryable: true,
       cause: transportCause(error, request.secrets ?? []),

@@ -1,4 +1,10 @@
 import { InsufficientScopeError } from '../errors.js'
+
+/** `host/path` of a resource URL, for messages: no query string (it may carry credentials). */
+function describeResource(url: string): string {
+  const parsed = new URL(url)
+  return `${parsed.host}${parsed.pathname}`
+}
 import type { TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
 
@@ -93,7 +99,7 @@ export function authorizedFetch(
         await response.body?.cancel().catch(() => undefined)
         const required = (challenge['scope'] ?? '').split(' ').filter((scope) => scope.length > 0)
         throw new InsufficientScopeError(
-          `${request.method} ${new URL(request.url).host} needs scope ${required.join(' ') || '(unnamed)'}, which the token was not granted`,
+          `${request.method} ${describeResource(request.url)} needs scope ${required.join(' ') || '(unnamed)'}, which the token was not granted`,
           required,
           token.scopes,
         )

@@ -76,10 +76,14 @@ class FunctionSource implements TokenSource {
         )
       }
       if (isTokenkeeperError(error)) throw error
-      throw new TokenkeeperError('SOURCE_FAILED', `token source ${this.key} failed`, {
-        cause: error,
-        retryable: true,
-      })
+      throw new TokenkeeperError(
+        'SOURCE_FAILED',
+        `token source ${this.key} failed (its own error is error.cause)`,
+        {
+          cause: error,
+          retryable: true,
+        },
+      )
     } finally {
       limit.dispose()
     }

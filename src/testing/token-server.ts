@@ -209,7 +209,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     if (url.pathname === '/resource') return handleResourceRequest(req, res, url, tokens, counters)
     req.resume()
     if (url.pathname !== '/.well-known/oauth-authorization-server') {
-      return writeResponse(res, json(404, { error: 'not_found' }))
+      return writeResponse(res, { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found' })
     }
     writeResponse(
       res,

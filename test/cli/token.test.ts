@@ -284,6 +284,24 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
     expect(leaky.code).toBe(3)
     expect(leaky.stderr).toMatch(/"clientSecret" is not allowed/)
     expect(leaky.stderr).not.toContain(SECRET)
+    // Names written in the config file are shown when they lead nowhere (they are not secrets).
+    const unset = await runCli(['token', '--profile', 'api'], box.env)
+    expect(unset.code).toBe(3)
+    expect(unset.stderr).toMatch(
+      /environment variable CLI_SECRET \(clientSecretEnv of profile "api"\) is not set/,
+    )
+    const gone = join(box.dir, 'gone.json')
+    writeFileSync(
+      gone,
+      JSON.stringify({
+        profiles: { files: { ...config.profiles.files, clientSecretFile: 'missing.secret' } },
+      }),
+    )
+    const noFile = await runCli(['token', '--profile', 'files'], { ...box.env, TOKENKEEPER_CONFIG: gone })
+    expect(noFile.code).toBe(3)
+    expect(noFile.stderr).toContain(
+      `${join(box.dir, 'missing.secret')} (clientSecretFile of profile "files") cannot be read (ENOENT)`,
+    )
     const missing = await runCli(['token', '--profile', 'nope'], env())
     expect(missing.code).toBe(3)
     expect(missing.stderr).toMatch(/profile "nope" is not in .*\(profiles: api, files, leaky\)/)

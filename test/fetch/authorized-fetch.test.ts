@@ -243,6 +243,9 @@ describe('tokens.fetch(source): 403 insufficient_scope', () => {
     const scopeError = error as InsufficientScopeError
     expect(scopeError).toMatchObject({ code: 'INSUFFICIENT_SCOPE', status: 403, retryable: false })
     expect(scopeError.requiredScopes).toEqual(['admin'])
+    // Host and path, never the query string.
+    expect(scopeError.message).toContain(`${new URL(server.resourceUrl).host}/resource needs scope admin`)
+    expect(scopeError.message).not.toContain('?scope')
     expect(scopeError.grantedScopes).toEqual(['read', 'write'])
     expect(scopeError.message).not.toContain(token.value)
 

@@ -99,7 +99,7 @@ export function renderSummary(summary: DemoSummary, colors: Colors): string {
     ],
     ['token requests', (p) => colors.bold(formatCount(p.tokenRequests))],
     [
-      '  per renewal (max)',
+      '  per renewal: mean (max)',
       (p) =>
         `${p.renewals.tokenRequestsPerRenewal} (${formatCount(p.renewals.maxTokenRequestsInOneRenewal)})`,
     ],
@@ -133,6 +133,20 @@ export function renderSummary(summary: DemoSummary, colors: Colors): string {
     '',
   ]
   const tk = summary.tokenkeeper
+  const naive = summary.naive
+  if (naive !== null && tk.tokenRequests > 0) {
+    // One sentence on what the table shows, per token lifetime of work.
+    const ratio =
+      naive.tokenRequests / Math.max(1, naive.durationMs) / (tk.tokenRequests / Math.max(1, tk.durationMs))
+    lines.push(
+      colors.bold(
+        `In short: per second of work, the naive cache asked the token endpoint ${ratio.toFixed(ratio >= 10 ? 0 : 1)}x as often as tokenkeeper` +
+          (naive.failedApiCalls > tk.failedApiCalls
+            ? `, and ${formatCount(naive.failedApiCalls)} of its API calls failed against tokenkeeper's ${formatCount(tk.failedApiCalls)}.`
+            : '.'),
+      ),
+    )
+  }
   lines.push(
     `Token requests counted by the token server: ${formatCount(tk.tokenRequests)} (the clients counted ${formatCount(tk.tokenRequestsCountedByClients)}). ` +
       `${formatCount(tk.backgroundRenewals)} renewal attempts ran in the background, before expiry, while callers were served the cached token.`,

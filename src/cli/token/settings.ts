@@ -18,16 +18,26 @@ export interface TokenSettings {
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
-async function readSecret(profile: Profile, env: Environment): Promise<string> {
+/**
+ * Reads the secret. `fromProfile` names the config-file profile the variable name or file path
+ * came from: such a name or path is written by the user on purpose and is shown in errors; one
+ * from the command line is not (a secret pasted in its place would reach stderr).
+ */
+async function readSecret(
+  profile: Profile,
+  env: Environment,
+  fromProfile: string | undefined,
+): Promise<string> {
   if (profile.clientSecretEnv !== undefined) {
     const name = profile.clientSecretEnv
     if (!ENV_NAME.test(name))
       throw usageError(`--client-secret-env takes the NAME of an environment variable`)
     const value = env[name]
     if (value === undefined || value === '') {
-      // The name is not repeated: a secret pasted in place of a name would otherwise reach stderr.
       throw configError(
-        'the environment variable named by --client-secret-env (clientSecretEnv) is not set or empty',
+        fromProfile === undefined
+          ? 'the environment variable named by --client-secret-env is not set or empty'
+          : `the environment variable ${name} (clientSecretEnv of profile "${fromProfile}") is not set or empty`,
       )
     }
     return value
@@ -38,10 +48,19 @@ async function readSecret(profile: Profile, env: Environment): Promise<string> {
       text = await readFile(profile.clientSecretFile, 'utf8')
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error'
-      throw configError(`the file named by --client-secret-file (clientSecretFile) cannot be read (${code})`)
+      throw configError(
+        fromProfile === undefined
+          ? `the file named by --client-secret-file cannot be read (${code})`
+          : `the client secret file ${profile.clientSecretFile} (clientSecretFile of profile "${fromProfile}") cannot be read (${code})`,
+      )
     }
     const secret = text.replace(/\r?\n$/, '')
-    if (secret === '') throw configError('the file named by --client-secret-file (clientSecretFile) is empty')
+    if (secret === '')
+      throw configError(
+        fromProfile === undefined
+          ? 'the file named by --client-secret-file is empty'
+          : `the client secret file ${profile.clientSecretFile} (clientSecretFile of profile "${fromProfile}") is empty`,
+      )
     return secret
   }
   throw usageError('a client secret is needed: --client-secret-env VAR or --client-secret-file PATH')
@@ -85,6 +104,7 @@ export async function resolveSettings(values: ParsedValues, env: Environment): P
   }
   const name = stringFlag(values, 'profile')
   let merged: Profile = flags
+  let secretFromProfile: string | undefined
   if (name !== undefined) {
     const path = stringFlag(values, 'config') ?? configFilePath(env)
     const profile = await loadProfile(path, name, env)
@@ -95,14 +115,17 @@ export async function resolveSettings(values: ParsedValues, env: Environment): P
       delete base['clientSecretFile']
     }
     merged = { ...base, ...flags }
+    if (!secretFromFlags) secretFromProfile = name
   }
   const where = name === undefined ? '' : ` (not in the flags nor in profile "${name}")`
-  if (merged.tokenUrl === undefined) throw usageError(`--token-url is required${where}`)
+  if (merged.tokenUrl === undefined) {
+    throw usageError(`--token-url is required${where}${name === undefined ? '; or give --profile NAME' : ''}`)
+  }
   if (merged.clientId === undefined) throw usageError(`--client-id is required${where}`)
   return {
     tokenUrl: merged.tokenUrl,
     clientId: merged.clientId,
-    clientSecret: await readSecret(merged, env),
+    clientSecret: await readSecret(merged, env, secretFromProfile),
     scopes: merged.scopes ?? [],
     auth: merged.auth ?? 'basic',
     audience: merged.audience,
