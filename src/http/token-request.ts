@@ -44,13 +44,27 @@ const RETRYABLE_OAUTH_ERRORS = new Set(['temporarily_unavailable', 'server_error
 const TIME_CLAIM_HINT = /\b(iat|exp|nbf|clock|skew|expired|not yet valid|future|issued|time)\b/i
 const SKEW_REPORT_THRESHOLD_MS = 30_000
 
+/** An error and its `cause`s, outermost first, at most 5 deep (a cycle cannot loop). */
+interface ErrorLink {
+  readonly code?: unknown
+  readonly message?: unknown
+  readonly cause?: unknown
+}
+
+function* causeChain(error: unknown): Generator<ErrorLink> {
+  let current = error as ErrorLink | null | undefined
+  for (let depth = 0; typeof current === 'object' && current !== null && depth < 5; depth++) {
+    yield current
+    current = current.cause as typeof current
+  }
+}
+
 function transportCode(
   error: unknown,
   secrets: readonly string[],
 ): { code: TokenkeeperErrorCode; detail: string } {
-  let current = error as { code?: unknown; cause?: unknown } | null | undefined
-  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
-    const code = current.code
+  let reason: string | undefined
+  for (const { code, message } of causeChain(error)) {
     if (code === 'ECONNREFUSED') return { code: 'CONNECTION_REFUSED', detail: 'connection refused' }
     if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') {
       return { code: 'CONNECTION_RESET', detail: 'connection reset' }
@@ -59,21 +73,11 @@ function transportCode(
       return { code: 'TIMEOUT', detail: 'timed out' }
     }
     if (typeof code === 'string' && code.startsWith('E')) return { code: 'NETWORK_ERROR', detail: code }
-    current = current.cause as typeof current
+    // The innermost message says why (undici's outer one is only "fetch failed").
+    if (typeof message === 'string' && message !== '' && message !== 'fetch failed') reason = message
   }
-  return { code: 'NETWORK_ERROR', detail: `network error${causeText(error, secrets)}` }
-}
-
-/** ` (<reason>)` from the innermost error message (undici puts it in `cause`): scrubbed, bounded. */
-function causeText(error: unknown, secrets: readonly string[]): string {
-  let current = error as { message?: unknown; cause?: unknown } | null | undefined
-  let text: string | undefined
-  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
-    if (typeof current.message === 'string' && current.message !== '' && current.message !== 'fetch failed')
-      text = current.message
-    current = current.cause as typeof current
-  }
-  return text === undefined ? '' : ` (${scrub(text, secrets, 120) ?? ''})`
+  const why = reason === undefined ? '' : ` (${scrub(reason, secrets, 120) ?? ''})`
+  return { code: 'NETWORK_ERROR', detail: `network error${why}` }
 }
 
 /**
@@ -86,13 +90,11 @@ function transportCause(error: unknown, secrets: readonly string[]): Error {
   const message = typeof failure?.message === 'string' ? failure.message : 'transport failure'
   const cause = new Error(scrub(message, secrets) ?? '')
   if (typeof failure?.name === 'string') cause.name = failure.name.slice(0, 64)
-  let current = error as { code?: unknown; cause?: unknown } | null | undefined
-  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
-    if (typeof current.code === 'string' && /^[A-Z0-9_]{1,64}$/.test(current.code)) {
-      Object.defineProperty(cause, 'code', { value: current.code, enumerable: true })
+  for (const { code } of causeChain(error)) {
+    if (typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code)) {
+      Object.defineProperty(cause, 'code', { value: code, enumerable: true })
       break
     }
-    current = current.cause as typeof current
   }
   return cause
 }

@@ -10,6 +10,7 @@ import {
   sourceOptionsOf,
   type CallOptions,
   type LtiServiceOptions,
+  type ServiceRequest,
 } from './client.js'
 import { LtiMediaTypes } from './constants.js'
 import { ScopeMismatchError } from './errors.js'
@@ -231,10 +232,7 @@ export class GradeService {
     this.#require('getLineItem', 'readLineItems', 'manageLineItems')
     const url = this.#lineItemUrl(lineItem, 'getLineItem')
     const request = { method: 'GET', url, accept: LtiMediaTypes.lineItem, signal: options.signal } as const
-    return objectOf(
-      await this.#state.client.json(await this.#state.client.request(request), request),
-      url,
-    ) as LineItem
+    return this.#lineItemFrom(await this.#state.client.request(request), request)
   }
 
   /** Creates a line item in the context's container; resolves to it as the platform stored it (with `id`). */
@@ -250,10 +248,7 @@ export class GradeService {
       body,
       signal: options.signal,
     } as const
-    return objectOf(
-      await this.#state.client.json(await this.#state.client.request(request), request),
-      url,
-    ) as LineItem
+    return this.#lineItemFrom(await this.#state.client.request(request), request)
   }
 
   /** Replaces a line item's definition (a PUT of the whole item to its `id`). */
@@ -271,7 +266,12 @@ export class GradeService {
     } as const
     const response = await this.#state.client.request(request)
     if (response.status === 204) return item
-    return objectOf(await this.#state.client.json(response, request), url) as LineItem
+    return this.#lineItemFrom(response, request)
+  }
+
+  /** The line item a 2xx answer holds (a JSON object), or `INVALID_SERVICE_RESPONSE`. */
+  async #lineItemFrom(response: Response, request: ServiceRequest): Promise<LineItem> {
+    return objectOf(await this.#state.client.json(response, request), request.url) as LineItem
   }
 
   /** Deletes a line item. */
