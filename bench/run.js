@@ -4,13 +4,14 @@
 // target fails (token request counts, expired tokens handed out, caller errors).
 //
 //   npm run bench                     all scenarios (builds first)
-//   node bench/run.js warm outage     only the named scenarios (warm, stampede, expiry, outage, memory, redis)
+//   node bench/run.js warm outage     only the named scenarios (warm, stampede, expiry, outage, memory, redis, eviction)
 /* global console, process, performance, URL */
 import { execFile, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { eviction } from './scenarios/eviction.js'
 import { expiryUnderLoad } from './scenarios/expiry-under-load.js'
 import { outageAcrossExpiry, outageWhileValid } from './scenarios/outage.js'
 import { stampede } from './scenarios/stampede.js'
@@ -107,6 +108,7 @@ const SCENARIOS = [
   ['outage', outageAcrossExpiry],
   ['memory', memory],
   ['redis', redis],
+  ['eviction', eviction],
 ]
 
 const selected = process.argv.slice(2)

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import { systemClock, type Clock, type Timer } from '../clock.js'
+import { systemClock, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import type { TokenSource } from '../sources/types.js'
 import type { StoreEvent, TokenStore } from '../stores/types.js'
@@ -9,6 +9,7 @@ import { channels, type RefreshMode, type TokenManagerEvents } from './events.js
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
 import { raceAbort } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
+import { EntryTable, type Entry } from './entries.js'
 import {
   backoffDelayMs,
   checkPolicy,
@@ -81,31 +82,6 @@ export interface TokenManagerStats {
   readonly inFlight: number
 }
 
-interface Failure {
-  readonly error: unknown
-  readonly retryAt: number
-  readonly attempt: number
-}
-
-/** One key's state. A plain object of fixed shape: the hot path reads three of its fields. */
-interface Entry {
-  readonly key: string
-  source: TokenSource
-  token: AccessToken | undefined
-  /** `Promise.resolve(token)`, made once, returned to every hit. */
-  resolved: Promise<AccessToken> | undefined
-  refreshAt: number
-  mustRefreshAt: number
-  flight: Promise<AccessToken> | undefined
-  failure: Failure | undefined
-  /** Second-chance bit of the CLOCK eviction (an LRU approximation with O(1) hits). */
-  used: boolean
-  lastUsedAt: number
-  timer: Timer | undefined
-  /** Ids of tokens invalidated here: never adopted again from a store. */
-  rejected: string[] | undefined
-}
-
 const DEFAULT_IDLE_MS = 15 * 60_000
 const REJECTED_MEMORY = 4
 
@@ -137,11 +113,12 @@ function failureFacts(error: unknown): { retryable: boolean; retryAfterMs: numbe
  * ```
  */
 export class TokenManager extends EventEmitter<TokenManagerEvents> {
-  readonly #entries = new Map<string, Entry>()
+  readonly #entries: EntryTable
+  /** Every flight in progress, kept here or detached by eviction: close() waits for them all. */
+  readonly #flights = new Set<Promise<AccessToken>>()
   readonly #clock: Clock
   readonly #random: () => number
   readonly #policy: RefreshPolicy & BackoffPolicy
-  readonly #maxEntries: number
   readonly #idleMs: number | undefined
   readonly #store: TokenStore | undefined
   readonly #coordinator: StoreCoordinator | undefined
@@ -175,7 +152,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     const maxEntries = options.maxEntries ?? 10_000
     if (!Number.isInteger(maxEntries) || maxEntries < 1)
       throw new TypeError('TokenManager: maxEntries must be a positive integer')
-    this.#maxEntries = maxEntries
+    this.#entries = new EntryTable(maxEntries)
     const proactive = options.proactive
     this.#idleMs =
       proactive === undefined || proactive === false
@@ -294,7 +271,6 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   /** Forgets every token, here and in the store. Requests in flight finish but are not cached here. */
   async clear(): Promise<void> {
-    for (const entry of this.#entries.values()) entry.timer?.cancel()
     this.#entries.clear()
     if (this.#store !== undefined) {
       const store = this.#store
@@ -336,12 +312,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const flights: Promise<unknown>[] = []
-    for (const entry of this.#entries.values()) {
-      entry.timer?.cancel()
-      entry.timer = undefined
-      if (entry.flight !== undefined) flights.push(entry.flight)
-    }
+    const flights = [...this.#flights]
     // With no entries, every later call takes the slow path, which refuses a closed manager.
     this.#entries.clear()
     this.#unsubscribe()
@@ -365,9 +336,9 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     if (this.#closed) return Promise.reject(closedError())
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error)
     const now = this.#clock.now()
-    const entry = existing ?? this.#insert(source)
+    const entry = existing ?? this.#entries.insert(source)
     entry.source = source
-    entry.used = true
+    entry.used = existing !== undefined
     entry.lastUsedAt = now
     this.#misses++
     if (channels.miss.hasSubscribers || this.listenerCount('miss') > 0) {
@@ -402,7 +373,11 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   #start(entry: Entry, mode: RefreshMode): Promise<AccessToken> {
     const flight = this.#refresh(entry, mode)
     entry.flight = flight
-    flight.catch(noop)
+    this.#flights.add(flight)
+    flight.then(
+      () => this.#flights.delete(flight),
+      () => this.#flights.delete(flight),
+    )
     return flight
   }
 
@@ -457,11 +432,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         retryAt,
         servingCached: entry.resolved !== undefined && now < entry.mustRefreshAt,
       })
-      if (
-        this.#idleMs !== undefined &&
-        entry.resolved !== undefined &&
-        this.#entries.get(entry.key) === entry
-      ) {
+      if (this.#idleMs !== undefined && entry.resolved !== undefined && this.#entries.holds(entry)) {
         this.#schedule(entry, retryAt)
       }
       throw error
@@ -518,7 +489,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     entry.resolved = Promise.resolve(token)
     entry.refreshAt = windows.refreshAt
     entry.mustRefreshAt = windows.mustRefreshAt
-    if (this.#idleMs !== undefined && !this.#closed && this.#entries.get(entry.key) === entry) {
+    if (this.#idleMs !== undefined && !this.#closed && this.#entries.holds(entry)) {
       this.#schedule(entry, windows.refreshAt)
     }
     return token
@@ -531,7 +502,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   #onTimer(entry: Entry): void {
     entry.timer = undefined
-    if (this.#closed || this.#entries.get(entry.key) !== entry || entry.resolved === undefined) return
+    if (this.#closed || !this.#entries.holds(entry) || entry.resolved === undefined) return
     const now = this.#clock.now()
     if (now - entry.lastUsedAt > (this.#idleMs ?? 0)) return
     if (entry.flight !== undefined) return
@@ -540,43 +511,6 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       return
     }
     void this.#start(entry, 'background')
-  }
-
-  #insert(source: TokenSource): Entry {
-    const entry: Entry = {
-      key: source.key,
-      source,
-      token: undefined,
-      resolved: undefined,
-      refreshAt: 0,
-      mustRefreshAt: 0,
-      flight: undefined,
-      failure: undefined,
-      used: true,
-      lastUsedAt: 0,
-      timer: undefined,
-      rejected: undefined,
-    }
-    if (this.#entries.size >= this.#maxEntries) this.#evictOne()
-    this.#entries.set(entry.key, entry)
-    return entry
-  }
-
-  /** CLOCK eviction: the oldest entry not used since it was last passed over, never one in flight. */
-  #evictOne(): void {
-    let budget = this.#entries.size * 2
-    for (const [key, entry] of this.#entries) {
-      if (budget-- <= 0) return
-      if (entry.used || entry.flight !== undefined) {
-        entry.used = false
-        this.#entries.delete(key)
-        this.#entries.set(key, entry)
-        continue
-      }
-      entry.timer?.cancel()
-      this.#entries.delete(key)
-      return
-    }
   }
 
   #dropToken(entry: Entry): void {
