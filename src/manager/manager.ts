@@ -6,6 +6,7 @@ import type { StoreEvent, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { tokenId } from '../token/serialize.js'
 import { channels, type RefreshMode, type TokenManagerEvents } from './events.js'
+import { Authorizer } from '../http/authorizer.js'
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
 import { raceAbort } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
@@ -302,7 +303,24 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
    * `error="insufficient_scope"` rejects with an {@link InsufficientScopeError}.
    */
   fetch(source: TokenSource, options: AuthorizedFetchOptions = {}): typeof globalThis.fetch {
-    return authorizedFetch(this, source, options, this.#refusals)
+    return authorizedFetch(this.authorizer(source), options)
+  }
+
+  /**
+   * Authorizes requests to a resource for any HTTP client with the same policy as
+   * {@link TokenManager.fetch}: the headers for a request, and what to do with its answer (renew
+   * and retry once on 401, {@link InsufficientScopeError} on 403 `insufficient_scope`). The
+   * axios and undici integrations are built on it.
+   *
+   * @example
+   * ```ts
+   * const authorizer = tokens.authorizer(source)
+   * const sent = await authorizer.authorize({ method: 'GET', url: 'https://api.example/v1/things' })
+   * // send the request with sent.headers, then: await authorizer.afterResponse(...)
+   * ```
+   */
+  authorizer(source: TokenSource): Authorizer {
+    return new Authorizer(this, source, this.#refusals)
   }
 
   /**

@@ -42,7 +42,7 @@ describe.skipIf(!existsSync(new URL('index.js', dist)) && process.env['CI'] === 
       const ours = urls.filter((url) => url.startsWith(dist.href)).map((url) => url.slice(dist.href.length))
       expect(ours).toContain('index.js')
       expect(ours).toContain('manager/manager.js')
-      expect(ours.filter((path) => /^(stores\/redis|testing|cli|lti)\//.test(path))).toEqual([])
+      expect(ours.filter((path) => /^(stores\/redis|testing|cli|lti|integrations)\//.test(path))).toEqual([])
       expect(urls.filter((url) => url.includes('/node_modules/'))).toEqual([])
     })
 

@@ -1,0 +1,159 @@
+import { InsufficientScopeError } from '../errors.js'
+import type { TokenSource } from '../sources/types.js'
+import type { AccessToken } from '../token/access-token.js'
+
+/** The part of {@link TokenManager} that authorizing requests uses. */
+export interface TokenProvider {
+  get(source: TokenSource, options?: { signal?: AbortSignal | undefined }): Promise<AccessToken>
+  invalidate(source: TokenSource, options: { token: AccessToken }): Promise<boolean>
+}
+
+/**
+ * What is remembered between requests, owned by the manager: keys whose resource refused even a
+ * freshly obtained token, and until when to stop renewing on their 401s.
+ */
+export interface RefusalMemory {
+  readonly now: () => number
+  /** How long to return 401s as they are after a fresh token was refused too. */
+  readonly backoffMs: number
+  readonly refusedUntil: Map<string, number>
+}
+
+/** A request to a protected resource, as far as authorizing it is concerned. */
+export interface ResourceRequest {
+  /** HTTP method, e.g. `GET`. */
+  readonly method: string
+  /** Absolute URL of the resource. */
+  readonly url: string | URL
+}
+
+/** The headers to send with one request, and the token they carry. */
+export interface Authorization {
+  /** Header names (lower case) and values to set on the request: `authorization`. */
+  readonly headers: Readonly<Record<string, string>>
+  /** The token the headers carry; pass it back to {@link Authorizer.afterResponse}. */
+  readonly token: AccessToken
+}
+
+/** What a resource answered, as far as authorization is concerned. */
+export interface ResourceResponse {
+  readonly status: number
+  /** The `WWW-Authenticate` header, or `null`/`undefined` when absent. */
+  readonly wwwAuthenticate?: string | null | undefined
+}
+
+/** Facts about the request an answer belongs to. */
+export interface AnswerContext {
+  /** Whether this answer is to the retry (the second attempt with a renewed token). */
+  readonly retried: boolean
+  /** Whether the request body can be sent again (no body, a string, a buffer, ...). */
+  readonly replayable: boolean
+}
+
+/** Reads the parameters of a `WWW-Authenticate: Bearer ...` challenge (RFC 6750 §3). */
+export function parseBearerChallenge(header: string | null | undefined): Record<string, string> {
+  const params: Record<string, string> = {}
+  if (header === null || header === undefined) return params
+  const pattern = /([a-zA-Z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g
+  for (const match of header.matchAll(pattern)) {
+    const name = match[1]
+    if (name !== undefined) params[name.toLowerCase()] = (match[2] ?? match[3] ?? '').replace(/\\(.)/g, '$1')
+  }
+  return params
+}
+
+/** `host/path` of a resource URL, for messages: no query string (it may carry credentials). */
+function describeResource(url: string | URL): string {
+  const parsed = new URL(url)
+  return `${parsed.host}${parsed.pathname}`
+}
+
+/**
+ * Authorizes requests to resources protected by one source's tokens, for any HTTP client: the
+ * one policy behind `tokens.fetch()` and the axios and undici integrations. Ask
+ * {@link Authorizer.authorize} for the headers of a request, send it, then hand the answer to
+ * {@link Authorizer.afterResponse}: on a 401 it invalidates exactly the token that was sent
+ * (compare-and-delete, so 50 concurrent 401s cause one token request) and says `'retry'` once
+ * when the body can be replayed; if the renewed token is refused too, 401s for that key are
+ * returned as they are for a backoff period. A 403 whose challenge says
+ * `error="insufficient_scope"` rejects with {@link InsufficientScopeError}: a new token with the
+ * same scopes would not help.
+ *
+ * @example
+ * ```ts
+ * const authorizer = tokens.authorizer(source)
+ * let retried = false
+ * for (;;) {
+ *   const sent = await authorizer.authorize({ method: 'GET', url })
+ *   const res = await fetch(url, { headers: sent.headers })
+ *   const next = await authorizer.afterResponse(
+ *     { method: 'GET', url },
+ *     sent,
+ *     { status: res.status, wwwAuthenticate: res.headers.get('www-authenticate') },
+ *     { retried, replayable: true },
+ *   )
+ *   if (next === 'return') break
+ *   retried = true
+ * }
+ * ```
+ */
+export class Authorizer {
+  readonly #tokens: TokenProvider
+  readonly #source: TokenSource
+  readonly #refusals: RefusalMemory
+
+  /** @internal Use `tokens.authorizer(source)`. */
+  constructor(tokens: TokenProvider, source: TokenSource, refusals: RefusalMemory) {
+    this.#tokens = tokens
+    this.#source = source
+    this.#refusals = refusals
+  }
+
+  /** The headers for one request: `authorization: <type> <token>` with a token for the source. */
+  async authorize(
+    _request: ResourceRequest,
+    options: { signal?: AbortSignal | undefined } = {},
+  ): Promise<Authorization> {
+    const token = await this.#tokens.get(this.#source, { signal: options.signal })
+    return { headers: { authorization: token.authorization }, token }
+  }
+
+  /**
+   * Decides what to do with an answer: `'retry'` when the token that was sent has been
+   * invalidated and sending the request once more with a renewed token may help, `'return'`
+   * otherwise. Rejects with {@link InsufficientScopeError} on a 403 `insufficient_scope`.
+   */
+  async afterResponse(
+    request: ResourceRequest,
+    sent: Authorization,
+    response: ResourceResponse,
+    context: AnswerContext,
+  ): Promise<'retry' | 'return'> {
+    const key = this.#source.key
+    if (response.status === 401) {
+      if (context.retried) {
+        this.#refusals.refusedUntil.set(key, this.#refusals.now() + this.#refusals.backoffMs)
+        return 'return'
+      }
+      // A resource that refused a fresh token too is not asking for renewal: until the backoff
+      // ends, its 401s are returned as they are, so a loop of calls cannot become a loop of
+      // token requests.
+      if (this.#refusals.now() < (this.#refusals.refusedUntil.get(key) ?? 0)) return 'return'
+      await this.#tokens.invalidate(this.#source, { token: sent.token })
+      return context.replayable ? 'retry' : 'return'
+    }
+    if (context.retried) this.#refusals.refusedUntil.delete(key)
+    if (response.status === 403) {
+      const challenge = parseBearerChallenge(response.wwwAuthenticate)
+      if (challenge['error'] === 'insufficient_scope') {
+        const required = (challenge['scope'] ?? '').split(' ').filter((scope) => scope.length > 0)
+        throw new InsufficientScopeError(
+          `${request.method.toUpperCase()} ${describeResource(request.url)} needs scope ${required.join(' ') || '(unnamed)'}, which the token was not granted`,
+          required,
+          sent.token.scopes,
+        )
+      }
+    }
+    return 'return'
+  }
+}

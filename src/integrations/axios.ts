@@ -1,0 +1,138 @@
+import type { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig } from 'axios'
+import { isReplayableBody } from '../manager/fetch.js'
+import type { Authorization, Authorizer } from '../http/authorizer.js'
+import type { TokenManager } from '../manager/manager.js'
+import type { TokenSource } from '../sources/types.js'
+
+/** Chooses the source for a request, or `undefined` to send it without a token. */
+export type AxiosSourceChooser = (config: InternalAxiosRequestConfig) => TokenSource | undefined
+
+interface Sent {
+  readonly authorizer: Authorizer
+  readonly authorization: Authorization
+  readonly retried: boolean
+}
+
+const REDACTED = '[redacted]'
+/** Marks the config of a retry; axios copies config keys into the config of a new request. */
+const RETRY_MARK = 'tokenkeeperRetry'
+
+function isRetry(config: InternalAxiosRequestConfig): boolean {
+  return (config as unknown as Record<string, unknown>)[RETRY_MARK] === true
+}
+
+function absoluteUrl(config: InternalAxiosRequestConfig): string {
+  const url = config.url ?? ''
+  if (/^[a-z][a-z\d+.-]*:/i.test(url) || config.baseURL === undefined) return url
+  return `${config.baseURL.replace(/\/+$/, '')}/${url.replace(/^\/+/, '')}`
+}
+
+/**
+ * Keeps a token out of what axios hands back: axios copies the request headers into
+ * `response.config` and `error.config`, and its `request` holds the raw header block. The
+ * header is replaced by a marker and `request` is made non-enumerable (so `util.inspect` and
+ * `JSON.stringify` do not show it).
+ */
+function scrub(holder: { config?: InternalAxiosRequestConfig | undefined; request?: unknown }): void {
+  const headers = holder.config?.headers
+  if (headers !== undefined && headers.has('authorization')) headers.set('authorization', REDACTED)
+  if ('request' in holder) {
+    Object.defineProperty(holder, 'request', { value: holder.request, enumerable: false })
+  }
+}
+
+/**
+ * Attaches tokens to an axios instance: every request gets the `Authorization` header for its
+ * source, a 401 invalidates exactly the token that was sent (compare-and-delete: 50 concurrent
+ * 401s cause one token request) and the request is sent once more with a renewed token when its
+ * body can be replayed; a 403 `insufficient_scope` rejects with `InsufficientScopeError`. The
+ * token never stays in `response.config`, `error.config` or an enumerable `request`. Returns a
+ * function that detaches the interceptors.
+ *
+ * @example
+ * ```ts
+ * import axios from 'axios'
+ * import { attachTokens } from 'tokenkeeper/axios'
+ * const api = axios.create({ baseURL: 'https://api.example/v1' })
+ * attachTokens(api, tokens, source)
+ * const { data } = await api.get('/things')
+ * ```
+ */
+export function attachTokens(
+  instance: AxiosInstance,
+  tokens: TokenManager,
+  source: TokenSource | AxiosSourceChooser,
+): () => void {
+  const choose: AxiosSourceChooser = typeof source === 'function' ? source : () => source
+  const authorizers = new WeakMap<TokenSource, Authorizer>()
+  const sent = new WeakMap<InternalAxiosRequestConfig, Sent>()
+
+  const authorizerFor = (chosen: TokenSource): Authorizer => {
+    let authorizer = authorizers.get(chosen)
+    if (authorizer === undefined) {
+      authorizer = tokens.authorizer(chosen)
+      authorizers.set(chosen, authorizer)
+    }
+    return authorizer
+  }
+
+  const onRequest = async (config: InternalAxiosRequestConfig): Promise<InternalAxiosRequestConfig> => {
+    const chosen = choose(config)
+    if (chosen === undefined) return config
+    const authorizer = authorizerFor(chosen)
+    const request = { method: config.method ?? 'get', url: absoluteUrl(config) }
+    const authorization = await authorizer.authorize(request, {
+      signal: config.signal instanceof AbortSignal ? config.signal : undefined,
+    })
+    for (const [name, value] of Object.entries(authorization.headers)) config.headers.set(name, value)
+    sent.set(config, { authorizer, authorization, retried: isRetry(config) })
+    return config
+  }
+
+  const settle = async (
+    config: InternalAxiosRequestConfig | undefined,
+    status: number | undefined,
+    wwwAuthenticate: unknown,
+  ): Promise<'retry' | 'return'> => {
+    const record = config === undefined ? undefined : sent.get(config)
+    if (config === undefined || record === undefined || status === undefined) return 'return'
+    sent.delete(config)
+    const next = await record.authorizer.afterResponse(
+      { method: config.method ?? 'get', url: absoluteUrl(config) },
+      record.authorization,
+      { status, wwwAuthenticate: typeof wwwAuthenticate === 'string' ? wwwAuthenticate : null },
+      { retried: record.retried, replayable: isReplayableBody(config.data) },
+    )
+    return next
+  }
+
+  const onFulfilled = async (response: AxiosResponse): Promise<AxiosResponse> => {
+    const next = await settle(response.config, response.status, response.headers['www-authenticate'])
+    if (next === 'retry') return instance.request({ ...response.config, [RETRY_MARK]: true })
+    scrub(response)
+    return response
+  }
+
+  const onRejected = async (error: AxiosError): Promise<AxiosResponse> => {
+    let next: 'retry' | 'return'
+    try {
+      next = await settle(error.config, error.response?.status, error.response?.headers['www-authenticate'])
+    } catch (scopeError) {
+      scrub(error)
+      if (error.response !== undefined) scrub(error.response)
+      throw scopeError
+    }
+    if (next === 'retry' && error.config !== undefined)
+      return instance.request({ ...error.config, [RETRY_MARK]: true })
+    scrub(error)
+    if (error.response !== undefined) scrub(error.response)
+    throw error
+  }
+
+  const requestId = instance.interceptors.request.use(onRequest)
+  const responseId = instance.interceptors.response.use(onFulfilled, onRejected)
+  return () => {
+    instance.interceptors.request.eject(requestId)
+    instance.interceptors.response.eject(responseId)
+  }
+}
