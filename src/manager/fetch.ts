@@ -1,4 +1,4 @@
-import { Authorizer } from '../http/authorizer.js'
+import type { Authorizer } from '../http/authorizer.js'
 
 export { parseBearerChallenge, type RefusalMemory, type TokenProvider } from '../http/authorizer.js'
 
