@@ -121,3 +121,68 @@ export function deadline(timeoutMs: number, parent?: AbortSignal): Deadline {
     },
   }
 }
+
+/** Why {@link withinDeadline} gave up on a call: it took too long, or `signal` aborted first. */
+export class CallAbandoned extends Error {
+  /** `timeout`: the deadline passed; `aborted`: the signal aborted first. */
+  readonly reason: 'timeout' | 'aborted'
+  constructor(reason: 'timeout' | 'aborted', message: string) {
+    super(message)
+    this.name = 'CallAbandoned'
+    this.reason = reason
+  }
+}
+
+/**
+ * Runs `call` and settles like it, unless it takes longer than `timeoutMs` on `schedule` (an
+ * injectable timer) or `signal` aborts first: then rejects with {@link CallAbandoned}, and the
+ * call's own result, whenever it comes, is ignored. A `call` that throws synchronously or returns
+ * a plain value is handled like a rejected or resolved promise.
+ */
+export function withinDeadline<T>(
+  call: () => T | PromiseLike<T>,
+  timeoutMs: number,
+  schedule: (callback: () => void, delayMs: number) => { cancel(): void },
+  signal?: AbortSignal,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal?.aborted === true) {
+      reject(new CallAbandoned('aborted', 'abandoned: the operation was aborted'))
+      return
+    }
+    let result: PromiseLike<T> | T
+    try {
+      result = call()
+    } catch (error) {
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the call's own failure through unchanged
+      reject(error)
+      return
+    }
+    let settled = false
+    const handles: { timer?: { cancel(): void }; cancel?: () => void } = {}
+    const finish = (): boolean => {
+      if (settled) return false
+      settled = true
+      handles.timer?.cancel()
+      handles.cancel?.()
+      return true
+    }
+    handles.timer = schedule(() => {
+      if (finish()) reject(new CallAbandoned('timeout', `no answer within ${timeoutMs} ms`))
+    }, timeoutMs)
+    if (signal !== undefined) {
+      handles.cancel = whenAborted(signal, () => {
+        if (finish()) reject(new CallAbandoned('aborted', 'abandoned: the operation was aborted'))
+      })
+    }
+    Promise.resolve(result).then(
+      (value) => {
+        if (finish()) resolve(value)
+      },
+      (error: unknown) => {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the call's own failure through unchanged
+        if (finish()) reject(error)
+      },
+    )
+  })
+}

@@ -3,7 +3,7 @@ import type { StoreErrorEvent } from './events.js'
 import type { StoreRecord, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { deserializeToken, serializeToken, tokenId } from '../token/serialize.js'
-import { pause } from '../abort.js'
+import { CallAbandoned, pause, withinDeadline } from '../abort.js'
 import { computeWindows, type RefreshPolicy } from './policy.js'
 
 /** What the coordinator needs from its manager. */
@@ -13,7 +13,9 @@ export interface CoordinatorOptions {
   readonly random: () => number
   /** How long a fetch lock lives; also how long a loser waits before it fetches itself. */
   readonly lockTtlMs: number
-  /** Aborted when the manager closes: ends every wait. */
+  /** The longest a store call may take (a wait: its own timeout plus this). */
+  readonly storeTimeoutMs: number
+  /** Aborted when the manager closes: ends every wait and every store call. */
   readonly signal: AbortSignal
   readonly onError: (key: string, operation: StoreErrorEvent['operation'], error: unknown) => void
 }
@@ -108,6 +110,7 @@ export class StoreCoordinator {
       'wait',
       () => wait(key, { timeoutMs: remainingMs, knownTokenId, signal }),
       FAILED,
+      remainingMs,
     )
     if (result !== FAILED) return true
     await pause(schedule, Math.min(remainingMs, POLL_MS), signal)
@@ -156,16 +159,25 @@ export class StoreCoordinator {
     return { token, origin: 'fetch' }
   }
 
+  /**
+   * One store call, bounded: it fails (an error event, then `fallback`) when it throws or rejects,
+   * takes longer than `storeTimeoutMs` (plus `extraMs` for a wait), and ends at once, without an
+   * event, when the manager closes. A store that never answers is a miss, never a hung `get`.
+   */
   async #call<T, F = T>(
     key: string,
     operation: StoreErrorEvent['operation'],
     call: () => Promise<T>,
     fallback: F,
+    extraMs = 0,
   ): Promise<T | F> {
+    const { clock, storeTimeoutMs, signal } = this.#options
     try {
-      return await call()
+      return await withinDeadline(call, storeTimeoutMs + extraMs, clock.setTimer.bind(clock), signal)
     } catch (error) {
-      this.#options.onError(key, operation, error)
+      if (!(error instanceof CallAbandoned && error.reason === 'aborted')) {
+        this.#options.onError(key, operation, error)
+      }
       return fallback
     }
   }

@@ -8,7 +8,7 @@ import { tokenId } from '../token/serialize.js'
 import { channels, type RefreshMode, type TokenManagerEvents } from './events.js'
 import { Authorizer } from '../http/authorizer.js'
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
-import { raceAbort } from '../abort.js'
+import { CallAbandoned, raceAbort, withinDeadline } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
 import { EntryTable, type Entry } from './entries.js'
 import {
@@ -41,6 +41,11 @@ export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<Bac
   readonly proactive?: boolean | { readonly idleMs?: number }
   /** How long a fleet-wide fetch lock lives (a dead holder blocks others no longer). Default 15 s. */
   readonly lockTtlMs?: number
+  /**
+   * The longest one store call may take; a call that takes longer counts as a store error (a
+   * miss). A lock wait gets its own wait time plus this. Measured on `clock`. Default 5 s.
+   */
+  readonly storeTimeoutMs?: number
 }
 
 /** Options of {@link TokenManager.get}. */
@@ -126,6 +131,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   readonly #unsubscribe: () => void
   readonly #closing = new AbortController()
   readonly #refusals: RefusalMemory
+  readonly #storeTimeoutMs: number
   #closed = false
   #hits = 0
   #misses = 0
@@ -167,6 +173,10 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     if (this.#idleMs !== undefined && !(this.#idleMs >= 0 && Number.isFinite(this.#idleMs))) {
       throw new TypeError('TokenManager: proactive.idleMs must be a non-negative number')
     }
+    const storeTimeoutMs = options.storeTimeoutMs ?? 5_000
+    if (!Number.isFinite(storeTimeoutMs) || storeTimeoutMs <= 0)
+      throw new TypeError('TokenManager: storeTimeoutMs must be a positive number')
+    this.#storeTimeoutMs = storeTimeoutMs
     this.#store = options.store
     this.#refusals = {
       now: () => this.#clock.now(),
@@ -181,6 +191,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
             policy,
             random: this.#random,
             lockTtlMs,
+            storeTimeoutMs,
             signal: this.#closing.signal,
             onError: (key, operation, error) => this.#storeFailed(key, operation, error),
           })
@@ -566,16 +577,25 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     this.#publish('invalidate', { key: event.key, removed: true, origin: 'remote' })
   }
 
+  /**
+   * A store call outside a refresh, bounded like the coordinator's: an error or a call slower than
+   * `storeTimeoutMs` is a store error and `fallback`. It ends at once when the manager closes,
+   * except `close` itself, which only has its deadline.
+   */
   async #storeCall<T>(
     key: string | undefined,
     operation: 'delete' | 'clear' | 'close',
     call: () => Promise<T>,
     fallback: T,
   ): Promise<T> {
+    const clock = this.#clock
+    const signal = operation === 'close' ? undefined : this.#closing.signal
     try {
-      return await call()
+      return await withinDeadline(call, this.#storeTimeoutMs, clock.setTimer.bind(clock), signal)
     } catch (error) {
-      this.#storeFailed(key, operation, error)
+      if (!(error instanceof CallAbandoned && error.reason === 'aborted')) {
+        this.#storeFailed(key, operation, error)
+      }
       return fallback
     }
   }
