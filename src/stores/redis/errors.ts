@@ -30,6 +30,13 @@ export type RedisStoreErrorCode =
   | 'SUBSCRIBE_FAILED'
   /** A `subscribe` listener threw. */
   | 'LISTENER_FAILED'
+  /**
+   * Redis refused `EVALSHA`/`EVAL` (ACL `NOPERM`, or the command is renamed away): the store falls
+   * back to plain commands (not atomic, see docs/REDIS.md) and tries scripts again a minute later.
+   */
+  | 'SCRIPTS_FORBIDDEN'
+  /** A fetch lock without an expiry was found (never written by this store): it was set to expire at once. */
+  | 'STALE_LOCK'
 
 /**
  * What the store was doing when a {@link RedisStoreError} happened.

@@ -20,6 +20,7 @@ import { checkOptions, type RedisStoreOptions } from './options.js'
 import { deleteTokenKeys } from './clear.js'
 import { DELETE_IF, PEEK, RELEASE_LOCK, SET_IF_NEWER, type Script } from './scripts.js'
 import { Subscription } from './subscription.js'
+import * as plain from './fallback.js'
 import { waitForUpdate, type WaitHost } from './wait.js'
 
 /**
@@ -46,6 +47,10 @@ export interface RedisStore extends TokenStore {
 
 const DEFAULT_PREFIX = 'tokenkeeper'
 const MAX_CONTENDED = 1_024
+/** After Redis refused scripts, how long the store uses plain commands before trying a script again. */
+const SCRIPT_RETRY_MS = 60_000
+
+type Fallback = (send: (args: readonly string[]) => Promise<unknown>) => Promise<unknown>
 
 function noop(): void {}
 
@@ -66,6 +71,8 @@ class RedisStoreImpl implements RedisStore {
   readonly #origin = randomBytes(9).toString('base64url')
   #subscription: Subscription | undefined
   #closed = false
+  /** Until when (clock ms) scripts are known to be refused; 0: try them. */
+  #scriptsRefusedUntil = 0
 
   constructor(options: RedisStoreOptions) {
     checkOptions(options)
@@ -119,13 +126,40 @@ class RedisStoreImpl implements RedisStore {
     }
   }
 
-  #script(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
+  /**
+   * Runs `script` (EVALSHA, then EVAL after a NOSCRIPT). When Redis refuses scripts (ACL NOPERM,
+   * renamed command), runs `fallback` with plain commands instead, reports SCRIPTS_FORBIDDEN once,
+   * and keeps using plain commands for a minute before trying a script again.
+   */
+  async #script(
+    script: Script,
+    keys: readonly string[],
+    args: readonly string[],
+    fallback: Fallback,
+  ): Promise<unknown> {
     const route = keys[0]
+    const send = plain.routed(this.#connection, route)
+    if (this.#scriptsRefusedUntil > this.#clock.now()) return fallback(send)
     const tail = [String(keys.length), ...keys, ...args]
-    return this.#connection.send(['EVALSHA', script.sha, ...tail], route).catch((error: unknown) => {
-      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
-      return this.#connection.send(['EVAL', script.source, ...tail], route)
-    })
+    try {
+      return await this.#connection.send(['EVALSHA', script.sha, ...tail], route).catch((error: unknown) => {
+        if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error
+        return this.#connection.send(['EVAL', script.source, ...tail], route)
+      })
+    } catch (error) {
+      if (!plain.scriptsRefused(error)) throw error
+      if (this.#scriptsRefusedUntil === 0) {
+        this.#report(
+          new RedisStoreError(
+            'SCRIPTS_FORBIDDEN',
+            'event',
+            'Redis refused EVALSHA/EVAL: the store uses plain commands (not atomic; grant +evalsha +eval, see docs/REDIS.md)',
+          ),
+        )
+      }
+      this.#scriptsRefusedUntil = this.#clock.now() + SCRIPT_RETRY_MS
+      return fallback(send)
+    }
   }
 
   #decode(key: string, reply: unknown, operation: RedisStoreOperation): StoreRecord | undefined {
@@ -162,7 +196,9 @@ class RedisStoreImpl implements RedisStore {
     const message = encodeMessage('set', this.#origin, key, record.tokenId)
     const px = String(Math.ceil(options.ttlMs))
     const args = [value, String(record.expiresAt), px, this.#channel, message]
-    let reply = await this.#runner.run('set', () => this.#script(SET_IF_NEWER, [tokenKey], args))
+    let reply = await this.#runner.run('set', () =>
+      this.#script(SET_IF_NEWER, [tokenKey], args, (send) => plain.setIfNewer(send, [tokenKey], args)),
+    )
     if (Number(reply) !== 1) {
       // Refused for a later expiry. If the stored value is one this store cannot decode, its
       // expiry proves nothing (it is not authenticated): replace exactly that value, or a
@@ -171,7 +207,12 @@ class RedisStoreImpl implements RedisStore {
         await this.#runner.run('set', () => this.#connection.send(['GET', tokenKey], tokenKey)),
       )
       if (stored === undefined || stored === '' || this.#decodes(key, stored)) return false
-      reply = await this.#runner.run('set', () => this.#script(SET_IF_NEWER, [tokenKey], [...args, stored]))
+      const replace = [...args, stored]
+      reply = await this.#runner.run('set', () =>
+        this.#script(SET_IF_NEWER, [tokenKey], replace, (send) =>
+          plain.setIfNewer(send, [tokenKey], replace),
+        ),
+      )
       if (Number(reply) !== 1) return false
     }
     this.#events.emit({ type: 'set', key, tokenId: record.tokenId })
@@ -181,8 +222,9 @@ class RedisStoreImpl implements RedisStore {
   async delete(key: string, options?: StoreDeleteOptions): Promise<boolean> {
     const tokenKey = `${this.#base(key)}:t`
     const match = options?.tokenId === undefined ? '0' : `1${options.tokenId}`
+    const args = [match, this.#channel, key, this.#origin]
     const reply = await this.#runner.run('delete', () =>
-      this.#script(DELETE_IF, [tokenKey], [match, this.#channel, key, this.#origin]),
+      this.#script(DELETE_IF, [tokenKey], args, (send) => plain.deleteIf(send, [tokenKey], args)),
     )
     const deleted = replyString(reply)
     // Published (and emitted here) even when Redis no longer holds that token (expired, evicted,
@@ -208,13 +250,18 @@ class RedisStoreImpl implements RedisStore {
     this.#subscribe()
     const lockKey = `${this.#base(key)}:l`
     const owner = randomBytes(16).toString('base64url')
-    const px = String(Math.max(1, Math.ceil(options.ttlMs)))
+    const ttlMs = Math.max(1, Math.ceil(options.ttlMs))
+    const px = String(ttlMs)
     const reply = await this.#runner.run(
       'lock',
       () => this.#connection.send(['SET', lockKey, owner, 'NX', 'PX', px], lockKey),
       // Taken after we gave up on it: nobody will use it, so hand it back at once.
       {
-        abandoned: (late) => void (replyString(late) === 'OK' && this.#release(key, owner, true).catch(noop)),
+        abandoned: (late) =>
+          void (
+            replyString(late) === 'OK' &&
+            this.#release(key, owner, true, this.#clock.now() + ttlMs).catch(noop)
+          ),
       },
     )
     if (replyString(reply) !== 'OK') {
@@ -227,21 +274,29 @@ class RedisStoreImpl implements RedisStore {
       return undefined
     }
     let released = false
+    const expiresAt = this.#clock.now() + ttlMs
     return {
       release: async () => {
         if (released) return
         released = true
-        await this.#release(key, owner, false)
+        await this.#release(key, owner, false, expiresAt)
       },
     }
   }
 
-  async #release(key: string, owner: string, bypassBreaker: boolean): Promise<void> {
+  /** `expiresAt`: when the lock expires by itself (clock ms, at the latest). */
+  async #release(key: string, owner: string, bypassBreaker: boolean, expiresAt: number): Promise<void> {
     const lockKey = `${this.#base(key)}:l`
     const message = encodeMessage('unlock', this.#origin, key)
+    const args = [owner, this.#channel, message]
+    // Without scripts the owner check and the DEL are two commands: leave a lock that is about to
+    // expire alone, so the DEL cannot hit another process's lock taken in between.
+    const margin = 2 * (this.#options.commandTimeoutMs ?? 500)
+    const fallback: Fallback = (send) =>
+      this.#clock.now() + margin >= expiresAt ? Promise.resolve(0) : plain.releaseLock(send, [lockKey], args)
     const reply = await this.#runner.run(
       'unlock',
-      () => this.#script(RELEASE_LOCK, [lockKey], [owner, this.#channel, message]),
+      () => this.#script(RELEASE_LOCK, [lockKey], args, fallback),
       { bypassBreaker },
     )
     if (Number(reply) === 1) this.#events.wake(key)
@@ -255,13 +310,44 @@ class RedisStoreImpl implements RedisStore {
 
   async #peek(key: string): Promise<{ record: StoreRecord | undefined; lockTtlMs: number }> {
     const base = this.#base(key)
-    const reply = await this.#runner.run('wait', () => this.#script(PEEK, [`${base}:t`, `${base}:l`], []))
+    const keys = [`${base}:t`, `${base}:l`]
+    const reply = await this.#runner.run('wait', () =>
+      this.#script(PEEK, keys, [], (send) => plain.peek(send, keys)),
+    )
     const [value, ttl] = Array.isArray(reply) ? (reply as unknown[]) : []
-    const lockTtlMs = Number(ttl)
+    let lockTtlMs = Number(ttl)
+    if (lockTtlMs === -1) lockTtlMs = await this.#expireStaleLock(`${base}:l`)
     return {
       record: this.#decode(key, value, 'wait'),
       lockTtlMs: Number.isFinite(lockTtlMs) ? lockTtlMs : -2,
     }
+  }
+
+  /**
+   * A lock without an expiry: this store always sets one (`SET NX PX`), so nobody is fetching
+   * under it (a leftover of a manual `SET`, a `PERSIST`, another tool). Left alone it would make
+   * every cold `get` wait out its deadline. Makes it expire now (`PEXPIRE ... NX`: only if it still
+   * has no expiry) and reports STALE_LOCK; returns the lock's remaining time for the waiter.
+   */
+  async #expireStaleLock(lockKey: string): Promise<number> {
+    const send = (args: readonly string[]) => this.#connection.send(args, lockKey)
+    const reply = await this.#runner.run('wait', () =>
+      send(['PEXPIRE', lockKey, '1', 'NX']).catch((error: unknown) => {
+        // Redis before 7.0 has no NX option.
+        if (!(error instanceof Error && /syntax|unsupported option|wrong number/i.test(error.message)))
+          throw error
+        return send(['PEXPIRE', lockKey, '1'])
+      }),
+    )
+    if (Number(reply) !== 1) return -2
+    this.#report(
+      new RedisStoreError(
+        'STALE_LOCK',
+        'wait',
+        'a fetch lock without an expiry was found and set to expire (locks of this store always have one)',
+      ),
+    )
+    return 1
   }
 
   subscribe(listener: (event: StoreEvent) => void): () => void {

@@ -1,0 +1,112 @@
+/**
+ * What the store does when Redis refuses its Lua scripts (an ACL without `EVAL`/`EVALSHA`, or
+ * the commands renamed away): the same rules with plain commands. They are not atomic; the
+ * worst a race between two processes can do is keep an earlier-expiring token, delete a token
+ * written a moment later, or release a lock that had just expired and been taken by another
+ * process: each costs at most one extra token request, never a wrong or expired token.
+ */
+import type { CommandSender } from './client.js'
+import { replyString } from './client.js'
+
+/** Whether `error` says that Redis will not run scripts for this user (as opposed to a failing script). */
+export function scriptsRefused(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : ''
+  return (
+    /^NOPERM\b.*'(evalsha|eval)'/i.test(message) || /^ERR unknown command .?(evalsha|eval)\b/i.test(message)
+  )
+}
+
+type Send = (args: readonly string[]) => Promise<unknown>
+
+function storedExpiry(text: string): number | undefined {
+  try {
+    const parsed = JSON.parse(text) as { exp?: unknown }
+    const exp = typeof parsed === 'object' && parsed !== null ? Number(parsed.exp) : NaN
+    return Number.isFinite(exp) ? exp : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function storedId(text: string): string | undefined {
+  try {
+    const parsed = JSON.parse(text) as { id?: unknown }
+    return typeof parsed === 'object' && parsed !== null && typeof parsed.id === 'string'
+      ? parsed.id
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** {@link SET_IF_NEWER} without Lua. Same arguments and reply. */
+export async function setIfNewer(
+  send: Send,
+  keys: readonly string[],
+  args: readonly string[],
+): Promise<number> {
+  const [key] = keys as [string]
+  const [value, exp, px, channel, message, replaceable] = args as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string?,
+  ]
+  const current = replyString(await send(['GET', key]))
+  if (current !== undefined && current !== replaceable) {
+    const stored = storedExpiry(current)
+    if (stored !== undefined && stored > Number(exp)) return 0
+  }
+  await send(['SET', key, value, 'PX', px])
+  await send(['PUBLISH', channel, message])
+  return 1
+}
+
+/** {@link DELETE_IF} without Lua. Same arguments and reply (the deleted id, '' or null). */
+export async function deleteIf(
+  send: Send,
+  keys: readonly string[],
+  args: readonly string[],
+): Promise<string | null> {
+  const [key] = keys as [string]
+  const [match, channel, cacheKey, origin] = args as [string, string, string, string]
+  const current = replyString(await send(['GET', key]))
+  const id = current === undefined ? undefined : storedId(current)
+  const wanted = match === '0' ? undefined : match.slice(1)
+  if (current !== undefined && (wanted === undefined || id === wanted)) {
+    await send(['DEL', key])
+    await send(['PUBLISH', channel, JSON.stringify({ t: 'delete', k: cacheKey, o: origin, id })])
+    return id ?? ''
+  }
+  await send(['PUBLISH', channel, JSON.stringify({ t: 'delete', k: cacheKey, o: origin, id: wanted })])
+  return null
+}
+
+/** {@link RELEASE_LOCK} without Lua: deletes the lock if it still names `owner`. Same reply. */
+export async function releaseLock(
+  send: Send,
+  keys: readonly string[],
+  args: readonly string[],
+): Promise<number> {
+  const [key] = keys as [string]
+  const [owner, channel, message] = args as [string, string, string]
+  if (replyString(await send(['GET', key])) !== owner) return 0
+  await send(['DEL', key])
+  await send(['PUBLISH', channel, message])
+  return 1
+}
+
+/** {@link PEEK} without Lua. Same reply. */
+export async function peek(send: Send, keys: readonly string[]): Promise<unknown[]> {
+  const [tokenKey, lockKey] = keys as [string, string]
+  const value = await send(['GET', tokenKey])
+  const ttl = await send(['PTTL', lockKey])
+  return [value ?? '', ttl]
+}
+
+/** A sender's `send` bound to a route key (cluster slot). */
+export function routed(connection: CommandSender, route: string | undefined): Send {
+  return (args) => connection.send(args, route)
+}
