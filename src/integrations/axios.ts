@@ -17,6 +17,13 @@ const REDACTED = '[redacted]'
 /** Marks the config of a retry; axios copies config keys into the config of a new request. */
 const RETRY_MARK = 'tokenkeeperRetry'
 
+/** The config of the one retry of a request. */
+function retryOf(config: InternalAxiosRequestConfig): InternalAxiosRequestConfig {
+  const retry: InternalAxiosRequestConfig & Record<string, unknown> = { ...config }
+  retry[RETRY_MARK] = true
+  return retry
+}
+
 function isRetry(config: InternalAxiosRequestConfig): boolean {
   return (config as unknown as Record<string, unknown>)[RETRY_MARK] === true
 }
@@ -108,7 +115,7 @@ export function attachTokens(
 
   const onFulfilled = async (response: AxiosResponse): Promise<AxiosResponse> => {
     const next = await settle(response.config, response.status, response.headers['www-authenticate'])
-    if (next === 'retry') return instance.request({ ...response.config, [RETRY_MARK]: true })
+    if (next === 'retry') return instance.request(retryOf(response.config))
     scrub(response)
     return response
   }
@@ -122,8 +129,7 @@ export function attachTokens(
       if (error.response !== undefined) scrub(error.response)
       throw scopeError
     }
-    if (next === 'retry' && error.config !== undefined)
-      return instance.request({ ...error.config, [RETRY_MARK]: true })
+    if (next === 'retry' && error.config !== undefined) return instance.request(retryOf(error.config))
     scrub(error)
     if (error.response !== undefined) scrub(error.response)
     throw error
