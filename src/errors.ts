@@ -5,10 +5,27 @@
  * private key or a signed assertion.
  */
 
+import type {
+  LtiErrorCode,
+  LtiServiceError,
+  ScopeMismatchError,
+  UnsafeServiceUrlError,
+} from './lti/errors.js'
+import type { RedisStoreError, RedisStoreErrorCode } from './stores/redis/errors.js'
+
 const BRAND = Symbol.for('tokenkeeper.error')
 
-/** Every code a {@link TokenkeeperError} can carry. */
-export type TokenkeeperErrorCode =
+/**
+ * The codes of the core package (`tokenkeeper`). The subpaths add their own unions
+ * ({@link LtiErrorCode}, {@link RedisStoreErrorCode}); {@link TokenkeeperErrorCode} is all of them.
+ *
+ * @example
+ * ```ts
+ * import type { CoreErrorCode } from 'tokenkeeper'
+ * const transient: CoreErrorCode[] = ['TIMEOUT', 'SERVER_ERROR', 'RATE_LIMITED']
+ * ```
+ */
+export type CoreErrorCode =
   // The token endpoint answered with an RFC 6749 §5.2 error response.
   | 'OAUTH_ERROR'
   // The token endpoint answered, but not with a usable token response.
@@ -40,11 +57,18 @@ export type TokenkeeperErrorCode =
   | 'MANAGER_CLOSED'
   // Using a token against a resource.
   | 'INSUFFICIENT_SCOPE'
-  // LTI Advantage services (tokenkeeper/lti).
-  | 'SCOPE_MISMATCH'
-  | 'SERVICE_REQUEST_FAILED'
-  | 'UNSAFE_SERVICE_URL'
-  | 'INVALID_SERVICE_RESPONSE'
+
+/**
+ * Every code a {@link TokenkeeperError} can carry, from every subpath: the core codes, the LTI
+ * services' codes (`tokenkeeper/lti`) and the Redis store's codes (`tokenkeeper/redis`).
+ *
+ * @example
+ * ```ts
+ * import type { TokenkeeperErrorCode } from 'tokenkeeper'
+ * const paging: TokenkeeperErrorCode[] = ['OAUTH_ERROR', 'UNKNOWN_KEY_ID', 'SCOPE_MISMATCH']
+ * ```
+ */
+export type TokenkeeperErrorCode = CoreErrorCode | LtiErrorCode | RedisStoreErrorCode
 
 /** Options shared by every tokenkeeper error constructor. */
 export interface TokenkeeperErrorOptions {
@@ -71,9 +95,9 @@ export interface TokenkeeperErrorOptions {
  * }
  * ```
  */
-export class TokenkeeperError extends Error {
+export class TokenkeeperError<C extends TokenkeeperErrorCode = TokenkeeperErrorCode> extends Error {
   /** What went wrong, as a stable string. */
-  readonly code: TokenkeeperErrorCode
+  readonly code: C
   /** Whether trying again later can succeed (network errors, timeouts, 5xx, 429). */
   readonly retryable: boolean
   /** The delay the server asked for with `Retry-After`, in milliseconds, when it gave one. */
@@ -81,7 +105,7 @@ export class TokenkeeperError extends Error {
   /** The HTTP status that caused the error, when there was a response. */
   readonly status: number | undefined
 
-  constructor(code: TokenkeeperErrorCode, message: string, options: TokenkeeperErrorOptions = {}) {
+  constructor(code: C, message: string, options: TokenkeeperErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'TokenkeeperError'
     this.code = code
@@ -117,7 +141,7 @@ export interface ErrorResponseInfo {
  * if (error instanceof OAuthError && error.error === 'invalid_client') rotateCredentials()
  * ```
  */
-export class OAuthError extends TokenkeeperError {
+export class OAuthError extends TokenkeeperError<'OAUTH_ERROR'> {
   /** The RFC 6749 error code, e.g. `invalid_client`. */
   readonly error: string
   /** The server's human-readable description, if it sent one. */
@@ -149,7 +173,7 @@ export class OAuthError extends TokenkeeperError {
  * (RFC 6750 §3.1): the token is valid but lacks a scope. Getting a new token with the same
  * scopes will not help, so it is not retried.
  */
-export class InsufficientScopeError extends TokenkeeperError {
+export class InsufficientScopeError extends TokenkeeperError<'INSUFFICIENT_SCOPE'> {
   /** The scopes the resource said it needs, when it named them. */
   readonly requiredScopes: readonly string[]
   /** The scopes the token that was sent had been granted. */
@@ -163,16 +187,49 @@ export class InsufficientScopeError extends TokenkeeperError {
   }
 }
 
+/** The codes raised as a plain {@link TokenkeeperError}, without a subclass of their own. */
+export type PlainErrorCode = Exclude<
+  TokenkeeperErrorCode,
+  | 'OAUTH_ERROR'
+  | 'INSUFFICIENT_SCOPE'
+  | 'SCOPE_MISMATCH'
+  | 'SERVICE_REQUEST_FAILED'
+  | 'UNSAFE_SERVICE_URL'
+  | RedisStoreErrorCode
+>
+
 /**
- * True for any error thrown by tokenkeeper, including errors from a different copy of the
- * package (it checks a global symbol brand, not `instanceof`).
+ * Every error tokenkeeper throws, from every subpath, as a union discriminated by `code`:
+ * checking `error.code` narrows to the class that carries it (`'OAUTH_ERROR'` to
+ * {@link OAuthError}, `'UNKNOWN_KEY_ID'` to `RedisStoreError`, ...).
+ *
+ * @example
+ * ```ts
+ * import { isTokenkeeperError } from 'tokenkeeper'
+ * if (isTokenkeeperError(error) && error.code === 'OAUTH_ERROR') console.error(error.error) // an OAuthError
+ * ```
+ */
+export type AnyTokenkeeperError =
+  | OAuthError
+  | InsufficientScopeError
+  | ScopeMismatchError
+  | LtiServiceError
+  | UnsafeServiceUrlError
+  | RedisStoreError
+  | TokenkeeperError<PlainErrorCode>
+
+/**
+ * True for any error thrown by tokenkeeper, from any subpath (`tokenkeeper/lti`,
+ * `tokenkeeper/redis` too), including errors from a different copy of the package (it checks a
+ * global symbol brand, not `instanceof`). The result is an {@link AnyTokenkeeperError}, so
+ * checking `code` then narrows to the error's class.
  *
  * @example
  * ```ts
  * if (isTokenkeeperError(error)) console.error(error.code)
  * ```
  */
-export function isTokenkeeperError(value: unknown): value is TokenkeeperError {
+export function isTokenkeeperError(value: unknown): value is AnyTokenkeeperError {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true
 }
 

@@ -5,8 +5,11 @@ export {
   isTokenkeeperError,
   OAuthError,
   TokenkeeperError,
+  type AnyTokenkeeperError,
+  type CoreErrorCode,
   type ErrorResponseInfo,
   type OAuthErrorFields,
+  type PlainErrorCode,
   type TokenkeeperErrorCode,
   type TokenkeeperErrorOptions,
 } from './errors.js'

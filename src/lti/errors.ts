@@ -1,6 +1,26 @@
 import { TokenkeeperError, type TokenkeeperErrorOptions } from '../errors.js'
 
 /**
+ * The codes the LTI Advantage services (`tokenkeeper/lti`) add to the core codes. They are part
+ * of `TokenkeeperErrorCode`, so `isTokenkeeperError` and a check of `code` cover them.
+ *
+ * @example
+ * ```ts
+ * import type { LtiErrorCode } from 'tokenkeeper/lti'
+ * const platformFaults: LtiErrorCode[] = ['SERVICE_REQUEST_FAILED', 'INVALID_SERVICE_RESPONSE']
+ * ```
+ */
+export type LtiErrorCode =
+  /** The service cannot do what it was built for with the scopes at hand ({@link ScopeMismatchError}). */
+  | 'SCOPE_MISMATCH'
+  /** An AGS or NRPS call was answered with a status that is not a success ({@link LtiServiceError}). */
+  | 'SERVICE_REQUEST_FAILED'
+  /** A URL the service was asked to send a token to is not allowed ({@link UnsafeServiceUrlError}). */
+  | 'UNSAFE_SERVICE_URL'
+  /** A 2xx answer from the platform is not the JSON the service expects (a plain `TokenkeeperError`). */
+  | 'INVALID_SERVICE_RESPONSE'
+
+/**
  * Why a {@link ScopeMismatchError} was raised.
  *
  * @example
@@ -31,7 +51,7 @@ export type ScopeMismatchReason =
  * }
  * ```
  */
-export class ScopeMismatchError extends TokenkeeperError {
+export class ScopeMismatchError extends TokenkeeperError<'SCOPE_MISMATCH'> {
   readonly reason: ScopeMismatchReason
   /** The scopes that would be needed and are missing (for `readLineItems`, either read scope). */
   readonly missingScopes: readonly string[]
@@ -73,7 +93,7 @@ export class ScopeMismatchError extends TokenkeeperError {
  * }
  * ```
  */
-export class LtiServiceError extends TokenkeeperError {
+export class LtiServiceError extends TokenkeeperError<'SERVICE_REQUEST_FAILED'> {
   /** `GET`, `POST`, `PUT` or `DELETE`. */
   readonly method: string
   /** The URL without its query string. */
@@ -98,7 +118,7 @@ export class LtiServiceError extends TokenkeeperError {
  * for await (const member of roster.members()) save(member) // may throw UnsafeServiceUrlError
  * ```
  */
-export class UnsafeServiceUrlError extends TokenkeeperError {
+export class UnsafeServiceUrlError extends TokenkeeperError<'UNSAFE_SERVICE_URL'> {
   /** The host the URL pointed at (`host:port`), for diagnosis. */
   readonly host: string
 

@@ -22,6 +22,7 @@ export {
   LtiServiceError,
   ScopeMismatchError,
   UnsafeServiceUrlError,
+  type LtiErrorCode,
   type ScopeMismatchReason,
 } from './errors.js'
 export type { LtiRegistration, LtiSourceOptions } from './registration.js'

@@ -9,8 +9,8 @@ import {
   memoryStore,
   TokenManager,
   tokenSource,
+  type AnyTokenkeeperError,
   type OAuthError,
-  type TokenkeeperError,
   type TokenkeeperErrorCode,
   type TokenSource,
   type TokenStore,
@@ -51,7 +51,7 @@ describe('public types', () => {
 
   it('errors narrow', () => {
     const error: unknown = new Error('x')
-    if (isTokenkeeperError(error)) expectTypeOf(error).toEqualTypeOf<TokenkeeperError>()
+    if (isTokenkeeperError(error)) expectTypeOf(error).toEqualTypeOf<AnyTokenkeeperError>()
     if (isOAuthError(error, 'invalid_client'))
       expectTypeOf(error.error_description).toEqualTypeOf<string | undefined>()
     expectTypeOf<OAuthError['error']>().toEqualTypeOf<string>()

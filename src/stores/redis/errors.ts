@@ -1,3 +1,5 @@
+import { TokenkeeperError } from '../../errors.js'
+
 const BRAND = Symbol.for('tokenkeeper.redisStoreError')
 
 /**
@@ -49,10 +51,22 @@ export type RedisStoreErrorCode =
 export type RedisStoreOperation =
   'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'wait' | 'subscribe' | 'event'
 
+/** The codes where trying again later can succeed: Redis was slow, down or briefly unreachable. */
+const RETRYABLE: ReadonlySet<RedisStoreErrorCode> = new Set([
+  'REDIS_TIMEOUT',
+  'REDIS_UNAVAILABLE',
+  'REDIS_COMMAND_FAILED',
+  'SUBSCRIBE_FAILED',
+])
+
 /**
  * A failure of the Redis store. Its message names the operation and what went wrong; it never
  * holds a token, a stored value, an encryption key or the client's own error object (whose
  * command arguments would carry stored values).
+ *
+ * It is a `TokenkeeperError` (so `isTokenkeeperError` is true for it, across package copies),
+ * `retryable` for `REDIS_TIMEOUT`, `REDIS_UNAVAILABLE`, `REDIS_COMMAND_FAILED` and
+ * `SUBSCRIBE_FAILED`.
  *
  * @example
  * ```ts
@@ -66,14 +80,13 @@ export type RedisStoreOperation =
  * })
  * ```
  */
-export class RedisStoreError extends Error {
-  readonly code: RedisStoreErrorCode
+export class RedisStoreError extends TokenkeeperError<RedisStoreErrorCode> {
+  /** What the store was doing. */
   readonly operation: RedisStoreOperation
 
   constructor(code: RedisStoreErrorCode, operation: RedisStoreOperation, message: string) {
-    super(message)
+    super(code, message, { retryable: RETRYABLE.has(code) })
     this.name = 'RedisStoreError'
-    this.code = code
     this.operation = operation
     Object.defineProperty(this, BRAND, { value: true, enumerable: false })
   }
