@@ -246,6 +246,6 @@ export function isOAuthError(value: unknown, error?: string): value is OAuthErro
   return (
     isTokenkeeperError(value) &&
     value.code === 'OAUTH_ERROR' &&
-    (error === undefined || (value as OAuthError).error === error)
+    (error === undefined || value.error === error)
   )
 }
