@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js'
 import type { StoreErrorEvent } from './events.js'
-import type { StoreRecord, TokenStore } from '../stores/types.js'
+import type { StoreLock, StoreRecord, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { deserializeToken, serializeToken, tokenId } from '../token/serialize.js'
 import { CallAbandoned, pause, withinDeadline } from '../abort.js'
@@ -18,6 +18,31 @@ export interface CoordinatorOptions {
   /** Aborted when the manager closes: ends every wait and every store call. */
   readonly signal: AbortSignal
   readonly onError: (key: string, operation: StoreErrorEvent['operation'], error: unknown) => void
+}
+
+/** A store's `get` answer, checked: anything but a well-formed record or undefined is a store error. */
+function checkRecord(value: unknown): StoreRecord | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'object') throw new TypeError('the store returned something other than a record')
+  const record = value as Partial<StoreRecord>
+  if (
+    typeof record.tokenId !== 'string' ||
+    typeof record.payload !== 'string' ||
+    typeof record.expiresAt !== 'number' ||
+    !Number.isFinite(record.expiresAt)
+  ) {
+    throw new TypeError('the store returned a malformed record (tokenId, expiresAt, payload)')
+  }
+  return record as StoreRecord
+}
+
+/** A store's `acquireLock` answer, checked: a lock must have a `release` function. */
+function checkLock(value: unknown): StoreLock | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'object' || typeof (value as Partial<StoreLock>).release !== 'function') {
+    throw new TypeError('the store returned a lock without a release function')
+  }
+  return value as StoreLock
 }
 
 /** Poll interval for stores that can lock but cannot notify. */
@@ -63,7 +88,12 @@ export class StoreCoordinator {
     // Wake-ups by a released or expired lock that brought no token: a holder failed or died.
     let emptyReleases = 0
     for (;;) {
-      const lock = await this.#call(key, 'lock', () => acquire(key, { ttlMs: lockTtlMs }), FAILED)
+      const lock = await this.#call(
+        key,
+        'lock',
+        async () => checkLock(await acquire(key, { ttlMs: lockTtlMs })),
+        FAILED,
+      )
       if (lock === FAILED) return this.#fetchAndWrite(key, fetchToken)
       if (lock !== undefined) {
         try {
@@ -124,7 +154,12 @@ export class StoreCoordinator {
     rejected: readonly string[] | undefined,
   ): Promise<Read> {
     const store = this.#store
-    const record = await this.#call<StoreRecord | undefined>(key, 'get', () => store.get(key), undefined)
+    const record = await this.#call<StoreRecord | undefined>(
+      key,
+      'get',
+      async () => checkRecord(await store.get(key)),
+      undefined,
+    )
     if (record === undefined) return {}
     const id = record.tokenId
     if (rejected?.includes(id) === true) return { tokenId: id }
@@ -149,12 +184,21 @@ export class StoreCoordinator {
     const ttlMs = token.expiresAt - this.#options.clock.now()
     if (ttlMs > 0) {
       const store = this.#store
-      const record: StoreRecord = {
-        tokenId: tokenId(token),
-        expiresAt: token.expiresAt,
-        payload: serializeToken(token),
-      }
-      await this.#call(key, 'set', () => store.set(key, record, { ttlMs }), false)
+      // Serialising is part of the store write: a token it cannot encode (say, a vendor field
+      // nested too deep for JSON) is a store error and stays in memory only, never a failed get.
+      await this.#call(
+        key,
+        'set',
+        () => {
+          const record: StoreRecord = {
+            tokenId: tokenId(token),
+            expiresAt: token.expiresAt,
+            payload: serializeToken(token),
+          }
+          return store.set(key, record, { ttlMs })
+        },
+        false,
+      )
     }
     return { token, origin: 'fetch' }
   }

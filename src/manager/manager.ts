@@ -97,6 +97,19 @@ function closedError(): TokenkeeperError {
   return new TokenkeeperError('MANAGER_CLOSED', 'the token manager is closed', { retryable: false })
 }
 
+/**
+ * What callers see of a failed refresh: a tokenkeeper error as it is, anything else (a raw
+ * `TokenSource` that throws a plain error, or answers with something that is not a token)
+ * wrapped as `SOURCE_FAILED` with the original as `cause`.
+ */
+function asTokenkeeperError(error: unknown, key: string): unknown {
+  if (isTokenkeeperError(error)) return error
+  return new TokenkeeperError('SOURCE_FAILED', `token source ${key} failed (its own error is error.cause)`, {
+    cause: error,
+    retryable: true,
+  })
+}
+
 function failureFacts(error: unknown): { retryable: boolean; retryAfterMs: number | undefined } {
   if (isTokenkeeperError(error)) return { retryable: error.retryable, retryAfterMs: error.retryAfterMs }
   return { retryable: true, retryAfterMs: undefined }
@@ -438,8 +451,9 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         origin: obtained.origin,
       })
       return kept
-    } catch (error) {
+    } catch (thrown) {
       if (this.#closed) throw closedError()
+      const error = asTokenkeeperError(thrown, entry.key)
       const now = this.#clock.now()
       const attempt = (entry.failure?.attempt ?? 0) + 1
       const facts = failureFacts(error)

@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest'
+import {
+  isTokenkeeperError,
+  memoryStore,
+  TokenManager,
+  tokenSource,
+  type StoreErrorEvent,
+  type TokenSource,
+  type TokenStore,
+} from '../../src/index.js'
+import { createTestClock } from '../../src/testing/index.js'
+import { instantSource } from '../manager/helpers.js'
+
+function deepArray(depth: number): unknown {
+  let value: unknown = []
+  for (let i = 0; i < depth; i++) value = [value]
+  return value
+}
+
+function managerWith(store: TokenStore) {
+  const clock = createTestClock()
+  const tokens = new TokenManager({ clock, store })
+  const errors: StoreErrorEvent[] = []
+  tokens.on('storeError', (event) => errors.push(event))
+  return { clock, tokens, errors }
+}
+
+/** A memory store with some methods replaced. */
+function storeWith(overrides: Partial<Record<keyof TokenStore, unknown>>): TokenStore {
+  const inner = memoryStore()
+  const base: TokenStore = {
+    get: (key) => inner.get(key),
+    set: (key, record, options) => inner.set(key, record, options),
+    delete: (key, options) => inner.delete(key, options),
+    clear: () => inner.clear(),
+    acquireLock: (key, options) => inner.acquireLock!(key, options),
+  }
+  return { ...base, ...(overrides as Partial<TokenStore>) }
+}
+
+describe('errors on the way to or from a store are store errors, never a failed get', () => {
+  it('a token whose vendor field is nested 6,000 deep: served, kept in memory, set reported', async () => {
+    const { tokens, errors } = managerWith(memoryStore())
+    let calls = 0
+    const source = tokenSource('deep', () => {
+      calls++
+      return { access_token: 'abc.def', token_type: 'Bearer', expires_in: 3600, vendor: deepArray(6_000) }
+    })
+    const token = await tokens.get(source)
+    expect(token.value).toBe('abc.def')
+    expect(errors.map((e) => e.operation)).toEqual(['set'])
+    await tokens.get(source)
+    expect(calls).toBe(1)
+    await tokens.close()
+  })
+
+  it('a token with a huge vendor field is stored and served', async () => {
+    const shared = memoryStore()
+    const { tokens, errors } = managerWith(shared)
+    const source = tokenSource('huge', () => ({
+      access_token: 'abc',
+      token_type: 'Bearer',
+      expires_in: 3600,
+      vendor: 'x'.repeat(2_000_000),
+    }))
+    await expect(tokens.get(source)).resolves.toBeDefined()
+    expect(errors).toEqual([])
+    expect(shared.size).toBe(1)
+    await tokens.close()
+  })
+
+  const garbage: [string, unknown][] = [
+    ['a number', 42],
+    ['a string', 'record'],
+    ['an empty object', {}],
+    ['a record with a numeric tokenId', { tokenId: 1, expiresAt: Date.now() + 60_000, payload: '{}' }],
+    ['a record with NaN expiry', { tokenId: 'id', expiresAt: Number.NaN, payload: '{}' }],
+    [
+      'a record whose payload is not a token',
+      { tokenId: 'id', expiresAt: Date.UTC(2027, 0, 1), payload: '[[' },
+    ],
+  ]
+  for (const [name, value] of garbage) {
+    it(`get answering ${name}: a miss with a storeError, the source is asked`, async () => {
+      const { tokens, errors } = managerWith(storeWith({ get: () => Promise.resolve(value) }))
+      const source = instantSource('k', 60_000)
+      await expect(tokens.get(source.source)).resolves.toBeDefined()
+      expect(source.calls()).toBe(1)
+      expect(errors.length).toBeGreaterThan(0)
+      expect(errors.every((e) => e.operation === 'get')).toBe(true)
+      await tokens.close()
+    })
+  }
+
+  it('acquireLock answering something that is not a lock: a lock storeError, then a direct fetch', async () => {
+    const { tokens, errors } = managerWith(storeWith({ acquireLock: () => Promise.resolve(true) }))
+    const source = instantSource('k', 60_000)
+    await expect(tokens.get(source.source)).resolves.toBeDefined()
+    expect(errors.map((e) => e.operation)).toEqual(['lock'])
+    await tokens.close()
+  })
+
+  for (const method of ['get', 'set', 'acquireLock', 'delete', 'clear', 'close'] as const) {
+    it(`${method} throwing synchronously is a storeError, never a failed call`, async () => {
+      const { tokens, errors } = managerWith(
+        storeWith({
+          [method]: () => {
+            throw new RangeError('sync failure')
+          },
+        }),
+      )
+      const source = instantSource('k', 60_000)
+      await expect(tokens.get(source.source)).resolves.toBeDefined()
+      await expect(tokens.invalidate(source.source)).resolves.toBeTypeOf('boolean')
+      await expect(tokens.clear()).resolves.toBeUndefined()
+      await expect(tokens.close()).resolves.toBeUndefined()
+      const operation = method === 'acquireLock' ? 'lock' : method
+      expect(errors.map((e) => e.operation)).toContain(operation)
+    })
+  }
+
+  it('a store whose methods return plain values instead of promises works', async () => {
+    const records = new Map<string, unknown>()
+    const store = {
+      get: (key: string) => records.get(key),
+      set: (key: string, record: unknown) => (records.set(key, record), true),
+      delete: (key: string) => records.delete(key),
+      clear: () => records.clear(),
+      acquireLock: () => ({ release: () => undefined }),
+    } as unknown as TokenStore
+    const { tokens, errors } = managerWith(store)
+    const source = instantSource('k', 60_000)
+    await tokens.get(source.source)
+    expect(records.size).toBe(1)
+    const other = new TokenManager({ clock: createTestClock(), store })
+    await other.get(source.source)
+    expect(source.calls()).toBe(1)
+    await expect(tokens.invalidate(source.source)).resolves.toBe(true)
+    expect(errors).toEqual([])
+    await tokens.close()
+    await other.close()
+  })
+
+  it('a raw TokenSource that throws a plain error: the caller gets a TokenkeeperError (SOURCE_FAILED)', async () => {
+    const tokens = new TokenManager({ clock: createTestClock() })
+    const raw: TokenSource = {
+      key: 'raw',
+      fetchToken: () => Promise.reject(new RangeError('boom')),
+    }
+    const error: unknown = await tokens.get(raw).catch((e: unknown) => e)
+    expect(isTokenkeeperError(error)).toBe(true)
+    expect(error).toMatchObject({ code: 'SOURCE_FAILED' })
+    expect((error as Error).cause).toBeInstanceOf(RangeError)
+    await tokens.close()
+  })
+
+  it('a raw TokenSource that answers with something that is not a token: SOURCE_FAILED', async () => {
+    const tokens = new TokenManager({ clock: createTestClock() })
+    const raw = { key: 'raw2', fetchToken: () => Promise.resolve(undefined) } as unknown as TokenSource
+    await expect(tokens.get(raw)).rejects.toMatchObject({ code: 'SOURCE_FAILED' })
+    await tokens.close()
+  })
+})
