@@ -1,21 +1,33 @@
-import picocolors from 'picocolors'
+import { styleText } from 'node:util'
 import type { TextOutput } from './io.js'
 import type { Environment } from './token/paths.js'
 
+/** The styles the CLI uses. */
+const STYLES = ['bold', 'dim', 'red', 'green', 'yellow', 'cyan'] as const
+
 /** The color functions the CLI uses (identity functions when colors are off). */
-export type Colors = ReturnType<typeof picocolors.createColors>
+export type Colors = Record<(typeof STYLES)[number], (text: string) => string>
+
+function createColors(enabled: boolean): Colors {
+  const colors = {} as Record<(typeof STYLES)[number], (text: string) => string>
+  for (const style of STYLES) {
+    // The CLI has decided itself whether to color: styleText must not judge process.stdout.
+    colors[style] = enabled ? (text) => styleText(style, text, { validateStream: false }) : (text) => text
+  }
+  return colors
+}
 
 /**
  * Colors only for a terminal: on when `stream` is a TTY (unless `NO_COLOR` is set or
  * `TERM=dumb`), or when `FORCE_COLOR` asks for them. Piped output never carries escape codes
- * otherwise, whatever else the environment says (picocolors alone would color under `CI`).
+ * otherwise, whatever else the environment says. The styles come from Node's `util.styleText`.
  */
 export function colorsFor(stream: TextOutput, env: Environment): Colors {
   const force = env['FORCE_COLOR']
   const forced = force !== undefined && force !== '' && force !== '0' && force !== 'false'
   const noColor = env['NO_COLOR'] !== undefined && env['NO_COLOR'] !== ''
   const enabled = forced || (stream.isTTY === true && !noColor && env['TERM'] !== 'dumb')
-  return picocolors.createColors(enabled)
+  return createColors(enabled)
 }
 
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 })

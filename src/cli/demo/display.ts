@@ -1,4 +1,4 @@
-import { createLogUpdate } from 'log-update'
+import { clearScreenDown, cursorTo, moveCursor } from 'node:readline'
 import { formatCount, formatPercent, type Colors } from '../format.js'
 import type { TextOutput } from '../io.js'
 import type { ClientKind } from './clients.js'
@@ -92,18 +92,66 @@ function plainLine(snapshot: LiveSnapshot, rate: number): string {
   )
 }
 
+// eslint-disable-next-line no-control-regex -- measures a line without its color codes
+const STYLE_CODES = /\x1b\[[0-9;]*m/g
+const HIDE_CURSOR = '\x1b[?25l'
+const SHOW_CURSOR = '\x1b[?25h'
+
+/** How many terminal rows `text` takes on a terminal `columns` wide (long lines wrap). */
+function rowsOf(text: string, columns: number): number {
+  return text
+    .split('\n')
+    .reduce((rows, line) => rows + Math.max(1, Math.ceil(line.replace(STYLE_CODES, '').length / columns)), 0)
+}
+
 /**
- * A display for one phase. On a TTY the status lines are redrawn in place (log-update); on
+ * Redraws a block of lines in place with Node's own cursor functions: the cursor goes back to the
+ * start of the previous frame, the screen below it is cleared, and the new frame is written. The
+ * cursor is hidden while frames are drawn and shown again at the end (or when the process exits).
+ */
+function liveFrames(stream: TextOutput): { draw(text: string): void; done(): void } {
+  let previousRows = 0
+  let hidden = false
+  const show = (): void => {
+    if (hidden) stream.write(SHOW_CURSOR)
+    hidden = false
+  }
+  return {
+    draw(text) {
+      if (!hidden) {
+        stream.write(HIDE_CURSOR)
+        hidden = true
+        process.once('exit', show)
+      }
+      if (previousRows > 0) {
+        cursorTo(stream, 0)
+        moveCursor(stream, 0, -(previousRows - 1))
+        clearScreenDown(stream)
+      }
+      stream.write(text)
+      previousRows = rowsOf(text, stream.columns !== undefined && stream.columns > 0 ? stream.columns : 80)
+    },
+    done() {
+      if (previousRows > 0) stream.write('\n')
+      previousRows = 0
+      show()
+      process.removeListener('exit', show)
+    },
+  }
+}
+
+/**
+ * A display for one phase. On a TTY the status lines are redrawn in place (node:readline); on
  * anything else a plain line (no escape codes) is printed every 5 seconds at most.
  */
 export function createDisplay(mode: DisplayMode, stream: TextOutput, colors: Colors): LiveDisplay {
   const meter = new RateMeter()
   if (mode === 'tty') {
-    const log = createLogUpdate(stream, { showCursor: false })
+    const live = liveFrames(stream)
     return {
       update: (snapshot) =>
-        log(frame(snapshot, meter.rate(snapshot.elapsedMs, snapshot.progress.calls), colors)),
-      finish: () => log.done(),
+        live.draw(frame(snapshot, meter.rate(snapshot.elapsedMs, snapshot.progress.calls), colors)),
+      finish: () => live.done(),
     }
   }
   if (mode === 'plain') {
