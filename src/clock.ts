@@ -1,6 +1,13 @@
+import { performance } from 'node:perf_hooks'
+
 /**
  * Time and timers, injectable so that every timing decision in tokenkeeper can be tested
  * without sleeping. All instants are epoch milliseconds; all durations are milliseconds.
+ *
+ * `now()` is what every decision of the library is measured on (windows, expiry, backoff,
+ * deadlines). It must never go back: the system clock makes it so even when the wall clock
+ * steps back. `wallNow()` is the calendar time, for the few values that another machine reads
+ * (a JWT's `iat`/`exp`, an AGS score timestamp, an HTTP-date `Retry-After`).
  *
  * @example
  * ```ts
@@ -9,8 +16,16 @@
  * ```
  */
 export interface Clock {
-  /** The current instant, in epoch milliseconds. */
+  /**
+   * The current instant, in epoch milliseconds, for the library's own decisions. Must not
+   * decrease between calls.
+   */
   now(): number
+  /**
+   * The wall-clock time in epoch milliseconds, for values other machines read. Optional: a
+   * clock without it uses `now()` (test clocks).
+   */
+  wallNow?(): number
   /**
    * Runs `callback` once after `delayMs`. The timer must never keep the process alive
    * (the system clock `unref()`s it). Returns a handle whose `cancel()` stops it.
@@ -23,9 +38,60 @@ export interface Timer {
   cancel(): void
 }
 
-/** The real clock: `Date.now()` and unref'd `setTimeout`. */
+/** The calendar time of `clock`: its `wallNow()` when it has one, else its `now()`. */
+export function wallTime(clock: Clock): number {
+  return clock.wallNow === undefined ? clock.now() : clock.wallNow()
+}
+
+/** How often (monotonic ms) the system clock looks at the wall clock; reading it costs as much as the rest of `now()`. */
+const WALL_CHECK_MS = 10
+
+/**
+ * The instants of the system clock, from two time sources: the wall clock, read once as an
+ * anchor, and the monotonic clock, which measures the time since. The result never goes back:
+ * a wall clock stepped back (NTP correcting a clock that ran ahead, an operator, a VM restored
+ * from a snapshot) is ignored, so a token's windows, a backoff or a refusal memory last their
+ * real length. A wall clock that moves ahead of the monotonic one (the machine was suspended,
+ * which the monotonic clock does not count, or NTP stepped forward) moves the anchor with it,
+ * so a token is never thought younger than it is; at worst it is renewed early. The wall clock
+ * is looked at once per `wallCheckMs` of monotonic time, so a resumed machine is noticed within
+ * that long.
+ *
+ * @internal exported for tests, which drive it with fake time sources.
+ */
+export function monotonicEpoch(
+  wall: () => number,
+  monotonic: () => number,
+  wallCheckMs: number = WALL_CHECK_MS,
+): () => number {
+  let checkedAt = monotonic()
+  let anchor = wall() - checkedAt
+  let last = -Infinity
+  return () => {
+    const elapsed = monotonic()
+    if (elapsed - checkedAt >= wallCheckMs || elapsed < checkedAt) {
+      checkedAt = elapsed
+      const wallNow = wall()
+      if (wallNow > anchor + elapsed) anchor = wallNow - elapsed
+    }
+    // Whole milliseconds, like `Date.now()`; never decreasing, even if a source did.
+    const now = Math.floor(anchor + elapsed)
+    if (now > last) last = now
+    return last
+  }
+}
+
+/**
+ * The real clock: instants that never go back (the wall clock anchored once and measured with
+ * `performance.now()`, see {@link Clock.now}), `Date.now()` as `wallNow()`, and unref'd
+ * `setTimeout`.
+ */
 export const systemClock: Clock = Object.freeze({
-  now: () => Date.now(),
+  now: monotonicEpoch(
+    () => Date.now(),
+    () => performance.now(),
+  ),
+  wallNow: () => Date.now(),
   setTimer(callback: () => void, delayMs: number): Timer {
     const handle = setTimeout(callback, Math.max(0, delayMs))
     handle.unref()

@@ -1,5 +1,5 @@
 import { deadline } from '../abort.js'
-import type { Clock } from '../clock.js'
+import { wallTime, type Clock } from '../clock.js'
 import { OAuthError, TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
 import { parseRetryAfter } from './retry-after.js'
 import { describeEndpoint } from './url.js'
@@ -286,7 +286,7 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
       // An oversized 5xx or 429 page is still a transient failure, with its Retry-After.
       const failed = response.status < 200 || response.status >= 300
       if (failed && error instanceof TokenkeeperError && error.code === 'RESPONSE_TOO_LARGE') {
-        throw statusError(response, '', endpoint, request.clock.now())
+        throw statusError(response, '', endpoint, wallTime(request.clock))
       }
       throw error
     }
@@ -296,7 +296,8 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
     limit.dispose()
   }
 
-  const receivedAt = request.clock.now()
+  // Calendar time: it is compared with the server's `Date` and HTTP-date `Retry-After`.
+  const receivedAt = wallTime(request.clock)
   const contentType = response.headers.get('content-type') ?? ''
   let parsed: unknown
   let parsedOk = false

@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from '../clock.js'
+import { systemClock, wallTime, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { parseRetryAfter } from '../http/retry-after.js'
 import { readCapped } from '../http/token-request.js'
@@ -155,7 +155,7 @@ export class ServiceClient {
         { status, retryable: false },
       )
     }
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), this.#clock.now())
+    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), wallTime(this.#clock))
     throw new LtiServiceError(
       `${method} ${describe(url)} answered ${status}`,
       method,

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util'
-import { systemClock, type Clock } from '../clock.js'
+import { systemClock, wallTime, type Clock } from '../clock.js'
 import type { TokenManager } from '../manager/manager.js'
 import type { TokenSource } from '../sources/types.js'
 import {
@@ -195,7 +195,7 @@ export class GradeService {
   ): Promise<void> {
     this.#require('postScore', 'scores')
     const lineItem = this.#lineItemUrl(options.lineItem, 'postScore')
-    const body = scoreBody(score, this.#state.timestamps.next(this.#state.clock.now()))
+    const body = scoreBody(score, this.#state.timestamps.next(wallTime(this.#state.clock)))
     const url = appendPath(lineItem, '/scores')
     const response = await this.#state.client.request({
       method: 'POST',

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js'
 import type { StoreErrorEvent } from './events.js'
 import type { StoreLock, StoreRecord, TokenStore } from '../stores/types.js'
-import type { AccessToken } from '../token/access-token.js'
+import { AccessToken } from '../token/access-token.js'
 import { deserializeToken, serializeToken, tokenId } from '../token/serialize.js'
 import { CallAbandoned, pause, withinDeadline } from '../abort.js'
 import { computeWindows, type RefreshPolicy } from './policy.js'
@@ -29,11 +29,38 @@ function checkRecord(value: unknown): StoreRecord | undefined {
     typeof record.tokenId !== 'string' ||
     typeof record.payload !== 'string' ||
     typeof record.expiresAt !== 'number' ||
-    !Number.isFinite(record.expiresAt)
+    !Number.isFinite(record.expiresAt) ||
+    (record.remainingMs !== undefined &&
+      (typeof record.remainingMs !== 'number' || Number.isNaN(record.remainingMs)))
   ) {
-    throw new TypeError('the store returned a malformed record (tokenId, expiresAt, payload)')
+    throw new TypeError('the store returned a malformed record (tokenId, expiresAt, payload, remainingMs)')
   }
   return record as StoreRecord
+}
+
+/**
+ * When a stored token expires on this process's clock. A store that measured the record's
+ * remaining time (Redis `PTTL`) is believed over `expiresAt`, which the writer's clock dated:
+ * clocks of different machines disagree, the store's countdown does not.
+ */
+export function localExpiry(record: StoreRecord, now: number): number {
+  const remaining = record.remainingMs
+  return remaining === undefined ? record.expiresAt : now + Math.min(remaining, Number.MAX_SAFE_INTEGER)
+}
+
+/** `token` with its instants moved by `shiftMs` (re-dated onto this process's clock). */
+function redate(token: AccessToken, shiftMs: number): AccessToken {
+  if (shiftMs === 0) return token
+  return new AccessToken({
+    value: token.value,
+    type: token.type,
+    scopes: token.scopes,
+    requestedScopes: token.requestedScopes,
+    issuedAt: token.issuedAt + shiftMs,
+    expiresAt: token.expiresAt + shiftMs,
+    refreshAt: token.refreshAt === undefined ? undefined : token.refreshAt + shiftMs,
+    extra: token.extra,
+  })
 }
 
 /** A store's `acquireLock` answer, checked: a lock must have a `release` function. */
@@ -162,17 +189,20 @@ export class StoreCoordinator {
     )
     if (record === undefined) return {}
     const id = record.tokenId
-    if (rejected?.includes(id) === true) return { tokenId: id }
-    if (current !== undefined && record.expiresAt <= current.expiresAt) return { tokenId: id }
+    const { policy, random, clock } = this.#options
+    const now = clock.now()
+    const expiresAt = localExpiry(record, now)
+    if (rejected?.includes(id) === true || now >= expiresAt) return { tokenId: id }
+    if (current !== undefined && expiresAt <= current.expiresAt) return { tokenId: id }
     let token: AccessToken
     try {
-      token = deserializeToken(record.payload)
+      const stored = deserializeToken(record.payload)
+      token = redate(stored, expiresAt - stored.expiresAt)
     } catch (error) {
       this.#options.onError(key, 'get', error)
       return { tokenId: id }
     }
-    const { policy, random, clock } = this.#options
-    if (clock.now() >= computeWindows(token, policy, random).mustRefreshAt) return { tokenId: id }
+    if (now >= computeWindows(token, policy, random).mustRefreshAt) return { tokenId: id }
     return { token, tokenId: id }
   }
 

@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from '../clock.js'
+import { systemClock, wallTime, type Clock } from '../clock.js'
 import { postTokenRequest, type FetchLike } from '../http/token-request.js'
 import { checkTokenUrl, describeEndpoint } from '../http/url.js'
 import type { AccessToken } from '../token/access-token.js'
@@ -149,7 +149,9 @@ export class TokenEndpoint {
     const headers: Record<string, string> = { ...this.#options.headers }
     const used = [...secrets]
     if (auth !== undefined && clientId !== undefined) {
-      used.push(...(await auth.apply({ clientId, tokenUrl: this.tokenUrl, now: clock.now(), body, headers })))
+      used.push(
+        ...(await auth.apply({ clientId, tokenUrl: this.tokenUrl, now: wallTime(clock), body, headers })),
+      )
     } else if (clientId !== undefined) {
       body.set('client_id', clientId)
     }

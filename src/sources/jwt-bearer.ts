@@ -1,5 +1,5 @@
 import { inspect } from 'node:util'
-import { systemClock } from '../clock.js'
+import { systemClock, wallTime } from '../clock.js'
 import type { AccessToken } from '../token/access-token.js'
 import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
 import type { ClientAuth } from './auth.js'
@@ -94,7 +94,7 @@ class JwtBearerSource implements TokenSource {
       sub: o.subject,
       aud: o.assertionAudience ?? this.#endpoint.tokenUrl,
       lifetimeMs: o.assertionLifetimeMs ?? 60_000,
-      now: clock.now(),
+      now: wallTime(clock),
       extra,
     })
     return this.#endpoint.request(

@@ -52,6 +52,14 @@ class MemoryStore implements TokenStore {
     return slot.record
   }
 
+  /** The record with its remaining time on this store's clock, as a store that leaves the process measures it. */
+  #answer(key: string): StoreRecord | undefined {
+    const slot = this.#records.get(key)
+    const record = this.#read(key)
+    if (record === undefined || slot === undefined) return undefined
+    return { ...record, remainingMs: slot.expiresAt - this.#clock.now() }
+  }
+
   #emit(event: StoreEvent): void {
     if (this.#listeners.size === 0) return
     const listeners = [...this.#listeners]
@@ -72,13 +80,16 @@ class MemoryStore implements TokenStore {
   }
 
   get(key: string): Promise<StoreRecord | undefined> {
-    return Promise.resolve(this.#read(key))
+    return Promise.resolve(this.#answer(key))
   }
 
   set(key: string, record: StoreRecord, options: StoreSetOptions): Promise<boolean> {
-    const existing = this.#read(key)
-    if (existing !== undefined && existing.expiresAt > record.expiresAt) return Promise.resolve(false)
     if (!(options.ttlMs > 0)) return Promise.resolve(false)
+    // Write-if-newer by remaining time, not by the writers' `expiresAt`: managers with skewed
+    // clocks may share this store.
+    const held = this.#read(key) === undefined ? undefined : this.#records.get(key)
+    if (held !== undefined && held.expiresAt - this.#clock.now() > options.ttlMs)
+      return Promise.resolve(false)
     this.#records.delete(key)
     this.#records.set(key, { record, expiresAt: this.#clock.now() + options.ttlMs })
     while (this.#records.size > this.#maxEntries) {
@@ -138,7 +149,7 @@ class MemoryStore implements TokenStore {
         const waiters = this.#waiters.get(key)
         waiters?.delete(done)
         if (waiters?.size === 0) this.#waiters.delete(key)
-        resolve(this.#read(key))
+        resolve(this.#answer(key))
       }
       if (options.signal?.aborted === true || this.#read(key)?.tokenId !== options.knownTokenId) return done()
       let waiters = this.#waiters.get(key)

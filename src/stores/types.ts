@@ -6,10 +6,17 @@
 export interface StoreRecord {
   /** `tokenId(token)`: identifies the token without revealing it. */
   readonly tokenId: string
-  /** The token's hard expiry (epoch ms). */
+  /** The token's hard expiry (epoch ms), on the clock of the process that wrote it. */
   readonly expiresAt: number
   /** `serializeToken(token)`. Secret. */
   readonly payload: string
+  /**
+   * On a read: how long the record has left (ms), measured by the store itself (Redis: `PTTL`).
+   * The manager then dates the token by this rather than by `expiresAt`, which another machine's
+   * wall clock wrote: a process whose clock is behind never keeps a token past its real expiry.
+   * Stores that cannot measure it leave it out. Zero or less: the record has expired.
+   */
+  readonly remainingMs?: number | undefined
 }
 
 /** Options of {@link TokenStore.set}. */
@@ -76,8 +83,9 @@ export interface TokenStore {
   /** The record for `key`, or undefined when there is none or it has expired. */
   get(key: string): Promise<StoreRecord | undefined>
   /**
-   * Stores `record` unless the store holds one that expires later (write-if-newer). Returns
-   * whether the record was written.
+   * Stores `record` unless the store holds one that expires later (write-if-newer: compare the
+   * stored record's remaining time with `options.ttlMs` when the store can, which no clock skew
+   * between writers can fool). Returns whether the record was written.
    */
   set(key: string, record: StoreRecord, options: StoreSetOptions): Promise<boolean>
   /**

@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { AccessToken, serializeToken, tokenId } from '../../src/index.js'
-import type { StoreEvent, StoreRecord, TokenStore } from '../../src/stores/types.js'
+import type { StoreEvent, StoreRecord, StoreWaitOptions, TokenStore } from '../../src/stores/types.js'
 
 /** What a store factory hands the contract. */
 export interface StoreFixture {
@@ -37,6 +37,43 @@ const BOUND_MS = 3_000
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/**
+ * `store` with its reads checked and normalised: a `remainingMs` a store reports (its own
+ * countdown, such as Redis' PTTL) must be a number above zero and no more than the TTL the
+ * record was written with; it is then removed, so the tests compare records as written.
+ */
+function checkingRemaining(store: TokenStore): TokenStore {
+  const written = new Map<string, number>()
+  const check = (key: string, found: StoreRecord | undefined): StoreRecord | undefined => {
+    if (found === undefined || found.remainingMs === undefined) return found
+    const { remainingMs, ...rest } = found
+    expect(remainingMs, `remainingMs of ${key}`).toBeGreaterThan(0)
+    expect(remainingMs, `remainingMs of ${key}`).toBeLessThanOrEqual(written.get(key) ?? Infinity)
+    return rest
+  }
+  const wrapped: TokenStore = {
+    get: async (key) => check(key, await store.get(key)),
+    set: (key, value, options) => {
+      // Noted before the write: a waiter may read the record before set() resolves.
+      written.set(key, Math.max(written.get(key) ?? 0, Math.ceil(options.ttlMs)))
+      return store.set(key, value, options)
+    },
+    delete: (key, options) => store.delete(key, options),
+    clear: () => store.clear(),
+  }
+  return Object.assign(wrapped, {
+    ...(store.acquireLock === undefined ? {} : { acquireLock: store.acquireLock.bind(store) }),
+    ...(store.waitForUpdate === undefined
+      ? {}
+      : {
+          waitForUpdate: async (key: string, options: StoreWaitOptions) =>
+            check(key, await store.waitForUpdate!(key, options)),
+        }),
+    ...(store.subscribe === undefined ? {} : { subscribe: store.subscribe.bind(store) }),
+    ...(store.close === undefined ? {} : { close: store.close.bind(store) }),
+  })
+}
+
 export function describeStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
   describe(`TokenStore contract: ${name}`, () => {
     let fixture: StoreFixture
@@ -44,7 +81,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
     beforeEach(async () => {
       fixture = await makeStore()
-      store = fixture.store
+      store = checkingRemaining(fixture.store)
     })
 
     afterEach(async () => {
@@ -277,6 +314,25 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         const last = await store.acquireLock(key, { ttlMs: 60_000 })
         expect(last).toBeDefined()
         await last!.release()
+      })
+    })
+
+    describe('clocks that disagree', () => {
+      it('write-if-newer compares remaining time when the store measures it, not the writers’ expiresAt', async (ctx) => {
+        const key = newKey()
+        // A record dated an hour late (its writer's clock runs ahead) with one minute to live.
+        const late = record(60_000)
+        const ahead: StoreRecord = { ...late, expiresAt: late.expiresAt + 3_600_000 }
+        await store.set(key, ahead, { ttlMs: 60_000 })
+        const measured = await fixture.store.get(key)
+        if (measured?.remainingMs === undefined) return ctx.skip('the store does not measure remaining time')
+        expect(measured.remainingMs).toBeLessThanOrEqual(60_000)
+        const longer = record(600_000)
+        await expect(store.set(key, longer, { ttlMs: 600_000 })).resolves.toBe(true)
+        await expect(store.get(key)).resolves.toEqual(longer)
+        const shorter: StoreRecord = { ...record(1_000), expiresAt: longer.expiresAt + 3_600_000 }
+        await expect(store.set(key, shorter, { ttlMs: 1_000 })).resolves.toBe(false)
+        await expect(store.get(key)).resolves.toEqual(longer)
       })
     })
 

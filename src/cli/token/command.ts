@@ -1,3 +1,4 @@
+import { systemClock } from '../../clock.js'
 import { DEFAULT_REQUEST_TIMEOUT_MS } from '../../http/token-request.js'
 import { TokenManager } from '../../manager/manager.js'
 import { clientSecretBasic, clientSecretPost } from '../../sources/auth.js'
@@ -120,7 +121,7 @@ export async function tokenCommand(argv: readonly string[], io: CommandIo): Prom
         accessToken: token.value,
         tokenType: token.type,
         expiresAt: new Date(token.expiresAt).toISOString(),
-        expiresInSeconds: Math.max(0, Math.floor((token.expiresAt - Date.now()) / 1000)),
+        expiresInSeconds: Math.max(0, Math.floor((token.expiresAt - systemClock.now()) / 1000)),
         scopes: token.scopes,
         fromCache: tokens.stats().storeHits > 0,
       }

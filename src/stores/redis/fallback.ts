@@ -18,13 +18,12 @@ export function scriptsRefused(error: unknown): boolean {
 
 type Send = (args: readonly string[]) => Promise<unknown>
 
-function storedExpiry(text: string): number | undefined {
+function isRecordText(text: string): boolean {
   try {
-    const parsed = JSON.parse(text) as { exp?: unknown }
-    const exp = typeof parsed === 'object' && parsed !== null ? Number(parsed.exp) : NaN
-    return Number.isFinite(exp) ? exp : undefined
+    const parsed: unknown = JSON.parse(text)
+    return typeof parsed === 'object' && parsed !== null
   } catch {
-    return undefined
+    return false
   }
 }
 
@@ -46,7 +45,7 @@ export async function setIfNewer(
   args: readonly string[],
 ): Promise<number> {
   const [key] = keys as [string]
-  const [value, exp, px, channel, message, replaceable] = args as [
+  const [value, , px, channel, message, replaceable] = args as [
     string,
     string,
     string,
@@ -56,8 +55,7 @@ export async function setIfNewer(
   ]
   const current = replyString(await send(['GET', key]))
   if (current !== undefined && current !== replaceable) {
-    const stored = storedExpiry(current)
-    if (stored !== undefined && stored > Number(exp)) return 0
+    if (isRecordText(current) && Number(await send(['PTTL', key])) > Number(px)) return 0
   }
   await send(['SET', key, value, 'PX', px])
   await send(['PUBLISH', channel, message])

@@ -13,17 +13,17 @@ function script(source: string): Script {
 /**
  * Write-if-newer. KEYS[1] token key. ARGV: value, its expiry (epoch ms), PX, channel, message,
  * and optionally a stored value the writer could not decode (an unknown key id, tampered, not a
- * record): that exact value is replaced whatever expiry it claims, since its clear-text `exp` is
- * not authenticated. Keeps any other stored value that expires later; otherwise writes and
- * publishes `message`. Returns 1 when written, 0 when not.
+ * record): that exact value is replaced whatever it claims. Keeps any other stored record with
+ * more time left (its PTTL against this PX: Redis' own countdown, which writers whose clocks
+ * disagree cannot fool, unlike their `exp`); otherwise writes and publishes `message`. Returns 1
+ * when written, 0 when not.
  */
 export const SET_IF_NEWER = script(`
 local current = redis.call('GET', KEYS[1])
 if current and current ~= ARGV[6] then
   local ok, record = pcall(cjson.decode, current)
   if ok and type(record) == 'table' then
-    local exp = tonumber(record.exp)
-    if exp and exp > tonumber(ARGV[2]) then return 0 end
+    if redis.call('PTTL', KEYS[1]) > tonumber(ARGV[3]) then return 0 end
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])

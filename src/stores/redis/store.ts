@@ -183,10 +183,25 @@ class RedisStoreImpl implements RedisStore {
     }
   }
 
+  /**
+   * The record and its remaining time by Redis' own countdown (`PTTL`), which the manager trusts
+   * over the writer's clock. PTTL is sent first on the same connection: if the key is replaced in
+   * between, the time read is the older record's, which is shorter, never longer.
+   */
   async get(key: string): Promise<StoreRecord | undefined> {
     const tokenKey = `${this.#base(key)}:t`
-    const reply = await this.#runner.run('get', () => this.#connection.send(['GET', tokenKey], tokenKey))
-    return this.#decode(key, reply, 'get')
+    const [ttl, reply] = await this.#runner.run('get', () =>
+      Promise.all([
+        this.#connection.send(['PTTL', tokenKey], tokenKey),
+        this.#connection.send(['GET', tokenKey], tokenKey),
+      ]),
+    )
+    const record = this.#decode(key, reply, 'get')
+    const remainingMs = Number(ttl)
+    // -1: no expiry (written by hand), -2: gone between the two commands; `expiresAt` it is.
+    if (record === undefined || !Number.isFinite(remainingMs) || remainingMs < 0) return record
+    // 0: expiring within this millisecond.
+    return remainingMs === 0 ? undefined : { ...record, remainingMs }
   }
 
   async set(key: string, record: StoreRecord, options: StoreSetOptions): Promise<boolean> {

@@ -1,0 +1,301 @@
+/**
+ * Time that jumps. Every decision of the manager is measured on `clock.now()`, which the system
+ * clock derives from the wall clock read once and the monotonic clock since (monotonicEpoch):
+ * a wall clock stepped back changes nothing, a wall clock that runs ahead (a suspended machine)
+ * is followed. Tokens read from a shared store are dated by the store's own countdown, not by
+ * the writer's clock. These tests drive the real derivation with fake time sources.
+ */
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { monotonicEpoch, systemClock, type Clock } from '../../src/clock.js'
+import { decodeJwt } from 'jose'
+import {
+  clientCredentials,
+  memoryStore,
+  privateKeyJwt,
+  TokenManager,
+  TokenkeeperError,
+  tokenSource,
+} from '../../src/index.js'
+import { rsaKeyPair } from '../sources/keys.js'
+import { formFields, startLocalServer } from '../wire/local-server.js'
+import { createTestClock, type TestClock } from '../../src/testing/index.js'
+import { flush, heldSource } from './helpers.js'
+
+const HOUR = 3_600_000
+const START = Date.UTC(2026, 5, 1)
+
+/** A system clock over fake sources: `elapsed` (monotonic, a test clock) and a settable wall. */
+function jumpingClock(): Clock & {
+  readonly ticks: TestClock
+  setWall(at: number): void
+  advance(ms: number): Promise<void>
+} {
+  const ticks = createTestClock(0)
+  let wall = START
+  const now = monotonicEpoch(
+    () => wall,
+    () => ticks.now(),
+    0,
+  )
+  return {
+    ticks,
+    now,
+    wallNow: () => wall,
+    setTimer: (callback, delayMs) => ticks.setTimer(callback, delayMs),
+    setWall(at: number) {
+      wall = at
+    },
+    /** Real time passes: the monotonic clock and the wall clock both move by `ms`. */
+    async advance(ms: number) {
+      wall += ms
+      await ticks.advanceAsync(ms)
+    },
+  }
+}
+
+describe('monotonicEpoch', () => {
+  it('starts at the wall clock and ignores a wall clock stepped back', () => {
+    let wall = START
+    let mono = 1_000
+    const now = monotonicEpoch(
+      () => wall,
+      () => mono,
+      0,
+    )
+    expect(now()).toBe(START)
+    mono += 500
+    wall -= HOUR // NTP, an operator, a VM snapshot restored
+    expect(now()).toBe(START + 500)
+    mono += 500
+    wall += 500
+    expect(now()).toBe(START + 1_000)
+  })
+
+  it('follows a wall clock that runs ahead of the monotonic one (a suspended machine)', () => {
+    let wall = START
+    let mono = 0
+    const now = monotonicEpoch(
+      () => wall,
+      () => mono,
+      0,
+    )
+    now()
+    wall += HOUR // suspended for an hour: the monotonic clock did not count it
+    mono += 1
+    expect(now()).toBe(START + HOUR)
+    mono += 10
+    wall += 10
+    expect(now()).toBe(START + HOUR + 10)
+  })
+
+  it('looks at the wall clock once per wallCheckMs of monotonic time', () => {
+    let wall = START
+    let mono = 0
+    let reads = 0
+    const now = monotonicEpoch(
+      () => (reads++, wall),
+      () => mono,
+      10,
+    )
+    for (let i = 0; i < 100; i++) now()
+    expect(reads).toBe(1)
+    wall += HOUR // resumed from suspend
+    mono += 9
+    expect(now()).toBe(START + 9)
+    mono += 1
+    expect(now()).toBe(START + HOUR)
+    expect(reads).toBe(2)
+  })
+
+  it('never decreases and never falls behind the real time elapsed, whatever the wall clock does', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ elapsed: fc.nat(10_000), wallStep: fc.integer({ min: -HOUR, max: HOUR }) }), {
+          maxLength: 50,
+        }),
+        (steps) => {
+          let wall = START
+          let mono = 0
+          const now = monotonicEpoch(
+            () => wall,
+            () => mono,
+            0,
+          )
+          let previous = now()
+          const first = previous
+          for (const step of steps) {
+            mono += step.elapsed
+            wall += step.wallStep
+            const current = now()
+            expect(Number.isInteger(current)).toBe(true)
+            expect(current).toBeGreaterThanOrEqual(previous)
+            expect(current - first).toBeGreaterThanOrEqual(mono)
+            expect(current).toBeGreaterThanOrEqual(wall)
+            previous = current
+          }
+        },
+      ),
+    )
+  })
+
+  it('the system clock never goes back and keeps to Date.now() while the wall clock holds still', () => {
+    let previous = systemClock.now()
+    for (let i = 0; i < 1_000; i++) {
+      const before = Date.now()
+      const now = systemClock.now()
+      expect(now).toBeGreaterThanOrEqual(previous)
+      // Within the millisecond Date.now() truncates to.
+      expect(now).toBeGreaterThanOrEqual(before - 1)
+      expect(now).toBeLessThanOrEqual(Date.now() + 1)
+      previous = now
+    }
+    expect(systemClock.wallNow?.()).toBeTypeOf('number')
+  })
+})
+
+describe('a wall clock stepped back one hour', () => {
+  it('get and peek do not serve a token past its real lifetime', async () => {
+    const clock = jumpingClock()
+    const tokens = new TokenManager({ clock })
+    const held = heldSource('jump-expiry')
+    const first = tokens.get(held.source)
+    await flush()
+    held.last().succeed(60_000, { value: 'first' })
+    await expect(first).resolves.toMatchObject({ value: 'first' })
+    clock.setWall(START - HOUR)
+    await clock.advance(61_000)
+    expect(tokens.peek(held.source)).toBeUndefined()
+    const second = tokens.get(held.source)
+    await flush()
+    expect(held.fetches).toHaveLength(2)
+    held.last().succeed(60_000, { value: 'second' })
+    await expect(second).resolves.toMatchObject({ value: 'second' })
+    await tokens.close()
+  })
+
+  it('a proactive renewal replaces the old token (the late-answer rule is not fooled)', async () => {
+    const clock = jumpingClock()
+    const tokens = new TokenManager({ clock, proactive: true })
+    const held = heldSource('jump-renewal')
+    const first = tokens.get(held.source)
+    await flush()
+    held.last().succeed(60_000, { value: 'old' })
+    await first
+    clock.setWall(START - HOUR)
+    // Past the refresh point (at most 90 % of the lifetime with jitter): the timer renews.
+    await clock.advance(55_000)
+    expect(held.fetches).toHaveLength(2)
+    held.last().succeed(60_000, { value: 'new' })
+    await flush()
+    expect(tokens.peek(held.source)?.value).toBe('new')
+    await expect(tokens.get(held.source)).resolves.toMatchObject({ value: 'new' })
+    await tokens.close()
+  })
+
+  it('a failure backs off for its real length, not an hour longer', async () => {
+    const clock = jumpingClock()
+    const tokens = new TokenManager({
+      clock,
+      random: () => 0.5,
+      baseBackoffMs: 1_000,
+      maxBackoffMs: 1_000,
+    })
+    let calls = 0
+    const source = tokenSource('jump-backoff', () => {
+      calls++
+      throw new TokenkeeperError('SERVER_ERROR', 'down', { retryable: true })
+    })
+    await expect(tokens.get(source)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+    clock.setWall(START - HOUR)
+    await expect(tokens.get(source)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+    expect(calls).toBe(1) // within the backoff window: fail fast
+    await clock.advance(2_000)
+    await expect(tokens.get(source)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+    expect(calls).toBe(2)
+    await tokens.close()
+  })
+
+  it('a client assertion is dated by the wall clock, which the server checks', async () => {
+    const server = await startLocalServer()
+    server.route('/token', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ access_token: 'x', token_type: 'Bearer', expires_in: 60 }))
+    })
+    try {
+      const clock = jumpingClock()
+      await clock.advance(5_000)
+      clock.setWall(START - HOUR) // the wall clock was an hour ahead and NTP corrected it
+      const source = clientCredentials({
+        tokenUrl: `${server.origin}/token`,
+        clientId: 'svc',
+        auth: privateKeyJwt({ key: rsaKeyPair('clock').pem }),
+      })
+      const tokens = new TokenManager({ clock })
+      await tokens.get(source)
+      const assertion = Object.fromEntries(formFields(server.hits('/token')[0]!))['client_assertion']!
+      expect(decodeJwt(assertion).iat).toBe(Math.floor((START - HOUR) / 1000))
+      expect(clock.now()).toBe(START + 5_000)
+      await tokens.close()
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe('a shared store and processes whose clocks disagree', () => {
+  /** Three clocks on one timeline: the store's (true time) and two processes `offsetMs` apart. */
+  function skewed(offsetMs: number) {
+    const truth = createTestClock(START)
+    const writer = createTestClock(START)
+    const reader = createTestClock(START + offsetMs)
+    const store = memoryStore({ clock: truth })
+    return {
+      store,
+      writer: new TokenManager({ clock: writer, store }),
+      reader: new TokenManager({ clock: reader, store }),
+      async advance(ms: number) {
+        for (const clock of [truth, writer, reader]) clock.advance(ms)
+        await flush()
+      },
+    }
+  }
+
+  it('a process whose clock is an hour behind never keeps another’s token past its real expiry', async () => {
+    const world = skewed(-HOUR)
+    let issued = 0
+    const source = tokenSource('skew-behind', () => ({ access_token: `t${++issued}`, expires_in: 60 }))
+    await world.writer.get(source)
+    const adopted = await world.reader.get(source)
+    expect(adopted.value).toBe('t1')
+    expect(world.reader.stats().storeHits).toBe(1)
+    // On the reader's clock the token expires 60 s from its read, not an hour and 60 s.
+    expect(adopted.expiresAt).toBe(START - HOUR + 60_000)
+    await world.advance(61_000)
+    expect(world.reader.peek(source)).toBeUndefined()
+    await expect(world.reader.get(source)).resolves.toMatchObject({ value: 't2' })
+    await world.writer.close()
+    await world.reader.close()
+  })
+
+  it('a process whose clock is an hour ahead adopts the shared token instead of fetching its own', async () => {
+    const world = skewed(HOUR)
+    let issued = 0
+    const source = tokenSource('skew-ahead', () => ({ access_token: `t${++issued}`, expires_in: 600 }))
+    await world.writer.get(source)
+    await expect(world.reader.get(source)).resolves.toMatchObject({ value: 't1' })
+    expect(issued).toBe(1)
+    await world.writer.close()
+    await world.reader.close()
+  })
+
+  it('write-if-newer goes by remaining time: a record dated by a clock an hour ahead does not block a newer one', async () => {
+    const store = memoryStore({ clock: createTestClock(START) })
+    const record = (value: string, expiresAt: number) => ({ tokenId: value, expiresAt, payload: value })
+    // Written by a process an hour ahead: 60 s left, but dated an hour later than the truth.
+    await store.set('k', record('ahead', START + HOUR + 60_000), { ttlMs: 60_000 })
+    await expect(store.set('k', record('right', START + 600_000), { ttlMs: 600_000 })).resolves.toBe(true)
+    await expect(store.get('k')).resolves.toMatchObject({ tokenId: 'right', remainingMs: 600_000 })
+    await expect(store.set('k', record('shorter', START + HOUR * 5), { ttlMs: 1_000 })).resolves.toBe(false)
+  })
+})
