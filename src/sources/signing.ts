@@ -74,8 +74,23 @@ export function loadSigningKey(
   if ((type === 'rsa' || type === 'rsa-pss') && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048) {
     throw new TypeError(`${what}: RSA keys must be at least 2048 bits`)
   }
-  const thumbprint = thumbprintOf(createPublicKey(key).export({ format: 'jwk' }))
+  const thumbprint = thumbprintOf(publicJwk(key))
   return { key, alg: chosen, thumbprint }
+}
+
+/**
+ * The public JWK of a key, read from a copy of the key made through SPKI PEM.
+ *
+ * Exporting a JWK straight from a key made by `generateKeyPairSync` can hang the process for
+ * good on Node 20: the export holds the key's lock while it allocates, and a garbage collection
+ * in that moment finalizes the key-generation job, which waits for the same lock. A copy parsed
+ * from PEM has a lock of its own.
+ *
+ * @internal
+ */
+export function publicJwk(key: KeyObject): JsonWebKey {
+  const pem = (key.type === 'public' ? key : createPublicKey(key)).export({ format: 'pem', type: 'spki' })
+  return createPublicKey(pem).export({ format: 'jwk' })
 }
 
 /** The claims of a signed assertion, times in epoch seconds. */

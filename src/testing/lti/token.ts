@@ -1,5 +1,6 @@
 import { createPublicKey } from 'node:crypto'
 import { decodeJwt, decodeProtectedHeader, type JSONWebKeySet, type JWTPayload } from 'jose'
+import { publicJwk } from '../../sources/signing.js'
 import { compileKeys, type AssertionVerifier } from '../assertions.js'
 import { JWT_BEARER_ASSERTION_TYPE } from '../client-auth.js'
 import type { TokenServerFault } from '../faults.js'
@@ -42,8 +43,8 @@ export function registerTools(tools: readonly LtiTool[]): ReadonlyMap<string, Re
       jwks = tool.jwks
     } else if (tool.publicKey !== undefined && typeof tool.kid === 'string' && tool.kid !== '') {
       const given = tool.publicKey
-      const key = typeof given === 'string' || given.type !== 'public' ? createPublicKey(given) : given
-      jwks = { keys: [{ ...key.export({ format: 'jwk' }), kid: tool.kid, alg: 'RS256', use: 'sig' }] }
+      const key = typeof given === 'string' ? createPublicKey(given) : given
+      jwks = { keys: [{ ...publicJwk(key), kid: tool.kid, alg: 'RS256', use: 'sig' }] }
     } else {
       return fail('needs jwks, or publicKey with kid')
     }
