@@ -15,27 +15,50 @@ interface ParseArgsError extends Error {
 }
 
 /**
- * Parses `argv` strictly (no positionals). Mistakes become usage errors (exit code 2) whose
- * message never repeats a stray argument's value, which could be a secret typed in the wrong place.
+ * Parses `argv` strictly (no positionals). Mistakes become usage errors (exit code 2) that say
+ * where the mistake is (its position on the command line) and what it is, but never repeat the
+ * argument: an unknown option's name or value, or a stray word, could be a secret typed in the
+ * wrong place (`--clientsecret=...`, a secret pasted after a flag that takes none).
  */
 export function parseFlags(command: string, argv: readonly string[], options: OptionSpecs): ParsedValues {
+  const help = `see tokenkeeper ${command} --help`
+  const where = (index: number): string => `argument ${index + 1} after "${command}"`
+  // A lenient pass finds unknown options and stray words without node's messages, which quote them.
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options,
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  })
+  for (const token of tokens) {
+    if (token.kind === 'positional') throw usageError(`unexpected argument (${where(token.index)}; ${help})`)
+    if (token.kind === 'option' && !Object.hasOwn(options, token.name)) {
+      const secretHint =
+        /secret|passw/i.test(token.name) && Object.hasOwn(options, 'client-secret-env')
+          ? '; a secret is never an option: use --client-secret-env VAR or --client-secret-file PATH'
+          : ''
+      throw usageError(`unknown option (${where(token.index)}${secretHint}; ${help})`)
+    }
+  }
   try {
     const { values } = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false })
     return values
   } catch (error) {
     const code = (error as ParseArgsError).code
-    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      throw usageError(`unexpected argument (see tokenkeeper ${command} --help)`)
-    }
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      const name = /'(-[^'=\s]*)/.exec((error as Error).message)?.[1] ?? 'option'
-      throw usageError(`unknown option ${name} (see tokenkeeper ${command} --help)`)
-    }
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      const name = /(--[a-z-]+)/.exec((error as Error).message)?.[1] ?? 'an option'
-      throw usageError(`${name} needs a value (see tokenkeeper ${command} --help)`)
+      // Node names the option as it is declared (it is a known one); only that name is kept.
+      const message = (error as Error).message
+      const declared = /(--[a-z][a-z-]*)/.exec(message)?.[1]
+      const name =
+        declared !== undefined && Object.hasOwn(options, declared.slice(2)) ? declared : 'an option'
+      throw usageError(
+        /does not take an argument/.test(message)
+          ? `${name} takes no value (${help})`
+          : `${name} needs a value (${help})`,
+      )
     }
-    throw error
+    throw usageError(`the command line cannot be read (${help})`)
   }
 }
 

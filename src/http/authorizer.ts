@@ -1,4 +1,6 @@
 import { InsufficientScopeError } from '../errors.js'
+import { scrubText, SecretSet } from '../secrets.js'
+import { isValidScopeToken } from '../token/scopes.js'
 import type { TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
 
@@ -146,9 +148,20 @@ export class Authorizer {
     if (response.status === 403) {
       const challenge = parseBearerChallenge(response.wwwAuthenticate)
       if (challenge['error'] === 'insufficient_scope') {
-        const required = (challenge['scope'] ?? '').split(' ').filter((scope) => scope.length > 0)
+        // The challenge is the resource's text: a resource may echo the token it was sent, so
+        // only scope tokens that hold no form of the token are kept, and the message is
+        // scrubbed too.
+        const secrets = new SecretSet([sent.token.value])
+        const required = (challenge['scope'] ?? '')
+          .split(' ')
+          .filter((scope) => isValidScopeToken(scope) && secrets.scrub(scope) === scope)
+        const what = `${request.method.toUpperCase()} ${describeResource(request.url)}`
         throw new InsufficientScopeError(
-          `${request.method.toUpperCase()} ${describeResource(request.url)} needs scope ${required.join(' ') || '(unnamed)'}, which the token was not granted`,
+          scrubText(
+            `${what} needs scope ${required.join(' ') || '(unnamed)'}, which the token was not granted`,
+            secrets,
+            1000,
+          ),
           required,
           sent.token.scopes,
         )

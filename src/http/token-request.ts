@@ -2,6 +2,7 @@ import { deadline } from '../abort.js'
 import { wallTime, type Clock } from '../clock.js'
 import { OAuthError, TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
 import { parseRetryAfter } from './retry-after.js'
+import { causeChain, safeCause, scrubText, SecretSet } from '../secrets.js'
 import { describeEndpoint } from './url.js'
 
 /** The subset of the WHATWG `fetch` signature tokenkeeper uses; inject your own for proxies. */
@@ -22,7 +23,11 @@ export interface TokenRequest {
   readonly maxResponseBytes?: number | undefined
   readonly signal?: AbortSignal | undefined
   readonly clock: Clock
-  /** Strings that must never appear in an error (secret, assertion); scrubbed from server text. */
+  /**
+   * Strings that must never appear in an error (secret, Basic credentials, assertion), removed
+   * in every encoding from server text and transport errors (see `src/secrets.ts`). The values
+   * of `headers`, the query values of `url` and the form body's credential fields are added.
+   */
   readonly secrets?: readonly string[]
   /**
    * Whether the request carried a signed assertion (client assertion or JWT-bearer grant). Then
@@ -40,29 +45,37 @@ export interface TokenHttpResult {
   readonly status: number
 }
 
+/** Form fields whose values are always secret, whoever set them. */
+const SECRET_FIELDS = [
+  'client_secret',
+  'client_assertion',
+  'assertion',
+  'subject_token',
+  'actor_token',
+  'refresh_token',
+  'code_verifier',
+  'password',
+]
+
+/**
+ * Every secret of one request: those it names, its header values, the query values of its URL
+ * and its credential form fields.
+ */
+function secretsOf(request: TokenRequest): SecretSet {
+  const secrets = new SecretSet(request.secrets).addUrl(request.url)
+  for (const [name, value] of Object.entries(request.headers ?? {})) {
+    // An authorization header's credentials, without the scheme (which stays readable).
+    secrets.add(/^(proxy-)?authorization$/i.test(name) ? value.replace(/^\S+\s+/, '') : value)
+  }
+  for (const field of SECRET_FIELDS) for (const value of request.body.getAll(field)) secrets.add(value)
+  return secrets
+}
+
 const RETRYABLE_OAUTH_ERRORS = new Set(['temporarily_unavailable', 'server_error', 'slow_down'])
 const TIME_CLAIM_HINT = /\b(iat|exp|nbf|clock|skew|expired|not yet valid|future|issued|time)\b/i
 const SKEW_REPORT_THRESHOLD_MS = 30_000
 
-/** An error and its `cause`s, outermost first, at most 5 deep (a cycle cannot loop). */
-interface ErrorLink {
-  readonly code?: unknown
-  readonly message?: unknown
-  readonly cause?: unknown
-}
-
-function* causeChain(error: unknown): Generator<ErrorLink> {
-  let current = error as ErrorLink | null | undefined
-  for (let depth = 0; typeof current === 'object' && current !== null && depth < 5; depth++) {
-    yield current
-    current = current.cause as typeof current
-  }
-}
-
-function transportCode(
-  error: unknown,
-  secrets: readonly string[],
-): { code: TokenkeeperErrorCode; detail: string } {
+function transportCode(error: unknown, secrets: SecretSet): { code: TokenkeeperErrorCode; detail: string } {
   let reason: string | undefined
   for (const { code, message } of causeChain(error)) {
     if (code === 'ECONNREFUSED') return { code: 'CONNECTION_REFUSED', detail: 'connection refused' }
@@ -72,47 +85,21 @@ function transportCode(
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'ETIMEDOUT') {
       return { code: 'TIMEOUT', detail: 'timed out' }
     }
-    if (typeof code === 'string' && code.startsWith('E')) return { code: 'NETWORK_ERROR', detail: code }
+    if (typeof code === 'string' && /^E[A-Z0-9_]{1,63}$/.test(code))
+      return { code: 'NETWORK_ERROR', detail: code }
     // The innermost message says why (undici's outer one is only "fetch failed").
     if (typeof message === 'string' && message !== '' && message !== 'fetch failed') reason = message
   }
-  const why = reason === undefined ? '' : ` (${scrub(reason, secrets, 120) ?? ''})`
+  const why = reason === undefined ? '' : ` (${scrubText(reason, secrets, 120, true)})`
   return { code: 'NETWORK_ERROR', detail: `network error${why}` }
 }
 
-/**
- * What is kept of a transport failure as `cause`: its name, its (scrubbed) message and the first
- * system error code in its chain. Not the error itself: errors of an injected `fetch` (an HTTP
- * client adapter) may carry the request, with its `Authorization` header or form body.
- */
-function transportCause(error: unknown, secrets: readonly string[]): Error {
-  const failure = error as { name?: unknown; message?: unknown } | null | undefined
-  const message = typeof failure?.message === 'string' ? failure.message : 'transport failure'
-  const cause = new Error(scrub(message, secrets) ?? '')
-  if (typeof failure?.name === 'string') cause.name = failure.name.slice(0, 64)
-  for (const { code } of causeChain(error)) {
-    if (typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code)) {
-      Object.defineProperty(cause, 'code', { value: code, enumerable: true })
-      break
-    }
-  }
-  return cause
-}
-
-/** Server text for a message: secrets removed, control characters (line breaks) blanked, bounded. */
-function scrub(text: string | undefined, secrets: readonly string[], maxLength = 200): string | undefined {
-  if (text === undefined) return undefined
-  // eslint-disable-next-line no-control-regex -- control characters are what is removed
-  let result = text.slice(0, maxLength * 4).replace(/[\u0000-\u001f\u007f]/g, ' ')
-  for (const secret of secrets) if (secret.length >= 4) result = result.split(secret).join('[redacted]')
-  return result.slice(0, maxLength)
-}
-
-function headerRecord(headers: Headers): Record<string, string> {
+/** The headers an error keeps, each scrubbed (a server may echo a credential in `WWW-Authenticate`). */
+function headerRecord(headers: Headers, secrets: SecretSet): Record<string, string> {
   const record: Record<string, string> = {}
   for (const name of ['content-type', 'retry-after', 'date', 'www-authenticate', 'location']) {
     const value = headers.get(name)
-    if (value !== null) record[name] = value
+    if (value !== null) record[name] = scrubText(value, secrets, 1000)
   }
   return record
 }
@@ -160,11 +147,14 @@ function oauthErrorFrom(
   request: TokenRequest,
   receivedAt: number,
 ): OAuthError {
-  const secrets = request.secrets ?? []
-  const error = scrub(String(parsed['error']), secrets, 64) ?? 'unknown_error'
+  const secrets = secretsOf(request)
+  const error = scrubText(String(parsed['error']), secrets, 64) || 'unknown_error'
   const description =
-    typeof parsed['error_description'] === 'string' ? scrub(parsed['error_description'], secrets) : undefined
-  const uri = typeof parsed['error_uri'] === 'string' ? scrub(parsed['error_uri'], secrets, 500) : undefined
+    typeof parsed['error_description'] === 'string'
+      ? scrubText(parsed['error_description'], secrets)
+      : undefined
+  const uri =
+    typeof parsed['error_uri'] === 'string' ? scrubText(parsed['error_uri'], secrets, 500) : undefined
   const status = response.status
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), receivedAt)
   const serverDate = Date.parse(response.headers.get('date') ?? '')
@@ -189,7 +179,7 @@ function oauthErrorFrom(
     status,
     retryable: status === 429 || status >= 500 || RETRYABLE_OAUTH_ERRORS.has(error),
     ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-    response: { status, headers: headerRecord(response.headers) },
+    response: { status, headers: headerRecord(response.headers, secrets) },
     clockSkewSuspected,
   })
 }
@@ -245,10 +235,11 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
       })
     }
     if (error instanceof TokenkeeperError) return error
-    const { code, detail } = transportCode(error, request.secrets ?? [])
+    const secrets = secretsOf(request)
+    const { code, detail } = transportCode(error, secrets)
     return new TokenkeeperError(code, `${endpoint} failed: ${detail}`, {
       retryable: true,
-      cause: transportCause(error, request.secrets ?? []),
+      cause: safeCause(error, secrets),
     })
   }
 

@@ -2,7 +2,9 @@ import type { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConf
 import { isReplayableBody } from '../manager/fetch.js'
 import type { Authorization, Authorizer } from '../http/authorizer.js'
 import type { TokenManager } from '../manager/manager.js'
+import { REDACTED, SecretSet } from '../secrets.js'
 import type { TokenSource } from '../sources/types.js'
+import type { AccessToken } from '../token/access-token.js'
 
 /** Chooses the source for a request, or `undefined` to send it without a token. */
 export type AxiosSourceChooser = (config: InternalAxiosRequestConfig) => TokenSource | undefined
@@ -13,7 +15,6 @@ interface Sent {
   readonly retried: boolean
 }
 
-const REDACTED = '[redacted]'
 /** Marks the config of a retry; axios copies config keys into the config of a new request. */
 const RETRY_MARK = 'tokenkeeperRetry'
 
@@ -35,17 +36,31 @@ function absoluteUrl(config: InternalAxiosRequestConfig): string {
 }
 
 /**
- * Keeps a token out of what axios hands back: axios copies the request headers into
- * `response.config` and `error.config`, and its `request` holds the raw header block. The
- * header is replaced by a marker and `request` is made non-enumerable (so `util.inspect` and
- * `JSON.stringify` do not show it).
+ * Keeps a token out of what axios hands back, in one pass over an answer or an error (and the
+ * response it holds): axios copies the request headers into `config`, its `request` holds the
+ * raw header block, and a resource may echo the token in `WWW-Authenticate`. The header is
+ * replaced by a marker, `request` is made non-enumerable (so `util.inspect` and
+ * `JSON.stringify` do not show it), and the token is scrubbed, in every encoding
+ * (`src/secrets.ts`), from the response headers and the error message.
  */
-function scrub(holder: { config?: InternalAxiosRequestConfig | undefined; request?: unknown }): void {
-  const headers = holder.config?.headers
-  if (headers !== undefined && headers.has('authorization')) headers.set('authorization', REDACTED)
-  if ('request' in holder) {
-    Object.defineProperty(holder, 'request', { value: holder.request, enumerable: false })
+function redact(holder: AxiosResponse | AxiosError, token: AccessToken | undefined): void {
+  const secrets = new SecretSet(token === undefined ? [] : [token.value, token.authorization])
+  const error = 'isAxiosError' in holder ? holder : undefined
+  const response = error === undefined ? (holder as AxiosResponse) : error.response
+  for (const part of [holder, response]) {
+    if (part === undefined) continue
+    const headers = part.config?.headers
+    if (headers?.has('authorization') === true) headers.set('authorization', REDACTED)
+    if ('request' in part) Object.defineProperty(part, 'request', { value: part.request, enumerable: false })
   }
+  const headers = response?.headers as Record<string, unknown> | undefined
+  if (headers !== undefined) {
+    for (const name of ['www-authenticate', 'authentication-info', 'location']) {
+      const value = headers[name]
+      if (typeof value === 'string') headers[name] = secrets.scrub(value)
+    }
+  }
+  if (error !== undefined && typeof error.message === 'string') error.message = secrets.scrub(error.message)
 }
 
 /**
@@ -96,14 +111,19 @@ export function attachTokens(
     return config
   }
 
+  const recordOf = (config: InternalAxiosRequestConfig | undefined): Sent | undefined => {
+    const record = config === undefined ? undefined : sent.get(config)
+    if (config !== undefined) sent.delete(config)
+    return record
+  }
+
   const settle = async (
+    record: Sent | undefined,
     config: InternalAxiosRequestConfig | undefined,
     status: number | undefined,
     wwwAuthenticate: unknown,
   ): Promise<'retry' | 'return'> => {
-    const record = config === undefined ? undefined : sent.get(config)
     if (config === undefined || record === undefined || status === undefined) return 'return'
-    sent.delete(config)
     const next = await record.authorizer.afterResponse(
       { method: config.method ?? 'get', url: absoluteUrl(config) },
       record.authorization,
@@ -114,24 +134,31 @@ export function attachTokens(
   }
 
   const onFulfilled = async (response: AxiosResponse): Promise<AxiosResponse> => {
-    const next = await settle(response.config, response.status, response.headers['www-authenticate'])
-    if (next === 'retry') return instance.request(retryOf(response.config))
-    scrub(response)
-    return response
+    const record = recordOf(response.config)
+    let next: 'retry' | 'return' = 'return'
+    try {
+      next = await settle(record, response.config, response.status, response.headers['www-authenticate'])
+    } finally {
+      if (next === 'return') redact(response, record?.authorization.token)
+    }
+    return next === 'retry' ? instance.request(retryOf(response.config)) : response
   }
 
   const onRejected = async (error: AxiosError): Promise<AxiosResponse> => {
-    let next: 'retry' | 'return'
+    const record = recordOf(error.config)
+    let next: 'retry' | 'return' = 'return'
     try {
-      next = await settle(error.config, error.response?.status, error.response?.headers['www-authenticate'])
-    } catch (scopeError) {
-      scrub(error)
-      if (error.response !== undefined) scrub(error.response)
-      throw scopeError
+      next = await settle(
+        record,
+        error.config,
+        error.response?.status,
+        error.response?.headers['www-authenticate'],
+      )
+    } finally {
+      // Once, whether the answer is returned, rejected, or refused as insufficient_scope.
+      if (next === 'return') redact(error, record?.authorization.token)
     }
     if (next === 'retry' && error.config !== undefined) return instance.request(retryOf(error.config))
-    scrub(error)
-    if (error.response !== undefined) scrub(error.response)
     throw error
   }
 

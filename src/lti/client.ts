@@ -3,6 +3,7 @@ import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { parseRetryAfter } from '../http/retry-after.js'
 import { readCapped } from '../http/token-request.js'
 import type { TokenManager } from '../manager/manager.js'
+import { safeCause, SecretSet } from '../secrets.js'
 import type { TokenSource } from '../sources/types.js'
 import { LtiServiceError } from './errors.js'
 import { checkSameHost, parseLinkHeader, type WebLink } from './links.js'
@@ -104,7 +105,12 @@ export class ServiceClient {
   readonly #maxBytes: number
   readonly #clock: Clock
 
+  readonly #tokens: TokenManager
+  readonly #source: TokenSource
+
   constructor(tokens: TokenManager, source: TokenSource, options: LtiServiceOptions) {
+    this.#tokens = tokens
+    this.#source = source
     this.#send = tokens.fetch(source, options.fetch === undefined ? {} : { fetch: options.fetch })
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
@@ -142,7 +148,7 @@ export class ServiceClient {
       if (isTokenkeeperError(error)) throw error
       throw new TokenkeeperError('NETWORK_ERROR', `${method} ${describe(url)} failed: network error`, {
         retryable: true,
-        cause: error,
+        cause: this.#safeCause(error),
       })
     }
     if (response.status >= 200 && response.status < 300) return response
@@ -179,7 +185,7 @@ export class ServiceClient {
       if (isTokenkeeperError(error)) throw error
       throw new TokenkeeperError('NETWORK_ERROR', `${where} failed while reading the response`, {
         retryable: true,
-        cause: error,
+        cause: this.#safeCause(error),
       })
     }
     try {
@@ -233,6 +239,17 @@ export class ServiceClient {
       if (refusal !== undefined) throw refusal
       url = next
     }
+  }
+
+  /**
+   * What is kept of an injected fetch's failure: a scrubbed copy (name, message, system code),
+   * never the error itself, which an HTTP client adapter fills with the request and its
+   * `Authorization` header. The token the manager holds for the source is scrubbed in every
+   * encoding, and so is anything shaped like a credential.
+   */
+  #safeCause(error: unknown): Error {
+    const token = this.#tokens.peek(this.#source)
+    return safeCause(error, new SecretSet(token === undefined ? [] : [token.value]))
   }
 
   #read(response: Response, where: string): Promise<string> {

@@ -1,4 +1,5 @@
 import { inspect } from 'node:util'
+import { basicAuthorization } from '../secrets.js'
 import { fingerprint } from './fingerprint.js'
 import {
   loadSigningKey,
@@ -30,15 +31,11 @@ export interface ClientAuth {
   /** A secret-free fingerprint of the credential; part of a source's cache key. */
   readonly fingerprint: string
   /**
-   * Adds the credential to a request. Returns the secret strings it used (secret, assertion),
-   * so that error messages can be scrubbed of them.
+   * Adds the credential to a request. Returns the secret strings it used (secret, Basic
+   * credentials, assertion), so that errors can be scrubbed of them in every encoding
+   * (`src/secrets.ts`).
    */
   apply(context: ClientAuthContext): Promise<readonly string[]>
-}
-
-/** `application/x-www-form-urlencoded` encoding of one value, as RFC 6749 §2.3.1 asks for Basic. */
-function formEncode(value: string): string {
-  return new URLSearchParams([['', value]]).toString().slice(1)
 }
 
 function checkSecret(secret: unknown, what: string): string {
@@ -87,11 +84,9 @@ export class ClientSecretBasic extends SecretAuth {
   }
 
   apply(context: ClientAuthContext): Promise<readonly string[]> {
-    const credentials = Buffer.from(`${formEncode(context.clientId)}:${formEncode(this.secret)}`).toString(
-      'base64',
-    )
-    context.headers['authorization'] = `Basic ${credentials}`
-    return Promise.resolve([this.secret, credentials])
+    const { header, secrets: used } = basicAuthorization(context.clientId, this.secret)
+    context.headers['authorization'] = header
+    return Promise.resolve(used)
   }
 }
 

@@ -1,7 +1,7 @@
 import { systemClock, wallTime, type Clock } from '../clock.js'
 import { postTokenRequest, type FetchLike } from '../http/token-request.js'
 import { checkTokenUrl, describeEndpoint } from '../http/url.js'
-import type { AccessToken } from '../token/access-token.js'
+import { isHttpToken, type AccessToken } from '../token/access-token.js'
 import { parseTokenResponse } from '../token/parse.js'
 import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
 import type { ClientAuth } from './auth.js'
@@ -18,9 +18,12 @@ export interface EndpointOptions {
   readonly audience?: string
   /** `resource` parameter(s) (RFC 8707). */
   readonly resource?: string | readonly string[]
-  /** Further form parameters. They are part of the cache key (hashed, in case they are sensitive). */
+  /**
+   * Further form parameters. They are part of the cache key (hashed, in case they are
+   * sensitive), and their values are kept out of every error like secrets.
+   */
   readonly extraParams?: Readonly<Record<string, string>>
-  /** Extra HTTP headers for the token request. */
+  /** Extra HTTP headers for the token request. Their values are kept out of every error like secrets. */
   readonly headers?: Readonly<Record<string, string>>
   /** A `fetch` to use instead of the global one (proxies, tracing). Redirects are never followed. */
   readonly fetch?: FetchLike
@@ -63,6 +66,8 @@ export class TokenEndpoint {
   readonly scopes: readonly string[]
   readonly #options: EndpointOptions
   readonly #params: readonly (readonly [string, string])[]
+  /** Values that may be secret (extra parameters): kept out of every error. */
+  readonly #paramSecrets: readonly string[]
   readonly #keySuffix: string
 
   constructor(options: EndpointOptions, what: string) {
@@ -76,6 +81,12 @@ export class TokenEndpoint {
     const badScope = this.scopes.find((scope) => !isValidScopeToken(scope))
     if (badScope !== undefined)
       throw new TypeError(`${what}: scope contains characters RFC 6749 §3.3 forbids`)
+    if (
+      options.acceptedTokenTypes !== undefined &&
+      (!Array.isArray(options.acceptedTokenTypes) || !options.acceptedTokenTypes.every(isHttpToken))
+    ) {
+      throw new TypeError(`${what}: acceptedTokenTypes must be token type names such as 'bearer' or 'DPoP'`)
+    }
     positive(options.timeoutMs, 'timeoutMs', what)
     positive(options.maxResponseBytes, 'maxResponseBytes', what)
     positive(options.defaultLifetimeMs, 'defaultLifetimeMs', what)
@@ -89,6 +100,7 @@ export class TokenEndpoint {
       params.push([name, String(value)])
     }
     this.#params = params
+    this.#paramSecrets = extras.map(([, value]) => String(value))
     this.#options = options
     const audience = options.audience === undefined ? '' : `|aud=${keyPart(options.audience)}`
     const resource = resources.length === 0 ? '' : `|res=${keyPart([...new Set(resources)].sort().join(' '))}`
@@ -147,7 +159,7 @@ export class TokenEndpoint {
     if (this.scopes.length > 0) body.set('scope', this.scopes.join(' '))
     for (const [name, value] of this.#params) body.append(name, value)
     const headers: Record<string, string> = { ...this.#options.headers }
-    const used = [...secrets]
+    const used = [...secrets, ...this.#paramSecrets]
     if (auth !== undefined && clientId !== undefined) {
       used.push(
         ...(await auth.apply({ clientId, tokenUrl: this.tokenUrl, now: wallTime(clock), body, headers })),

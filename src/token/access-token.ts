@@ -20,6 +20,22 @@ export interface AccessTokenInit {
   readonly extra?: Readonly<Record<string, unknown>> | undefined
 }
 
+/**
+ * Whether `value` can be an access token in an `Authorization` header: one or more visible ASCII
+ * characters (`%x21-7E`), no space, no control character, nothing outside ASCII. This holds
+ * RFC 6750's `b64token`, JWTs and the opaque tokens real servers send; anything else would make
+ * every request with the token fail (or, with a non-ASCII value whose latin1 bytes are CR LF,
+ * inject a header).
+ */
+export function isHeaderSafeToken(value: unknown): value is string {
+  return typeof value === 'string' && /^[\x21-\x7e]+$/.test(value)
+}
+
+/** Whether `value` is an HTTP token (RFC 9110 §5.6.2 `tchar`s): what a `token_type` must be. */
+export function isHttpToken(value: unknown): value is string {
+  return typeof value === 'string' && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value)
+}
+
 const EMPTY: Readonly<Record<string, unknown>> = Object.freeze({})
 const NO_SCOPES: readonly string[] = Object.freeze([])
 
@@ -56,7 +72,20 @@ export class AccessToken {
   readonly refreshAt: number | undefined
   readonly #extra: Readonly<Record<string, unknown>>
 
+  /**
+   * @throws TypeError when `value` is not header-safe (visible ASCII, see
+   * {@link isHeaderSafeToken}) or `type` is not an HTTP token: such a token could not be sent.
+   * The message never contains the value.
+   */
   constructor(init: AccessTokenInit) {
+    if (!isHeaderSafeToken(init.value)) {
+      throw new TypeError(
+        'AccessToken: value must be one or more visible ASCII characters (no space, control or non-ASCII character), as an Authorization header needs',
+      )
+    }
+    if (!isHttpToken(init.type)) {
+      throw new TypeError('AccessToken: type must be an HTTP token (RFC 9110 §5.6.2), such as Bearer or DPoP')
+    }
     this.#value = init.value
     this.type = init.type
     this.scopes = frozenList(init.scopes)
@@ -84,7 +113,11 @@ export class AccessToken {
     return this.#extra
   }
 
-  /** The `Authorization` header value, e.g. `Bearer abc...` (RFC 6750 §2.1). Secret. */
+  /**
+   * The `Authorization` header value, `${type} ${value}` without quoting, e.g. `Bearer abc...`
+   * (RFC 6750 §2.1). Both parts are checked at construction, so it is always a valid header
+   * value. Secret.
+   */
   get authorization(): string {
     return `${this.type} ${this.#value}`
   }

@@ -1,5 +1,5 @@
 import { TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
-import { AccessToken } from './access-token.js'
+import { AccessToken, isHeaderSafeToken, isHttpToken } from './access-token.js'
 import { normalizeScopes } from './scopes.js'
 
 /** The default lifetime given to a token whose response has no `expires_in`: one hour. */
@@ -88,11 +88,10 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
   if (value === undefined || value === null) fail('MISSING_ACCESS_TOKEN', 'has no access_token', options)
   if (typeof value !== 'string')
     fail('INVALID_ACCESS_TOKEN', `has ${kindOf(value)} as access_token, not a string`, options)
-  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
-  if (value.length === 0 || /[\s\u0000-\u001f\u007f]/.test(value)) {
+  if (!isHeaderSafeToken(value)) {
     fail(
       'INVALID_ACCESS_TOKEN',
-      'has an access_token that is empty or holds whitespace or control characters',
+      'has an access_token that cannot be sent in an Authorization header: it is empty or holds a character outside visible ASCII (a space, a control character, a non-ASCII character)',
       options,
     )
   }
@@ -100,14 +99,19 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
   const rawType = body['token_type']
   let type = 'Bearer'
   if (rawType !== undefined && rawType !== null) {
-    if (typeof rawType !== 'string' || rawType.length === 0) {
-      fail('UNSUPPORTED_TOKEN_TYPE', `has a token_type that is not a string`, options)
+    if (typeof rawType !== 'string' || !isHttpToken(rawType)) {
+      fail(
+        'UNSUPPORTED_TOKEN_TYPE',
+        "has a token_type that is not an HTTP token (RFC 9110 §5.6.2: letters, digits and !#$%&'*+-.^_`|~)",
+        options,
+      )
     }
     const accepted = options.acceptedTokenTypes ?? ['bearer']
     if (!accepted.some((t) => t.toLowerCase() === rawType.toLowerCase())) {
+      // The value is not quoted: shape errors name the field, never what the server sent.
       fail(
         'UNSUPPORTED_TOKEN_TYPE',
-        `has token_type "${rawType.slice(0, 40).replace(/[^\x20-\x7e]/g, '?')}", which is not accepted`,
+        `has a token_type that is not accepted (accepted: ${accepted.join(', ')})`,
         options,
       )
     }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { AccessToken } from './access-token.js'
+import { AccessToken, isHeaderSafeToken, isHttpToken } from './access-token.js'
 
 /** The version written by {@link serializeToken}. Readers accept this version only. */
 export const SERIALIZED_TOKEN_VERSION = 1
@@ -76,6 +76,11 @@ export function deserializeToken(text: string): AccessToken {
     record.extra === null
   ) {
     throw new TypeError('serialized token has missing or malformed fields')
+  }
+  // A corrupted or forged record must not put a header-breaking value into a request: it is
+  // refused here, which a store reader treats as a miss (the value is never quoted).
+  if (!isHeaderSafeToken(record.value) || !isHttpToken(record.type)) {
+    throw new TypeError('serialized token has a value or type that cannot be sent in an Authorization header')
   }
   return new AccessToken({
     value: record.value,

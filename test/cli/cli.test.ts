@@ -49,7 +49,25 @@ describe.skipIf(!cliBuilt)('tokenkeeper (the command)', { timeout: 60_000 }, () 
     expect(command.stderr).toMatch(/unknown command "frobnicate"/)
     const option = await runCli(['demo', '--frobnicate'], box.env)
     expect(option.code).toBe(2)
-    expect(option.stderr).toMatch(/unknown option --frobnicate/)
+    // The option is located, not repeated: an unknown option may be a secret typed as one.
+    expect(option.stderr).toMatch(/unknown option \(argument 1 after "demo"; see tokenkeeper demo --help\)/)
+    expect(option.stderr).not.toContain('frobnicate')
+    for (const argv of [
+      ['token', '--token-url', 'https://idp.example/t', '--client-secret=Pasted-Secret-42'],
+      ['token', '--Pasted-Secret-42'],
+      ['token', '--token-url', 'https://idp.example/t', 'Pasted-Secret-42'],
+      ['token', '--json=Pasted-Secret-42'],
+      ['demo', '-P', 'Pasted-Secret-42'],
+    ]) {
+      const pasted = await runCli(argv, box.env)
+      expect(pasted.code).toBe(2)
+      expect(pasted.stderr).toMatch(/tokenkeeper (token|demo): /)
+      expect(pasted.stderr).not.toContain('Pasted-Secret-42')
+      expect(pasted.stderr).not.toContain('Pasted-Secret')
+    }
+    const hinted = await runCli(['token', '--client-secret', 'Pasted-Secret-42'], box.env)
+    expect(hinted.stderr).toMatch(/use --client-secret-env VAR or --client-secret-file PATH/)
+    expect(hinted.stderr).not.toContain('Pasted-Secret-42')
     const value = await runCli(['demo', '--workers', 'many'], box.env)
     expect(value.code).toBe(2)
     expect(value.stderr).toMatch(/--workers must be a whole number/)

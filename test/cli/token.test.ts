@@ -302,8 +302,20 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
     expect(noFile.stderr).toContain(
       `${join(box.dir, 'missing.secret')} (clientSecretFile of profile "files") cannot be read (ENOENT)`,
     )
-    const missing = await runCli(['token', '--profile', 'nope'], env())
+    // A profile name or config path that the file does not confirm may be a pasted secret: it
+    // is not repeated.
+    const missing = await runCli(['token', '--profile', 'Pasted-Secret-42'], env())
     expect(missing.code).toBe(3)
-    expect(missing.stderr).toMatch(/profile "nope" is not in .*\(profiles: api, files, leaky\)/)
+    expect(missing.stderr).toMatch(
+      /the profile named by --profile is not in .*\(profiles: api, files, leaky\)/,
+    )
+    expect(missing.stderr).not.toContain('Pasted-Secret-42')
+    const noConfig = await runCli(
+      ['token', '--config', join(box.dir, 'Pasted-Secret-42'), '--profile', 'api'],
+      env(),
+    )
+    expect(noConfig.code).toBe(3)
+    expect(noConfig.stderr).toMatch(/the config file named by --config does not exist/)
+    expect(noConfig.stderr).not.toContain('Pasted-Secret-42')
   })
 })

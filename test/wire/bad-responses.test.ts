@@ -392,6 +392,71 @@ export const BAD_RESPONSES: readonly BadResponseRow[] = [
     response: token({ access_token: `${TOKEN}\nx` }),
     expected: fails('INVALID_ACCESS_TOKEN', false, 200),
   },
+  {
+    name: 'access_token with U+010D U+010A (latin1 bytes CR LF)',
+    response: token({ access_token: `${TOKEN}\u010d\u010ax` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with a euro sign',
+    response: token({ access_token: `${TOKEN}€x` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with U+0085 (NEL)',
+    response: token({ access_token: `${TOKEN}\u0085x` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with U+009B (CSI)',
+    response: token({ access_token: `${TOKEN}\u009bx` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with a tab',
+    response: token({ access_token: `${TOKEN}\tx` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with DEL',
+    response: token({ access_token: `${TOKEN}\u007fx` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with a NUL',
+    response: token({ access_token: `${TOKEN}\u0000x` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with a lone surrogate',
+    response: token({ access_token: `${TOKEN}\ud800x` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with an emoji',
+    response: token({ access_token: `${TOKEN}\u{1F600}x` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with U+00A0 (no-break space)',
+    response: token({ access_token: `${TOKEN}\u00a0x` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'access_token with a full-width letter',
+    response: token({ access_token: `${TOKEN}\uff21x` }),
+    expected: fails('INVALID_ACCESS_TOKEN', false, 200),
+  },
+  {
+    name: 'token_type with a space',
+    response: token({ token_type: 'Bearer x' }),
+    expected: fails('UNSUPPORTED_TOKEN_TYPE', false, 200),
+  },
+  {
+    name: 'token_type with non-ASCII',
+    response: token({ token_type: 'Bear\u010d\u010a' }),
+    expected: fails('UNSUPPORTED_TOKEN_TYPE', false, 200),
+  },
 
   // expires_in and refresh_in
   {
@@ -453,7 +518,8 @@ export const BAD_RESPONSES: readonly BadResponseRow[] = [
   {
     name: 'token_type "mac"',
     response: token({ token_type: 'mac' }),
-    expected: fails('UNSUPPORTED_TOKEN_TYPE', false, 200, { message: /"mac"/ }),
+    // The field is named, its value is not quoted (a server's text stays out of messages).
+    expected: fails('UNSUPPORTED_TOKEN_TYPE', false, 200, { message: /token_type/, notMessage: /mac/i }),
   },
   {
     name: 'token_type "DPoP" when only Bearer is accepted',

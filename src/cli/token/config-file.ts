@@ -34,15 +34,29 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-/** Reads profile `name` from the config file at `path` and checks its shape. */
-export async function loadProfile(path: string, name: string, env: Environment): Promise<Profile> {
+/**
+ * Reads profile `name` from the config file at `path` and checks its shape.
+ *
+ * What the user typed on the command line is repeated only once the file proves it is not a
+ * secret typed in the wrong place: a `--config` path once the file was read, a `--profile` name
+ * once the file has a profile of that name. `pathFromFlag` says the path came from `--config`
+ * (a path from `$TOKENKEEPER_CONFIG` or the default location is always shown).
+ */
+export async function loadProfile(
+  path: string,
+  name: string,
+  env: Environment,
+  pathFromFlag = false,
+): Promise<Profile> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     const why = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? 'error'})`
-    throw configError(`config file ${path} ${why}; it is needed for --profile ${name}`)
+    throw configError(
+      `${pathFromFlag ? 'the config file named by --config' : `config file ${path}`} ${why}; it is needed for --profile`,
+    )
   }
   let data: unknown
   try {
@@ -57,7 +71,7 @@ export async function loadProfile(path: string, name: string, env: Environment):
   const raw = Object.hasOwn(profiles, name) ? profiles[name] : undefined
   if (raw === undefined) {
     const known = Object.keys(profiles).sort().join(', ') || 'none'
-    throw configError(`profile "${name}" is not in ${path} (profiles: ${known})`)
+    throw configError(`the profile named by --profile is not in ${path} (profiles: ${known})`)
   }
   return checkProfile(raw, `profile "${name}" in ${path}`, dirname(path), env)
 }

@@ -106,8 +106,8 @@ export async function resolveSettings(values: ParsedValues, env: Environment): P
   let merged: Profile = flags
   let secretFromProfile: string | undefined
   if (name !== undefined) {
-    const path = stringFlag(values, 'config') ?? configFilePath(env)
-    const profile = await loadProfile(path, name, env)
+    const flagPath = stringFlag(values, 'config')
+    const profile = await loadProfile(flagPath ?? configFilePath(env), name, env, flagPath !== undefined)
     const secretFromFlags = flags.clientSecretEnv !== undefined || flags.clientSecretFile !== undefined
     const base: Record<string, unknown> = { ...profile }
     if (secretFromFlags) {

@@ -1,0 +1,231 @@
+/**
+ * Secrets in outputs: the one place that knows every form in which tokenkeeper itself sends a
+ * secret (client secret, Basic credentials, client or JWT-bearer assertion, access token, secret
+ * header, parameter or query values), and that removes those forms from text that leaves the
+ * library: error messages and `cause`s, server text kept in errors (`error_description`,
+ * `WWW-Authenticate`), and the CLI's stderr. A fix to this path has no second copy to miss.
+ *
+ * A secret is removed in each form the library produced or a server may echo back:
+ * - raw;
+ * - `application/x-www-form-urlencoded` (how a form body carries it: space as `+`) and
+ *   percent-encoded (`encodeURIComponent`), with upper- or lower-case hex digits;
+ * - base64 and base64url (with or without padding);
+ * - for Basic credentials (RFC 6749 §2.3.1): the base64 of `id:secret` (each part form-encoded
+ *   first) and its decoded form; the id is not a secret and stays;
+ * - for a URL: the decoded user-info and every query value, as sent and decoded.
+ *
+ * Text from elsewhere whose secrets are not known here (an injected `fetch`'s error that quotes
+ * its request) is also cleared of what looks like a credential: `Bearer`/`Basic`/`DPoP`
+ * credentials, `authorization` header values, and the values of credential form fields and JSON
+ * members (`client_secret=`, `"access_token":`, ...).
+ */
+
+/** What replaces a secret. */
+export const REDACTED = '[redacted]'
+
+/** Shorter values are not treated as secrets: removing them would garble every message. */
+const MIN_SECRET_LENGTH = 4
+
+/** `application/x-www-form-urlencoded` encoding of one value (WHATWG URL, as `URLSearchParams` writes it). */
+export function formEncode(value: string): string {
+  return new URLSearchParams([['', value]]).toString().slice(1)
+}
+
+/**
+ * The value of an RFC 6749 §2.3.1 `client_secret_basic` header: `Basic ` and the base64 of the
+ * form-encoded client id, `:`, and the form-encoded secret.
+ */
+export function basicAuthorization(clientId: string, secret: string): { header: string; secrets: string[] } {
+  const userInfo = `${formEncode(clientId)}:${formEncode(secret)}`
+  const credentials = Buffer.from(userInfo).toString('base64')
+  return { header: `Basic ${credentials}`, secrets: [secret, credentials, formEncode(secret)] }
+}
+
+function safeDecode(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '))
+  } catch {
+    return undefined
+  }
+}
+
+/** The forms of one secret value the library may have sent or a server may echo. */
+function formsOf(secret: string): string[] {
+  const base64 = Buffer.from(secret).toString('base64')
+  return [
+    secret,
+    formEncode(secret),
+    encodeURIComponent(secret),
+    base64,
+    base64.replace(/=+$/, ''),
+    Buffer.from(secret).toString('base64url'),
+  ]
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+/** A regular expression source matching `form`, with the hex digits of `%XX` in either case. */
+function patternOf(form: string): string {
+  return escapeRegExp(form).replace(/%([0-9A-Fa-f])([0-9A-Fa-f])/g, (_all, high: string, low: string) => {
+    const digit = (d: string): string => (/[0-9]/.test(d) ? d : `[${d.toLowerCase()}${d.toUpperCase()}]`)
+    return `%${digit(high)}${digit(low)}`
+  })
+}
+
+/**
+ * The secrets one operation holds (a token request, a call with a token, a CLI run), and a
+ * scrubber for them. Values shorter than 4 characters are ignored.
+ *
+ * @internal
+ */
+export class SecretSet {
+  readonly #forms = new Set<string>()
+  #pattern: RegExp | undefined | null = null
+
+  constructor(values: Iterable<string | undefined> = []) {
+    for (const value of values) this.add(value)
+  }
+
+  /** Adds a secret value in all its forms. */
+  add(value: string | undefined): this {
+    if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH) return this
+    for (const form of formsOf(value)) this.#forms.add(form)
+    // A Basic credential: its decoded `id:secret` form too (the secret part is added raw and
+    // decoded; the id is not a secret).
+    if (/^[A-Za-z0-9+/]{4,}={0,2}$/.test(value) && value.length % 4 === 0) {
+      const decoded = Buffer.from(value, 'base64').toString('utf8')
+      const colon = decoded.indexOf(':')
+      if (colon >= 0 && /^[\x20-\x7e]+$/.test(decoded) && Buffer.from(decoded).toString('base64') === value) {
+        const secretPart = decoded.slice(colon + 1)
+        if (secretPart.length >= MIN_SECRET_LENGTH) {
+          this.#forms.add(secretPart)
+          const plain = safeDecode(secretPart)
+          if (plain !== undefined && plain.length >= MIN_SECRET_LENGTH) {
+            for (const form of formsOf(plain)) this.#forms.add(form)
+          }
+        }
+      }
+    }
+    this.#pattern = null
+    return this
+  }
+
+  /** Adds a URL's user-info and query values, as written in the URL and decoded. */
+  addUrl(url: URL | string): this {
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      return this
+    }
+    for (const part of [parsed.username, parsed.password]) this.add(part).add(safeDecode(part))
+    for (const pair of parsed.search.replace(/^\?/, '').split('&')) {
+      const value = pair.slice(pair.indexOf('=') + 1)
+      if (pair.includes('=')) this.add(value).add(safeDecode(value))
+    }
+    return this
+  }
+
+  /** Adds the secrets of another set. */
+  addAll(other: SecretSet): this {
+    for (const form of other.#forms) this.#forms.add(form)
+    this.#pattern = null
+    return this
+  }
+
+  /** How many forms are known (for tests). */
+  get size(): number {
+    return this.#forms.size
+  }
+
+  /** `text` with every known form of every secret replaced by `[redacted]`. */
+  scrub(text: string): string {
+    if (this.#pattern === null) {
+      const forms = [...this.#forms].sort((a, b) => b.length - a.length)
+      this.#pattern = forms.length === 0 ? undefined : new RegExp(forms.map(patternOf).join('|'), 'g')
+    }
+    return this.#pattern === undefined ? text : text.replace(this.#pattern, REDACTED)
+  }
+}
+
+const NO_SECRETS = new SecretSet()
+
+const CREDENTIAL_SCHEME = /\b(Bearer|Basic|DPoP)(\s+)(?![A-Za-z_][\w-]*\s*=\s*")[A-Za-z0-9\-._~+/]{8,}=*/gi
+const AUTHORIZATION_VALUE =
+  /\b((?:proxy-)?authorization|x-api-key|api[-_]key|cookie|dpop)(["']?\s*[:=]\s*["']?)[^"'\r\n,;}\]]+/gi
+const CREDENTIAL_FIELD =
+  /\b(client_secret|client_assertion|assertion|subject_token|actor_token|access_token|refresh_token|id_token|password|code_verifier)=[^&\s"']+/gi
+const CREDENTIAL_MEMBER =
+  /"(client_secret|client_assertion|assertion|subject_token|actor_token|access_token|refresh_token|id_token|password|authorization)"(\s*:\s*)"(?:[^"\\]|\\.)*"/gi
+
+/**
+ * `text` without anything that looks like a credential, whatever its value: `Bearer ...` and
+ * `Basic ...` credentials, `authorization:` header values, credential form fields and JSON
+ * members. For text whose secrets are not known (another library's error message).
+ */
+export function scrubCredentialShapes(text: string): string {
+  return text
+    .replace(CREDENTIAL_MEMBER, `"$1"$2"${REDACTED}"`)
+    .replace(CREDENTIAL_FIELD, `$1=${REDACTED}`)
+    .replace(AUTHORIZATION_VALUE, `$1$2${REDACTED}`)
+    .replace(CREDENTIAL_SCHEME, `$1$2${REDACTED}`)
+}
+
+/**
+ * Text from outside (a server's `error_description`, a header value) fit for a message: every
+ * known secret removed, control characters (line breaks, C1 controls) blanked, at most
+ * `maxLength` characters. Secrets are removed before the text is cut, so a cut never leaves part
+ * of one. `shapes` also removes {@link scrubCredentialShapes} (for another library's text).
+ */
+export function scrubText(
+  text: string,
+  secrets: SecretSet = NO_SECRETS,
+  maxLength = 200,
+  shapes = false,
+): string {
+  const bounded = text.length > 64 * 1024 ? text.slice(0, 64 * 1024) : text
+  const known = secrets.scrub(bounded)
+  return (
+    (shapes ? scrubCredentialShapes(known) : known)
+      // eslint-disable-next-line no-control-regex -- control characters are what is removed
+      .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
+      .slice(0, maxLength)
+  )
+}
+
+/** An error and its `cause`s, outermost first, at most 5 deep (a cycle cannot loop). */
+interface ErrorLink {
+  readonly code?: unknown
+  readonly message?: unknown
+  readonly cause?: unknown
+}
+
+/** The links of an error's `cause` chain, outermost first, at most 5 (a cycle cannot loop). */
+export function* causeChain(error: unknown): Generator<ErrorLink> {
+  let current = error as ErrorLink | null | undefined
+  for (let depth = 0; typeof current === 'object' && current !== null && depth < 5; depth++) {
+    yield current
+    current = current.cause as typeof current
+  }
+}
+
+/**
+ * What is kept of a foreign error (an injected `fetch`'s failure) as `cause`: its name, its
+ * scrubbed message and the first system error code in its chain. Never the error itself: errors
+ * of HTTP client adapters carry the request, with its `Authorization` header or form body.
+ */
+export function safeCause(error: unknown, secrets: SecretSet = NO_SECRETS): Error {
+  const failure = error as { name?: unknown; message?: unknown } | null | undefined
+  const message = typeof failure?.message === 'string' ? failure.message : 'failure'
+  const cause = new Error(scrubText(message, secrets, 500, true))
+  if (typeof failure?.name === 'string') cause.name = scrubText(failure.name, secrets, 64, true)
+  for (const { code } of causeChain(error)) {
+    if (typeof code === 'string' && /^[A-Z0-9_]{1,64}$/.test(code)) {
+      Object.defineProperty(cause, 'code', { value: code, enumerable: true })
+      break
+    }
+  }
+  return cause
+}

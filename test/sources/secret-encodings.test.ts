@@ -1,0 +1,225 @@
+/**
+ * Secrets in every encoding the library produced: a server or an injected fetch may echo a
+ * secret form-encoded (a `client_secret_post` body), percent-encoded, base64 (Basic credentials)
+ * or decoded from Basic (`id:secret`), and secret-bearing headers, extra parameters and token-URL
+ * query values too. None of these forms reaches an error, its `cause`, its kept response headers,
+ * `util.inspect` or `JSON.stringify`.
+ */
+import { format, inspect } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  clientCredentials,
+  clientSecretBasic,
+  clientSecretPost,
+  isOAuthError,
+  TokenManager,
+  type ClientAuth,
+} from '../../src/index.js'
+import { formEncode, SecretSet } from '../../src/secrets.js'
+import { startLocalServer, type LocalServer } from '../wire/local-server.js'
+
+/** Characters that every encoding changes: a space, `+`, `/`, `=`, `&`, `%`, non-ASCII. */
+const SECRET = 'p@ss w0rd+/=&%é€-SECRET'
+const HEADER_SECRET = 'hdr-Sécret+/= value'
+const PARAM_SECRET = 'param secret&=+/é'
+const QUERY_SECRET = 'query secret+/=é'
+
+/** Every form in which `value` may have been sent or echoed. */
+function formsOf(value: string): string[] {
+  const base64 = Buffer.from(value).toString('base64')
+  const percent = encodeURIComponent(value)
+  const form = formEncode(value)
+  return [
+    value,
+    form,
+    form.replace(/%[0-9A-F]{2}/g, (x) => x.toLowerCase()),
+    percent,
+    percent.replace(/%[0-9A-F]{2}/g, (x) => x.toLowerCase()),
+    base64,
+    base64.replace(/=+$/, ''),
+    Buffer.from(value).toString('base64url'),
+  ]
+}
+
+function basicForms(clientId: string, secret: string): string[] {
+  const userInfo = `${formEncode(clientId)}:${formEncode(secret)}`
+  return [Buffer.from(userInfo).toString('base64'), userInfo, `${clientId}:${secret}`]
+}
+
+function renderings(value: unknown): string {
+  return [
+    inspect(value, { showHidden: true, depth: Infinity }),
+    format('%o', value),
+    JSON.stringify(value) ?? '',
+    String(value),
+    (value as Error).stack ?? '',
+    JSON.stringify((value as { response?: unknown }).response ?? null),
+    JSON.stringify((value as { error_description?: unknown }).error_description ?? null),
+    JSON.stringify((value as { error_uri?: unknown }).error_uri ?? null),
+    inspect((value as Error).cause, { showHidden: true, depth: Infinity }),
+  ].join('\n')
+}
+
+function leaksIn(value: unknown, forbidden: readonly string[]): string[] {
+  const shown = renderings(value)
+  return forbidden.filter((form) => form.length >= 4 && shown.includes(form))
+}
+
+let server: LocalServer
+
+beforeAll(async () => {
+  server = await startLocalServer()
+  // A careless server echoing the raw request (body and headers, as sent) in its error text and
+  // in a WWW-Authenticate header.
+  server.route('/echo', (req, res, body) => {
+    const headers = JSON.stringify(req.headers)
+    res.writeHead(401, {
+      'content-type': 'application/json',
+      'www-authenticate':
+        `Basic realm="x", error_description="${body} ${req.headers['authorization'] ?? ''}"`.replace(
+          /[^\x20-\x7e]/g,
+          '',
+        ),
+    })
+    res.end(
+      JSON.stringify({
+        error: 'invalid_client',
+        error_description: `bad request ${body} ${req.url ?? ''} ${headers}`,
+        error_uri: `https://idp.example/why?echo=${encodeURIComponent(body)}`,
+      }),
+    )
+  })
+})
+
+afterAll(async () => {
+  await server.close()
+})
+
+const auths: [string, () => ClientAuth, string[]][] = [
+  ['client_secret_post', () => clientSecretPost(SECRET), formsOf(SECRET)],
+  [
+    'client_secret_basic',
+    () => clientSecretBasic(SECRET),
+    [...formsOf(SECRET), ...basicForms('svc', SECRET)],
+  ],
+]
+
+describe('a secret is removed in every encoding', () => {
+  it.each(auths)('a server echoing a %s request', async (_name, auth, forbidden) => {
+    const source = clientCredentials({
+      tokenUrl: `${server.origin}/echo?api-key=${encodeURIComponent(QUERY_SECRET)}`,
+      clientId: 'svc',
+      auth: auth(),
+      headers: { 'x-api-key': HEADER_SECRET },
+      extraParams: { tenant_secret: PARAM_SECRET },
+    })
+    const caught = await source.fetchToken().catch((error: unknown) => error)
+    expect(isOAuthError(caught, 'invalid_client')).toBe(true)
+    // The server did echo them: without scrubbing, the error would hold them.
+    const [request] = server.hits('/echo').slice(-1)
+    expect(request!.body).toContain(formEncode(PARAM_SECRET))
+    const all = [...forbidden, ...formsOf(HEADER_SECRET), ...formsOf(PARAM_SECRET), ...formsOf(QUERY_SECRET)]
+    expect(leaksIn(caught, all)).toEqual([])
+    expect((caught as { error_description?: string }).error_description).toContain('[redacted]')
+    const kept = (caught as { response: { headers: Record<string, string> } }).response.headers
+    expect(kept['www-authenticate']).toContain('[redacted]')
+  })
+
+  it.each(auths)('an injected fetch whose error quotes the %s request', async (_name, auth, forbidden) => {
+    const source = clientCredentials({
+      tokenUrl: 'https://idp.example/token',
+      clientId: 'svc',
+      auth: auth(),
+      headers: { 'x-api-key': HEADER_SECRET },
+      extraParams: { tenant_secret: PARAM_SECRET },
+      fetch: (url, init) => {
+        const body = init.body as string
+        const headers = init.headers as Record<string, string>
+        const message = `request to ${String(url)} failed: ${body} | ${decodeURIComponent(body)} | ${JSON.stringify(headers)}`
+        return Promise.reject(
+          Object.assign(new Error(message), {
+            code: 'ECONNRESET',
+            config: { headers, data: body },
+            cause: new Error(`inner ${body}`),
+          }),
+        )
+      },
+    })
+    const caught = await source.fetchToken().catch((error: unknown) => error)
+    expect(caught).toMatchObject({ code: 'CONNECTION_RESET' })
+    expect((caught as Error).cause).toMatchObject({ code: 'ECONNRESET' })
+    expect(leaksIn(caught, [...forbidden, ...formsOf(HEADER_SECRET), ...formsOf(PARAM_SECRET)])).toEqual([])
+  })
+
+  it('a manager’s events and stats carry none of them', async () => {
+    const tokens = new TokenManager({ baseBackoffMs: 10 })
+    const seen: unknown[] = []
+    tokens.on('refreshFailure', (event) => seen.push(event))
+    tokens.on('refreshStart', (event) => seen.push(event))
+    const source = clientCredentials({
+      tokenUrl: `${server.origin}/echo`,
+      clientId: 'svc',
+      auth: clientSecretPost(SECRET),
+    })
+    const caught = await tokens.get(source).catch((error: unknown) => error)
+    expect(isOAuthError(caught, 'invalid_client')).toBe(true)
+    const shown = [renderings(caught), inspect(seen, { depth: Infinity }), JSON.stringify(tokens.stats())]
+    expect(formsOf(SECRET).filter((form) => shown.some((text) => text.includes(form)))).toEqual([])
+    await tokens.close()
+  })
+})
+
+describe('SecretSet', () => {
+  it('removes a Basic credential, its decoded user-info and the secret part', () => {
+    const userInfo = `${formEncode('svc')}:${formEncode(SECRET)}`
+    const credentials = Buffer.from(userInfo).toString('base64')
+    const secrets = new SecretSet([credentials])
+    for (const form of [credentials, userInfo.slice(4), SECRET, ...formsOf(SECRET)]) {
+      expect(secrets.scrub(`x ${form} y`)).toBe('x [redacted] y')
+    }
+    // The client id is not a secret.
+    expect(secrets.scrub(`client svc`)).toBe('client svc')
+  })
+
+  it('ignores values too short to be secrets, and leaves other text alone', () => {
+    const secrets = new SecretSet(['abc', 'long-secret'])
+    expect(secrets.scrub('abc and long-secret and bcd')).toBe('abc and [redacted] and bcd')
+  })
+
+  it('removes the query values and user-info of a URL', () => {
+    const secrets = new SecretSet().addUrl(
+      `https://user:pa%20ss@idp.example/t?key=${encodeURIComponent(QUERY_SECRET)}&x`,
+    )
+    expect(secrets.scrub(`pa ss ${QUERY_SECRET} ${encodeURIComponent(QUERY_SECRET)}`)).toBe(
+      '[redacted] [redacted] [redacted]',
+    )
+  })
+})
+
+describe('a resource that echoes the token', () => {
+  it('403 insufficient_scope whose challenge quotes the token: the error names the other scopes only', async () => {
+    server.route('/token-ok', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ access_token: 'Echoed-Token-0123456789', expires_in: 3600 }))
+    })
+    server.route('/resource', (req, res) => {
+      const token = (req.headers['authorization'] ?? '').replace(/^Bearer /, '')
+      res.writeHead(403, {
+        'www-authenticate': `Bearer error="insufficient_scope", scope="read ${token} ${Buffer.from(token).toString('base64')}", error_description="you sent ${token}"`,
+      })
+      res.end()
+    })
+    const tokens = new TokenManager()
+    const api = tokens.fetch(
+      clientCredentials({
+        tokenUrl: `${server.origin}/token-ok`,
+        clientId: 'svc',
+        auth: clientSecretBasic(SECRET),
+      }),
+    )
+    const caught = await api(`${server.origin}/resource`).catch((error: unknown) => error)
+    expect(caught).toMatchObject({ code: 'INSUFFICIENT_SCOPE', requiredScopes: ['read'] })
+    expect(leaksIn(caught, formsOf('Echoed-Token-0123456789'))).toEqual([])
+    await tokens.close()
+  })
+})
