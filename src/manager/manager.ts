@@ -110,6 +110,27 @@ function asTokenkeeperError(error: unknown, key: string): unknown {
   })
 }
 
+/**
+ * What is wrong with something passed as a {@link TokenSource}, for plain JavaScript callers: a
+ * source is the cache key and the way to fetch, and a missing key would make every such source
+ * share one cached token.
+ */
+function sourceMistake(source: unknown, where: string): TypeError | undefined {
+  const candidate = source as Partial<TokenSource> | null | undefined
+  if (typeof candidate !== 'object' || candidate === null)
+    return new TypeError(
+      `${where}: the source must be a TokenSource object (clientCredentials(...), tokenSource(key, fn), ...)`,
+    )
+  if (typeof candidate.key !== 'string' || candidate.key === '') {
+    return new TypeError(
+      `${where}: the source has no key: a hand-written TokenSource needs a non-empty string \`key\` that names its token (two sources with the same key share one token); tokenSource(key, fn) builds one`,
+    )
+  }
+  if (typeof candidate.fetchToken !== 'function')
+    return new TypeError(`${where}: the source has no fetchToken() function`)
+  return undefined
+}
+
 function failureFacts(error: unknown): { retryable: boolean; retryAfterMs: number | undefined } {
   if (isTokenkeeperError(error)) return { retryable: error.retryable, retryAfterMs: error.retryAfterMs }
   return { retryable: true, retryAfterMs: undefined }
@@ -227,7 +248,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
    * concurrent caller for the key waits on one shared request.
    */
   get(source: TokenSource, options?: GetTokenOptions): Promise<AccessToken> {
-    const entry = this.#entries.get(source.key)
+    // `?.`: plain JavaScript may pass anything; #wait says what is wrong with it.
+    const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
     if (entry !== undefined && entry.resolved !== undefined && options?.signal?.aborted !== true) {
       const now = this.#clock.now()
       if (now < entry.refreshAt) {
@@ -253,7 +275,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
 
   /** The cached token if it may be used now (not in its mandatory window). Synchronous, no I/O. */
   peek(source: TokenSource): AccessToken | undefined {
-    const entry = this.#entries.get(source.key)
+    const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
     if (entry === undefined || entry.token === undefined) return undefined
     return this.#clock.now() < entry.mustRefreshAt ? entry.token : undefined
   }
@@ -265,6 +287,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
    * token was removed.
    */
   async invalidate(source: TokenSource, options: InvalidateOptions = {}): Promise<boolean> {
+    const mistake = sourceMistake(source, 'TokenManager.invalidate')
+    if (mistake !== undefined) throw mistake
     const key = source.key
     const given = options.token
     const value = given === undefined ? undefined : typeof given === 'string' ? given : given.value
@@ -344,6 +368,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
    * ```
    */
   authorizer(source: TokenSource): Authorizer {
+    const mistake = sourceMistake(source, 'TokenManager.authorizer')
+    if (mistake !== undefined) throw mistake
     return new Authorizer(this, source, this.#refusals)
   }
 
@@ -377,6 +403,11 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   ): Promise<AccessToken> {
     if (this.#closed) return Promise.reject(closedError())
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error)
+    if (existing === undefined) {
+      // Only a new key is checked: an entry exists only for a source that passed.
+      const mistake = sourceMistake(source, 'TokenManager.get')
+      if (mistake !== undefined) return Promise.reject(mistake)
+    }
     const now = this.#clock.now()
     const entry = existing ?? this.#entries.insert(source)
     entry.source = source

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { isTokenkeeperError, TokenManager, tokenSource } from '../../src/index.js'
+import { AccessToken, isTokenkeeperError, TokenManager, tokenSource } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
 import { flush, heldSource, permanentError, recordEvents, settle, transientError } from './helpers.js'
 
@@ -333,5 +333,50 @@ describe('close()', () => {
       held.last().succeed(HOUR) // let the held promise end so nothing lingers
       await flush()
     }
+  })
+})
+
+describe('plain-JavaScript sources', () => {
+  const token = (value: string) =>
+    new AccessToken({ value, type: 'Bearer', scopes: [], issuedAt: 0, expiresAt: Number.MAX_SAFE_INTEGER })
+
+  it('two hand-written sources without a key do not share one token: each is a TypeError that says what to do', async () => {
+    const { tokens } = manager()
+    let fetched = 0
+    const first = { fetchToken: () => Promise.resolve(token(`a-${++fetched}`)) }
+    const second = { fetchToken: () => Promise.resolve(token(`b-${++fetched}`)) }
+    for (const source of [first, second, { key: '', fetchToken: first.fetchToken }, { key: 42, ...first }]) {
+      const error = await tokens.get(source as never).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as Error).message).toMatch(/needs a non-empty string `key`.*tokenSource\(key, fn\)/)
+    }
+    expect(fetched).toBe(0)
+    expect(tokens.stats().entries).toBe(0)
+    expect(() => tokens.fetch(first as never)).toThrow(TypeError)
+    expect(() => tokens.authorizer(second as never)).toThrow(/no key/)
+    await expect(tokens.invalidate(first as never)).rejects.toThrow(TypeError)
+    expect(tokens.peek(first as never)).toBeUndefined()
+  })
+
+  it('a source that is not an object, or has no fetchToken, is a TypeError', async () => {
+    const { tokens } = manager()
+    for (const source of [
+      undefined,
+      null,
+      'https://idp.example/token',
+      { key: 'k' },
+      { key: 'k', fetchToken: 'no' },
+    ]) {
+      await expect(tokens.get(source as never)).rejects.toThrow(TypeError)
+    }
+  })
+
+  it('a source with a key is cached under it', async () => {
+    const { tokens } = manager()
+    let fetched = 0
+    const source = { key: 'mine', fetchToken: () => Promise.resolve(token(`t-${++fetched}`)) }
+    expect((await tokens.get(source)).value).toBe('t-1')
+    expect((await tokens.get({ ...source })).value).toBe('t-1')
+    expect(fetched).toBe(1)
   })
 })
