@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { eviction } from './scenarios/eviction.js'
 import { expiryUnderLoad } from './scenarios/expiry-under-load.js'
-import { outageAcrossExpiry, outageWhileValid } from './scenarios/outage.js'
+import { outageAcrossExpiry, outageWaiting, outageWhileValid } from './scenarios/outage.js'
 import { stampede } from './scenarios/stampede.js'
 import { num, printTable, printVerdicts, ratio, verdict } from './scenarios/util.js'
 import { warmHit } from './scenarios/warm-hit.js'
@@ -106,6 +106,7 @@ const SCENARIOS = [
   ['expiry', expiryUnderLoad],
   ['outage', outageWhileValid],
   ['outage', outageAcrossExpiry],
+  ['outage', outageWaiting],
   ['memory', memory],
   ['redis', redis],
   ['eviction', eviction],

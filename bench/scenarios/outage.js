@@ -380,3 +380,108 @@ export async function outageAcrossExpiry() {
     },
   }
 }
+
+/**
+ * 4c. Callers who would rather wait (batch jobs): a cold key during a 5 s outage whose 503s carry
+ * `Retry-After: 1`. The same 50 loops run twice, with the default (fail at once) and with
+ * `waitForRecoveryMs: 30_000`; the waiting run must give each loop at most one error, make at
+ * most 10 token requests, and recover within Retry-After + one request time.
+ */
+export async function outageWaiting() {
+  const OUTAGE_MS = 5_000
+  const RETRY_AFTER_S = 1
+  const run = async (waitForRecoveryMs) => {
+    const { server, source: makeSource } = await startServer({ tokenLifetimeMs: 60_000 })
+    const source = makeSource()
+    const requestMs = await tokenRequestMs(source, 5, 1)
+    const tokens = new TokenManager({ waitForRecoveryMs })
+    const fault = { ...OUTAGE, retryAfter: RETRY_AFTER_S }
+    server.setFault(fault)
+    const requestsBefore = server.stats().tokenRequests
+    const startedAt = Date.now()
+    let outageEndedAt = Infinity
+    const errorsPerLoop = new Map()
+    let calls = 0
+    let loopIndex = 0
+    let recoveredAt
+    const stopAt = () => (recoveredAt === undefined ? Infinity : recoveredAt + 200)
+    const loops = Array.from({ length: LOOPS }, async () => {
+      const loop = loopIndex++
+      while (Date.now() < stopAt() && Date.now() < startedAt + OUTAGE_MS + 15_000) {
+        calls++
+        try {
+          await tokens.get(source)
+          if (Date.now() >= outageEndedAt && recoveredAt === undefined) recoveredAt = Date.now()
+        } catch {
+          errorsPerLoop.set(loop, (errorsPerLoop.get(loop) ?? 0) + 1)
+        }
+        await sleep(1)
+      }
+    })
+    await sleep(OUTAGE_MS)
+    server.clearFaults()
+    outageEndedAt = Date.now()
+    await Promise.all(loops)
+    const requests = server.stats().tokenRequests - requestsBefore
+    const errors = [...errorsPerLoop.values()].reduce((a, b) => a + b, 0)
+    const stats = tokens.stats()
+    await tokens.close()
+    await server.close()
+    return {
+      calls,
+      errors,
+      worstLoop: Math.max(0, ...errorsPerLoop.values()),
+      requests,
+      recoveryMs: recoveredAt === undefined ? NaN : recoveredAt - outageEndedAt,
+      requestMs,
+      waited: stats.waitedForRecovery,
+    }
+  }
+  const failing = await run(0)
+  const waiting = await run(30_000)
+  const bound = RETRY_AFTER_S * 1000 + waiting.requestMs
+  printTable(
+    `4c. Callers who would rather wait: cold key, ${OUTAGE_MS / 1000} s of 503 with Retry-After: ${RETRY_AFTER_S}, ${LOOPS} loops; default (fail at once) vs waitForRecoveryMs: 30 000`,
+    [
+      { measure: 'get() calls', default: num(failing.calls), waiting: num(waiting.calls) },
+      { measure: 'caller errors', default: num(failing.errors), waiting: num(waiting.errors) },
+      {
+        measure: 'most errors in one loop',
+        default: num(failing.worstLoop),
+        waiting: num(waiting.worstLoop),
+      },
+      { measure: 'token requests', default: num(failing.requests), waiting: num(waiting.requests) },
+      {
+        measure: 'recovery after the server returned',
+        default: `${num(failing.recoveryMs)} ms`,
+        waiting: `${num(waiting.recoveryMs)} ms`,
+      },
+      { measure: 'waits for the next attempt', default: num(failing.waited), waiting: num(waiting.waited) },
+    ],
+  )
+  const verdicts = [
+    verdict(
+      'outage, waiting callers',
+      'at most 1 error per caller',
+      `${waiting.worstLoop}`,
+      waiting.worstLoop <= 1,
+      'correctness',
+    ),
+    verdict(
+      'outage, waiting callers',
+      'at most 10 token requests',
+      `${waiting.requests}`,
+      waiting.requests <= 10,
+      'correctness',
+    ),
+    verdict(
+      'outage, waiting callers',
+      'recovers within Retry-After + one request time (+ 50 ms)',
+      `${num(waiting.recoveryMs)} ms ≤ ${num(bound + 50)} ms`,
+      waiting.recoveryMs <= bound + 50,
+      'timing',
+    ),
+  ]
+  printVerdicts(verdicts)
+  return { verdicts, summary: { failing, waiting } }
+}

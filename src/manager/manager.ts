@@ -8,7 +8,7 @@ import { tokenId } from '../token/serialize.js'
 import { channels, type RefreshMode, type TokenManagerEvents } from './events.js'
 import { Authorizer } from '../http/authorizer.js'
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
-import { CallAbandoned, raceAbort, withinDeadline } from '../abort.js'
+import { CallAbandoned, raceAbort, whenAborted, withinDeadline } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
 import { EntryTable, type Entry } from './entries.js'
 import {
@@ -46,12 +46,28 @@ export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<Bac
    * miss). A lock wait gets its own wait time plus this. Measured on `clock`. Default 5 s.
    */
   readonly storeTimeoutMs?: number
+  /**
+   * How long a caller may wait through an outage instead of failing at once. With 0 (the
+   * default, right for request handlers) a call that finds no servable token during a backoff
+   * window gets the remembered error at once. With a positive value (batch jobs) such a call
+   * waits for the manager's next attempt, joins it, and keeps waiting through retryable
+   * failures until a token arrives, a non-retryable error, `close()`, its `signal`, or until
+   * the next attempt would start later than this many milliseconds after the call: then it
+   * gets the last error. Waiting makes no extra token requests: every waiter joins the one
+   * attempt the backoff schedule allows. Per call: {@link GetTokenOptions.waitForRecoveryMs}.
+   */
+  readonly waitForRecoveryMs?: number
 }
 
 /** Options of {@link TokenManager.get}. */
 export interface GetTokenOptions {
   /** Ends this caller's wait only; the shared token request goes on for the others. */
   readonly signal?: AbortSignal | undefined
+  /**
+   * For this call, the manager's {@link TokenManagerOptions.waitForRecoveryMs}: how long to
+   * wait through an outage for a later attempt instead of failing at once (0: fail at once).
+   */
+  readonly waitForRecoveryMs?: number | undefined
 }
 
 /** Options of {@link TokenManager.invalidate}. */
@@ -76,6 +92,8 @@ export interface TokenManagerStats {
   readonly failures: number
   /** Callers given the remembered error at once during a backoff window. */
   readonly failFast: number
+  /** Times a caller with `waitForRecoveryMs` waited for the next attempt instead of failing. */
+  readonly waitedForRecovery: number
   /** Refreshes started in the background (advisory window or proactive timer). */
   readonly backgroundRefreshes: number
   /** Hits served while the key's renewal was failing. */
@@ -131,6 +149,19 @@ function sourceMistake(source: unknown, where: string): TypeError | undefined {
   return undefined
 }
 
+/** Whether `signal` has aborted (a function, so that a check before an `await` does not narrow it). */
+function aborted(signal: AbortSignal): boolean {
+  return signal.aborted
+}
+
+function checkWaitMs(value: unknown, what: string): number | undefined {
+  if (value === undefined) return undefined
+  // Infinity is allowed: wait until the token arrives, a non-retryable error or the signal.
+  if (typeof value !== 'number' || !(value >= 0))
+    throw new TypeError(`${what} must be a non-negative number of milliseconds`)
+  return value
+}
+
 function failureFacts(error: unknown): { retryable: boolean; retryAfterMs: number | undefined } {
   if (isTokenkeeperError(error)) return { retryable: error.retryable, retryAfterMs: error.retryAfterMs }
   return { retryable: true, retryAfterMs: undefined }
@@ -166,6 +197,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   readonly #closing = new AbortController()
   readonly #refusals: RefusalMemory
   readonly #storeTimeoutMs: number
+  readonly #waitForRecoveryMs: number
   #closed = false
   #hits = 0
   #misses = 0
@@ -173,6 +205,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   #fetches = 0
   #failures = 0
   #failFast = 0
+  #waitedForRecovery = 0
   #backgroundRefreshes = 0
   #staleServed = 0
   #storeHits = 0
@@ -211,6 +244,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     if (!Number.isFinite(storeTimeoutMs) || storeTimeoutMs <= 0)
       throw new TypeError('TokenManager: storeTimeoutMs must be a positive number')
     this.#storeTimeoutMs = storeTimeoutMs
+    this.#waitForRecoveryMs = checkWaitMs(options.waitForRecoveryMs, 'TokenManager: waitForRecoveryMs') ?? 0
     this.#store = options.store
     this.#refusals = {
       now: () => this.#clock.now(),
@@ -270,7 +304,69 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         return entry.resolved
       }
     }
+    const waitMs =
+      options?.waitForRecoveryMs === undefined
+        ? this.#waitForRecoveryMs
+        : checkWaitMs(options.waitForRecoveryMs, 'TokenManager.get: waitForRecoveryMs')
+    if (waitMs !== undefined && waitMs > 0) return this.#waitThrough(source, options?.signal, waitMs)
     return this.#wait(source, entry, options?.signal)
+  }
+
+  /**
+   * A `get` that waits through an outage: after a retryable failure it sleeps until the key's
+   * next attempt is due (`retryAt`, set by the backoff schedule and Retry-After) and asks again,
+   * joining that attempt. It gives up with the last error when the next attempt is due after
+   * its deadline, on a non-retryable error, on `close()` and on its signal.
+   */
+  async #waitThrough(
+    source: TokenSource,
+    signal: AbortSignal | undefined,
+    waitMs: number,
+  ): Promise<AccessToken> {
+    const deadline = this.#clock.now() + waitMs
+    const once = { signal, waitForRecoveryMs: 0 }
+    for (;;) {
+      const entry = this.#entries.get(source.key)
+      const failure = entry?.flight === undefined ? entry?.failure : undefined
+      const now = this.#clock.now()
+      const servable = entry?.resolved !== undefined && now < entry.mustRefreshAt
+      if (!this.#closed && !servable && failure !== undefined && now < failure.retryAt) {
+        const { error, retryAt } = failure
+        if (!failureFacts(error).retryable || retryAt > deadline) {
+          this.#failFast++
+
+          throw error
+        }
+        this.#waitedForRecovery++
+        await this.#sleep(retryAt - now, signal)
+        if (this.#closed) throw closedError()
+
+        if (signal !== undefined && aborted(signal)) throw signal.reason
+        continue
+      }
+      try {
+        return await this.get(source, once)
+      } catch (error) {
+        if (this.#closed || signal?.aborted === true || !failureFacts(error).retryable) throw error
+        const next = this.#entries.get(source.key)?.failure?.retryAt
+        // Only a failure that set a later attempt is waited through (never a loop without a request).
+        if (next === undefined || next <= this.#clock.now()) throw error
+      }
+    }
+  }
+
+  /** Waits `delayMs` on the manager's clock, or less if `close()` is called or `signal` aborts. */
+  #sleep(delayMs: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      const stops: (() => void)[] = []
+      const done = (): void => {
+        for (const stop of stops) stop()
+        resolve()
+      }
+      const timer = this.#clock.setTimer(done, delayMs)
+      stops.push(() => timer.cancel(), whenAborted(this.#closing.signal, done))
+      if (signal !== undefined) stops.push(whenAborted(signal, done))
+    })
   }
 
   /** The cached token if it may be used now (not in its mandatory window). Synchronous, no I/O. */
@@ -337,6 +433,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       fetches: this.#fetches,
       failures: this.#failures,
       failFast: this.#failFast,
+      waitedForRecovery: this.#waitedForRecovery,
       backgroundRefreshes: this.#backgroundRefreshes,
       staleServed: this.#staleServed,
       storeHits: this.#storeHits,

@@ -122,8 +122,16 @@ export function backoffDelayMs(failure: FailureFacts, policy: BackoffPolicy, ran
   const exponent = Math.min(Math.max(failure.attempt, 1) - 1, 30)
   const step = Math.min(policy.maxBackoffMs, policy.baseBackoffMs * 2 ** exponent)
   let delay = Math.round(step * (0.1 + 0.9 * clampUnit(random())))
-  if (failure.retryAfterMs !== undefined)
-    delay = Math.max(delay, Math.min(failure.retryAfterMs, policy.maxRetryAfterMs))
+  if (failure.retryAfterMs !== undefined) {
+    const asked = Math.min(failure.retryAfterMs, policy.maxRetryAfterMs)
+    // A server that says when to come back sets the schedule: a transient failure is retried
+    // then (never sooner, and not later because of the exponential growth, so that recovery
+    // follows the server's word), with the 10 % floor of the first step against `Retry-After: 0`.
+    // A permanent error still waits at least the exponential backoff.
+    delay = failure.retryable
+      ? Math.max(asked, Math.round(policy.baseBackoffMs * 0.1))
+      : Math.max(delay, asked)
+  }
   if (!failure.retryable) delay = Math.max(delay, policy.permanentErrorBackoffMs)
   return delay
 }

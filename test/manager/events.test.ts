@@ -463,6 +463,7 @@ describe('stats', () => {
       fetches: 2,
       failures: 0,
       failFast: 0,
+      waitedForRecovery: 0,
       backgroundRefreshes: 1,
       staleServed: 0,
       storeHits: 0,

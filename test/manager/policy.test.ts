@@ -242,11 +242,15 @@ describe('backoffDelayMs', () => {
     )
   })
 
-  it('never waits less than Retry-After', () => {
+  it('waits exactly Retry-After after a transient failure: never less, and not more because of growth', () => {
     expect(backoffDelayMs(transient(1, 30_000), POLICY, constant(0))).toBe(30_000)
-    expect(backoffDelayMs(transient(7, 9_990), POLICY, constant(0.999))).toBe(9_991)
+    expect(backoffDelayMs(transient(7, 9_990), POLICY, constant(0.999))).toBe(9_990)
+    expect(backoffDelayMs(transient(7, 1_000), POLICY, constant(0.999))).toBe(1_000)
+    expect(backoffDelayMs(transient(60, 1_000), POLICY, constant(0.5))).toBe(1_000)
     expect(backoffDelayMs(transient(7, 9_992), POLICY, constant(0.999))).toBe(9_992)
+    // Retry-After: 0 keeps the floor of the first step.
     expect(backoffDelayMs(transient(1, 0), POLICY, constant(0))).toBe(25)
+    expect(backoffDelayMs(transient(9, 0), POLICY, constant(0.999))).toBe(25)
   })
 
   it('caps Retry-After at maxRetryAfterMs', () => {
