@@ -10,11 +10,10 @@ import { Authorizer } from '../http/authorizer.js'
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
 import { CallAbandoned, raceAbort, whenAborted, withinDeadline } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
-import { EntryTable, type Entry } from './entries.js'
+import { afterFailure, getAction, onArrival, timerAction } from './decisions.js'
+import { EntryTable, type Entry, type Failure } from './entries.js'
 import {
-  backoffDelayMs,
   checkPolicy,
-  computeWindows,
   DEFAULT_BACKOFF_POLICY,
   DEFAULT_REFRESH_POLICY,
   type BackoffPolicy,
@@ -284,24 +283,17 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   get(source: TokenSource, options?: GetTokenOptions): Promise<AccessToken> {
     // `?.`: plain JavaScript may pass anything; #wait says what is wrong with it.
     const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
-    if (entry !== undefined && entry.resolved !== undefined && options?.signal?.aborted !== true) {
+    if (entry !== undefined && options?.signal?.aborted !== true) {
       const now = this.#clock.now()
-      if (now < entry.refreshAt) {
+      const action = getAction(entry, now)
+      if (action === 'fresh' || action === 'advisory' || action === 'advisory-renew') {
         this.#hits++
         entry.used = true
         entry.lastUsedAt = now
         if (channels.hit.hasSubscribers || this.listenerCount('hit') > 0)
-          this.#publish('hit', { key: entry.key, window: 'fresh' })
-        return entry.resolved
-      }
-      if (now < entry.mustRefreshAt) {
-        this.#hits++
-        entry.used = true
-        entry.lastUsedAt = now
-        if (channels.hit.hasSubscribers || this.listenerCount('hit') > 0)
-          this.#publish('hit', { key: entry.key, window: 'advisory' })
-        this.#advisory(entry, source, now)
-        return entry.resolved
+          this.#publish('hit', { key: entry.key, window: action === 'fresh' ? 'fresh' : 'advisory' })
+        if (action !== 'fresh') this.#advisory(entry, source, action === 'advisory-renew')
+        return entry.resolved as Promise<AccessToken>
       }
     }
     const waitMs =
@@ -327,10 +319,14 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     const once = { signal, waitForRecoveryMs: 0 }
     for (;;) {
       const entry = this.#entries.get(source.key)
-      const failure = entry?.flight === undefined ? entry?.failure : undefined
       const now = this.#clock.now()
-      const servable = entry?.resolved !== undefined && now < entry.mustRefreshAt
-      if (!this.#closed && !servable && failure !== undefined && now < failure.retryAt) {
+      const failure = entry?.failure
+      if (
+        !this.#closed &&
+        entry !== undefined &&
+        failure !== undefined &&
+        getAction(entry, now) === 'fail-fast'
+      ) {
         const { error, retryAt } = failure
         if (!failureFacts(error).retryable || retryAt > deadline) {
           this.#failFast++
@@ -514,28 +510,30 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     if (channels.miss.hasSubscribers || this.listenerCount('miss') > 0) {
       this.#publish('miss', { key: entry.key, reason: entry.token === undefined ? 'cold' : 'expired' })
     }
-    let flight = entry.flight
-    if (flight !== undefined) {
+    const action = getAction(entry, now)
+    let flight: Promise<AccessToken>
+    if (action === 'join') {
       this.#joined++
-    } else if (entry.failure !== undefined && now < entry.failure.retryAt) {
+      flight = entry.flight as Promise<AccessToken>
+    } else if (action === 'fail-fast') {
       this.#failFast++
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rethrows the remembered failure as it was
-      return Promise.reject(entry.failure.error)
+      return Promise.reject((entry.failure as Failure).error)
     } else {
       flight = this.#start(entry, 'foreground')
     }
     return signal === undefined ? flight : raceAbort(flight, signal)
   }
 
-  #advisory(entry: Entry, source: TokenSource, now: number): void {
+  /** A hit in the advisory window: says so while renewal fails, and starts the renewal when `renew`. */
+  #advisory(entry: Entry, source: TokenSource, renew: boolean): void {
     if (entry.failure !== undefined) {
       this.#staleServed++
       if (channels.stale.hasSubscribers || this.listenerCount('stale') > 0) {
         this.#publish('stale', { key: entry.key, expiresAt: entry.token?.expiresAt ?? 0 })
       }
     }
-    if (entry.flight !== undefined || this.#closed) return
-    if (entry.failure !== undefined && now < entry.failure.retryAt) return
+    if (!renew || this.#closed) return
     entry.source = source
     void this.#start(entry, 'background')
   }
@@ -583,14 +581,8 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       if (this.#closed) throw closedError()
       const error = asTokenkeeperError(thrown, entry.key)
       const now = this.#clock.now()
-      const attempt = (entry.failure?.attempt ?? 0) + 1
       const facts = failureFacts(error)
-      let retryAt = now + backoffDelayMs({ attempt, ...facts }, this.#policy, this.#random)
-      if (facts.retryable && facts.retryAfterMs === undefined && now < entry.mustRefreshAt) {
-        // While a cached token still serves, the backoff must not outlast it: otherwise callers
-        // arriving after the mandatory window would get this error without a new attempt.
-        retryAt = Math.min(retryAt, entry.mustRefreshAt)
-      }
+      const { retryAt, attempt } = afterFailure(entry, facts, now, this.#policy, this.#random)
       entry.failure = { error, retryAt, attempt }
       this.#failures++
       this.#publish('refreshFailure', {
@@ -642,20 +634,13 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
    * server's answer and is adopted; keeping the older one would send a request on every call.
    */
   #adopt(entry: Entry, token: AccessToken, now: number): AccessToken {
-    const cached = entry.token
-    if (
-      cached !== undefined &&
-      cached.expiresAt > token.expiresAt &&
-      cached.issuedAt > token.issuedAt &&
-      now < entry.mustRefreshAt
-    ) {
-      // The cached token is newer and is kept. If its refresh point has passed, move it forward,
-      // or every call would start another request.
-      const pause = backoffDelayMs({ attempt: 1, retryable: true }, this.#policy, this.#random)
-      entry.refreshAt = Math.max(entry.refreshAt, Math.min(entry.mustRefreshAt, now + pause))
-      return cached
+    const arrival = onArrival(entry, token, now, this.#policy, this.#random)
+    if (arrival.kind === 'keep') {
+      // A late answer: the cached, newer token stays, with its refresh point moved forward.
+      entry.refreshAt = arrival.refreshAt
+      return entry.token as AccessToken
     }
-    const windows = computeWindows(token, this.#policy, this.#random)
+    const { windows } = arrival
     entry.token = token
     entry.resolved = Promise.resolve(token)
     entry.refreshAt = windows.refreshAt
@@ -674,14 +659,9 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   #onTimer(entry: Entry): void {
     entry.timer = undefined
     if (this.#closed || !this.#entries.holds(entry) || entry.resolved === undefined) return
-    const now = this.#clock.now()
-    if (now - entry.lastUsedAt > (this.#idleMs ?? 0)) return
-    if (entry.flight !== undefined) return
-    if (entry.failure !== undefined && now < entry.failure.retryAt) {
-      this.#schedule(entry, entry.failure.retryAt)
-      return
-    }
-    void this.#start(entry, 'background')
+    const action = timerAction(entry, this.#clock.now(), entry.lastUsedAt, this.#idleMs ?? 0)
+    if (action.kind === 'later') this.#schedule(entry, action.at)
+    else if (action.kind === 'renew') void this.#start(entry, 'background')
   }
 
   #dropToken(entry: Entry): void {

@@ -1,9 +1,9 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { seal as sealWith, unseal as unsealWith } from '../../sealed.js'
 
 const KEY_BYTES = 32
-const IV_BYTES = 12
 const ENVELOPE_VERSION = 1
 
 /**
@@ -55,40 +55,21 @@ interface Envelope {
   readonly ct: string
 }
 
-/** Encrypts `plaintext` with AES-256-GCM, binding it to `associatedData` (the cache key). */
+/** Encrypts `plaintext` with AES-256-GCM (`src/sealed.ts`), bound to `associatedData` (the cache key). */
 export function seal(key: Buffer, associatedData: string, plaintext: string): string {
-  const iv = randomBytes(IV_BYTES)
-  const cipher = createCipheriv('aes-256-gcm', key, iv)
-  cipher.setAAD(Buffer.from(associatedData, 'utf8'))
-  const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
-  const envelope: Envelope = {
-    v: ENVELOPE_VERSION,
-    iv: iv.toString('base64'),
-    tag: cipher.getAuthTag().toString('base64'),
-    ct: ct.toString('base64'),
-  }
+  const envelope: Envelope = { v: ENVELOPE_VERSION, ...sealWith(key, associatedData, plaintext) }
   return JSON.stringify(envelope)
 }
 
 /** Decrypts what {@link seal} wrote; `undefined` for anything that does not decrypt (a miss, never an error). */
 export function unseal(key: Buffer, associatedData: string, text: string): string | undefined {
+  let envelope: Partial<Envelope>
   try {
-    const envelope = JSON.parse(text) as Partial<Envelope>
-    if (
-      envelope.v !== ENVELOPE_VERSION ||
-      typeof envelope.iv !== 'string' ||
-      typeof envelope.tag !== 'string' ||
-      typeof envelope.ct !== 'string'
-    ) {
-      return undefined
-    }
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(envelope.iv, 'base64'))
-    decipher.setAAD(Buffer.from(associatedData, 'utf8'))
-    decipher.setAuthTag(Buffer.from(envelope.tag, 'base64'))
-    return Buffer.concat([decipher.update(Buffer.from(envelope.ct, 'base64')), decipher.final()]).toString(
-      'utf8',
-    )
+    envelope = JSON.parse(text) as Partial<Envelope>
   } catch {
     return undefined
   }
+  if (typeof envelope !== 'object' || envelope === null || envelope.v !== ENVELOPE_VERSION) return undefined
+  const opened = unsealWith(key, associatedData, envelope)
+  return opened.ok ? opened.plaintext : undefined
 }

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto'
+import { createSecretKey, type KeyObject } from 'node:crypto'
+import { seal, unseal } from '../../sealed.js'
 import type { StoreRecord } from '../types.js'
 import { RedisStoreError, type RedisStoreOperation } from './errors.js'
 
@@ -36,8 +37,6 @@ interface Envelope {
 
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/
-const IV_BYTES = 12
-const TAG_BYTES = 16
 
 function keyBytes(key: Uint8Array | string, id: string): Buffer {
   let bytes: Buffer
@@ -72,8 +71,8 @@ export function importKeys(keys: readonly EncryptionKey[]): Map<string, KeyObjec
 }
 
 /** Associated data: binds the ciphertext to its cache key and to the clear fields beside it. */
-function associatedData(cacheKey: string, kid: string, id: string, exp: number): Buffer {
-  return Buffer.from(`tokenkeeper/redis v1\n${kid}\n${id}\n${exp}\n${cacheKey}`, 'utf8')
+function associatedData(cacheKey: string, kid: string, id: string, exp: number): string {
+  return `tokenkeeper/redis v1\n${kid}\n${id}\n${exp}\n${cacheKey}`
 }
 
 function malformed(operation: RedisStoreOperation): RedisStoreError {
@@ -102,19 +101,12 @@ export class RecordCodec {
     const { tokenId: id, expiresAt: exp } = record
     const kid = this.#writeKid
     if (kid === undefined) return JSON.stringify({ v: 1, id, exp, p: record.payload } satisfies Envelope)
-    const iv = randomBytes(IV_BYTES)
-    const cipher = createCipheriv('aes-256-gcm', this.#keys.get(kid) as KeyObject, iv)
-    cipher.setAAD(associatedData(cacheKey, kid, id, exp))
-    const ct = Buffer.concat([cipher.update(record.payload, 'utf8'), cipher.final()])
-    const envelope: Envelope = {
-      v: 1,
-      id,
-      exp,
-      kid,
-      iv: iv.toString('base64url'),
-      ct: ct.toString('base64url'),
-      tag: cipher.getAuthTag().toString('base64url'),
-    }
+    const sealed = seal(
+      this.#keys.get(kid) as KeyObject,
+      associatedData(cacheKey, kid, id, exp),
+      record.payload,
+    )
+    const envelope: Envelope = { v: 1, id, exp, kid, ...sealed }
     return JSON.stringify(envelope)
   }
 
@@ -154,21 +146,13 @@ export class RecordCodec {
         `a value is encrypted with unknown key id ${shown}`,
       )
     }
-    const ivBytes = Buffer.from(iv, 'base64url')
-    const tagBytes = Buffer.from(tag, 'base64url')
-    if (ivBytes.length !== IV_BYTES || tagBytes.length !== TAG_BYTES) throw malformed(operation)
-    try {
-      const decipher = createDecipheriv('aes-256-gcm', key, ivBytes, { authTagLength: TAG_BYTES })
-      decipher.setAAD(associatedData(cacheKey, kid, id, exp))
-      decipher.setAuthTag(tagBytes)
-      const payload = Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()])
-      return { tokenId: id, expiresAt: exp, payload: payload.toString('utf8') }
-    } catch {
-      throw new RedisStoreError(
-        'DECRYPT_FAILED',
-        operation,
-        `a value encrypted with key id "${kid}" failed authentication (tampered, copied from another key, or a different key with that id)`,
-      )
-    }
+    const opened = unseal(key, associatedData(cacheKey, kid, id, exp), { iv, ct, tag })
+    if (opened.ok) return { tokenId: id, expiresAt: exp, payload: opened.plaintext }
+    if (opened.reason === 'malformed') throw malformed(operation)
+    throw new RedisStoreError(
+      'DECRYPT_FAILED',
+      operation,
+      `a value encrypted with key id "${kid}" failed authentication (tampered, copied from another key, or a different key with that id)`,
+    )
   }
 }
