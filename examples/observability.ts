@@ -1,6 +1,5 @@
 // Events, diagnostics_channel and stats: what to wire into logs and metrics.
-import { subscribe } from 'node:diagnostics_channel'
-import { CHANNEL_NAMES, TokenManager, tokenSource, type RefreshFailureEvent } from 'tokenkeeper'
+import { subscribeChannel, TokenManager, tokenSource, type RefreshFailureEvent } from 'tokenkeeper'
 
 const tokens = new TokenManager()
 
@@ -10,8 +9,8 @@ tokens.on('refreshFailure', (event: RefreshFailureEvent) => {
 tokens.on('stale', (event) => console.warn(`serving a cached token for ${event.key} while renewal fails`))
 
 // diagnostics_channel: for tracers and metrics agents; nothing is built unless someone subscribes.
-subscribe(CHANNEL_NAMES.refreshSuccess, (message) => {
-  const event = message as { key: string; durationMs: number; origin: string }
+// subscribeChannel types each message by its channel (node:diagnostics_channel's own subscribe gives `unknown`).
+const stop = subscribeChannel('tokenkeeper:refresh:success', (event) => {
   console.log(`renewed ${event.key} in ${event.durationMs} ms (${event.origin})`)
 })
 
@@ -23,4 +22,5 @@ const source = tokenSource('example:function-source', () => ({
 await tokens.get(source)
 await tokens.get(source)
 console.log(tokens.stats()) // hits 1, misses 1, fetches 1, ... no secrets
+stop()
 await tokens.close()

@@ -55,6 +55,10 @@ export {
 } from './manager/manager.js'
 export {
   CHANNEL_NAMES,
+  subscribeChannel,
+  type FailFastEvent,
+  type TokenkeeperChannelMessages,
+  type TokenkeeperChannelName,
   type HitEvent,
   type InvalidateEvent,
   type MissEvent,
@@ -67,6 +71,7 @@ export {
   type TokenManagerEvents,
 } from './manager/events.js'
 export { type AuthorizedFetchOptions } from './manager/fetch.js'
+export type { LogFields, LogMethod, TokenkeeperLogger } from './manager/logging.js'
 export {
   backoffDelayMs,
   computeWindows,

@@ -8,7 +8,10 @@
 // accumulated into a sink that is printed, so V8 cannot drop the work.
 /* global console, process */
 import { TokenManager, tokenSource } from '../../dist/index.js'
+import { instrument } from '../../dist/integrations/otel.js'
 import { createTestClock } from '../../dist/testing/index.js'
+import { MeterProvider } from '@opentelemetry/sdk-metrics'
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base'
 import { median, num, printTable, printVerdicts, quantile, ratio, startServer, verdict } from './util.js'
 
 const ASYNC_OPS = 200_000
@@ -88,6 +91,29 @@ export async function warmHit() {
   }))
   await fixedTokens.get(fixedSource)
 
+  // The same hit with observability on: a manager instrumented with tokenkeeper/otel on a real SDK
+  // meter and tracer provider (default: lookups read from stats(); perLookup: counted per hit),
+  // and one with a logger (it listens to no per-call event).
+  const meterProvider = new MeterProvider()
+  const tracerProvider = new BasicTracerProvider()
+  const observed = async (setup) => {
+    const manager = new TokenManager(setup.options)
+    await manager.get(source)
+    const stop = setup.instrument?.(manager)
+    return { manager, stop }
+  }
+  const otelTokens = await observed({ instrument: (m) => instrument(m, { meterProvider, tracerProvider }) })
+  const perLookupTokens = await observed({
+    instrument: (m) => instrument(m, { meterProvider, tracerProvider, perLookup: true }),
+  })
+  const silentLogger = { debug() {}, info() {}, warn() {}, error() {} }
+  const loggedTokens = await observed({ options: { logger: silentLogger } })
+  const observedGet = (manager) => async (n) => {
+    let acc = 0
+    for (let i = 0; i < n; i++) acc += (await manager.get(source)).expiresAt
+    return acc
+  }
+
   const asyncCases = [
     {
       name: 'await map.get(key)  [baseline]',
@@ -121,6 +147,15 @@ export async function warmHit() {
         return acc
       },
     },
+    {
+      name: 'await tokens.get(source), tokenkeeper/otel instrumented',
+      loop: observedGet(otelTokens.manager),
+    },
+    {
+      name: 'await tokens.get(source), tokenkeeper/otel perLookup',
+      loop: observedGet(perLookupTokens.manager),
+    },
+    { name: 'await tokens.get(source), with a logger', loop: observedGet(loggedTokens.manager) },
   ]
   const syncCases = [
     {
@@ -187,6 +222,17 @@ export async function warmHit() {
   // Per round, peek against the cheapest correct check (map.get + Date.now()), then the median.
   const peekVsCorrect = median(syncResults[1].samples.map((ns, round) => ns / syncResults[2].samples[round]))
   console.log(`  (sink ${sink % 1000}; token requests during the timed loops: ${requestsDuring})`)
+  // Per round, each observed manager against the plain manager of the same round, then the median.
+  const vsPlain = (index) =>
+    median(asyncResults[index].samples.map((ns, round) => ns / asyncResults[1].samples[round]))
+  const otelRatio = vsPlain(4)
+  const perLookupRatio = vsPlain(5)
+  const loggerRatio = vsPlain(6)
+  printTable('1c. Warm hit with observability on, against the plain manager of the same round (medians)', [
+    { case: 'tokenkeeper/otel instrumented (default)', 'ratio vs plain get': ratio(otelRatio) },
+    { case: 'tokenkeeper/otel perLookup: true', 'ratio vs plain get': ratio(perLookupRatio) },
+    { case: 'logger option', 'ratio vs plain get': ratio(loggerRatio) },
+  ])
 
   const verdicts = [
     verdict(
@@ -206,6 +252,13 @@ export async function warmHit() {
     ),
     verdict(
       'warm hit',
+      'instrumented (default) and logged get within 1.15x of plain get',
+      `${ratio(otelRatio)}, ${ratio(loggerRatio)}`,
+      otelRatio <= 1.15 && loggerRatio <= 1.15,
+      'timing',
+    ),
+    verdict(
+      'warm hit',
       'no token request while hitting a fresh token',
       `${requestsDuring} requests, ${num(hits)} hits`,
       requestsDuring === 0,
@@ -214,6 +267,12 @@ export async function warmHit() {
   ]
   printVerdicts(verdicts)
 
+  for (const observedManager of [otelTokens, perLookupTokens, loggedTokens]) {
+    observedManager.stop?.stop()
+    await observedManager.manager.close()
+  }
+  await meterProvider.shutdown()
+  await tracerProvider.shutdown()
   await fixedTokens.close()
   await tokens.close()
   await server.close()
@@ -226,6 +285,9 @@ export async function warmHit() {
       getNs: asyncResults[1].ns,
       peekNs: syncResults[1].ns,
       naiveRatio: asyncResults[2].ratio,
+      otelRatio,
+      perLookupRatio,
+      loggerRatio,
     },
   }
 }

@@ -1,4 +1,4 @@
-import { channel, type Channel } from 'node:diagnostics_channel'
+import { channel, subscribe, unsubscribe, type Channel } from 'node:diagnostics_channel'
 import type { TokenkeeperErrorCode } from '../errors.js'
 
 /** Whether a refresh was awaited by callers or ran in the background. */
@@ -61,6 +61,15 @@ export interface StoreErrorEvent {
   readonly message: string
 }
 
+/** A caller was given the remembered error at once: the key is backing off after a failure. */
+export interface FailFastEvent {
+  readonly key: string
+  /** The remembered error's code when it is a tokenkeeper error, else `UNKNOWN`. */
+  readonly code: TokenkeeperErrorCode | 'UNKNOWN'
+  /** No new token request for this key before this instant (epoch ms). */
+  readonly retryAt: number
+}
+
 /** A token was invalidated (or an invalidation found a newer token and left it). */
 export interface InvalidateEvent {
   readonly key: string
@@ -79,6 +88,7 @@ export interface TokenManagerEvents {
   stale: [StaleEvent]
   storeError: [StoreErrorEvent]
   invalidate: [InvalidateEvent]
+  failFast: [FailFastEvent]
 }
 
 /** The `node:diagnostics_channel` channel names, one per event: `tokenkeeper:<event>`. */
@@ -91,6 +101,7 @@ export const CHANNEL_NAMES = {
   stale: 'tokenkeeper:stale',
   storeError: 'tokenkeeper:store:error',
   invalidate: 'tokenkeeper:invalidate',
+  failFast: 'tokenkeeper:fail-fast',
 } as const satisfies Record<keyof TokenManagerEvents, string>
 
 /** The channels, created once. Publishing is skipped unless someone subscribes. */
@@ -103,4 +114,43 @@ export const channels: { readonly [K in keyof TokenManagerEvents]: Channel } = {
   stale: channel(CHANNEL_NAMES.stale),
   storeError: channel(CHANNEL_NAMES.storeError),
   invalidate: channel(CHANNEL_NAMES.invalidate),
+  failFast: channel(CHANNEL_NAMES.failFast),
+}
+
+/**
+ * The message type of every tokenkeeper `node:diagnostics_channel` channel, by channel name.
+ *
+ * @example
+ * ```ts
+ * type Failure = TokenkeeperChannelMessages['tokenkeeper:refresh:failure'] // RefreshFailureEvent
+ * ```
+ */
+export type TokenkeeperChannelMessages = {
+  readonly [K in keyof TokenManagerEvents as (typeof CHANNEL_NAMES)[K]]: TokenManagerEvents[K][0]
+}
+
+/** A tokenkeeper channel name. */
+export type TokenkeeperChannelName = keyof TokenkeeperChannelMessages
+
+/**
+ * Subscribes to one tokenkeeper `node:diagnostics_channel` channel with a typed listener (the
+ * channel carries the messages of every manager in the process). Returns the unsubscribe function.
+ *
+ * @example
+ * ```ts
+ * const stop = subscribeChannel('tokenkeeper:refresh:failure', (event) => {
+ *   console.warn(event.key, event.code, event.retryAt) // typed RefreshFailureEvent, no cast
+ * })
+ * stop()
+ * ```
+ */
+export function subscribeChannel<N extends TokenkeeperChannelName>(
+  name: N,
+  listener: (message: TokenkeeperChannelMessages[N], name: N) => void,
+): () => void {
+  const onMessage = listener as (message: unknown, name: string | symbol) => void
+  subscribe(name, onMessage)
+  return () => {
+    unsubscribe(name, onMessage)
+  }
 }

@@ -12,6 +12,7 @@ import { CallAbandoned, raceAbort, whenAborted, withinDeadline } from '../abort.
 import { StoreCoordinator } from './coordinator.js'
 import { afterFailure, getAction, onArrival, timerAction } from './decisions.js'
 import { EntryTable, type Entry, type Failure } from './entries.js'
+import { checkLogger, subscribeLogger, type TokenkeeperLogger } from './logging.js'
 import {
   checkPolicy,
   DEFAULT_BACKOFF_POLICY,
@@ -56,6 +57,13 @@ export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<Bac
    * attempt the backoff schedule allows. Per call: {@link GetTokenOptions.waitForRecoveryMs}.
    */
   readonly waitForRecoveryMs?: number
+  /**
+   * A logger (pino, winston, `console`, any object with `debug`/`info`/`warn`/`error`) for
+   * renewals (`debug`), failures (`warn`), callers failed fast (`debug`, summarised), the store
+   * failing (`warn`) and recovering (`info`). Lines carry keys and error codes, never a token or
+   * secret. Cache hits log nothing. Default: none. See `docs/INTEGRATIONS.md#logging`.
+   */
+  readonly logger?: TokenkeeperLogger
 }
 
 /** Options of {@link TokenManager.get}. */
@@ -263,6 +271,10 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
             onError: (key, operation, error) => this.#storeFailed(key, operation, error),
           })
     this.#unsubscribe = this.#subscribe(options.store)
+    if (options.logger !== undefined) {
+      checkLogger(options.logger)
+      subscribeLogger(this, options.logger, () => this.#clock.now())
+    }
   }
 
   #subscribe(store: TokenStore | undefined): () => void {
@@ -329,8 +341,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       ) {
         const { error, retryAt } = failure
         if (!failureFacts(error).retryable || retryAt > deadline) {
-          this.#failFast++
-
+          this.#failedFast(source.key, error, retryAt)
           throw error
         }
         this.#waitedForRecovery++
@@ -516,13 +527,22 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       this.#joined++
       flight = entry.flight as Promise<AccessToken>
     } else if (action === 'fail-fast') {
-      this.#failFast++
+      const failure = entry.failure as Failure
+      this.#failedFast(entry.key, failure.error, failure.retryAt)
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rethrows the remembered failure as it was
       return Promise.reject((entry.failure as Failure).error)
     } else {
       flight = this.#start(entry, 'foreground')
     }
     return signal === undefined ? flight : raceAbort(flight, signal)
+  }
+
+  /** Counts a caller given the remembered error at once, and says so to whoever listens. */
+  #failedFast(key: string, error: unknown, retryAt: number): void {
+    this.#failFast++
+    if (channels.failFast.hasSubscribers || this.listenerCount('failFast') > 0) {
+      this.#publish('failFast', { key, code: isTokenkeeperError(error) ? error.code : 'UNKNOWN', retryAt })
+    }
   }
 
   /** A hit in the advisory window: says so while renewal fails, and starts the renewal when `renew`. */

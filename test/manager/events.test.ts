@@ -13,7 +13,15 @@ import {
   type TokenStore,
 } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
-import { flush, heldSource, makeToken, recordEvents, tokenValue, transientError } from './helpers.js'
+import {
+  flush,
+  heldSource,
+  makeToken,
+  permanentError,
+  recordEvents,
+  tokenValue,
+  transientError,
+} from './helpers.js'
 
 const HOUR = 3_600_000
 const managers: TokenManager[] = []
@@ -111,6 +119,7 @@ describe('events and diagnostics channels', () => {
         { key, removed: true, origin: 'local' },
       ],
       storeError: [],
+      failFast: [],
     }
     for (const [name, list] of Object.entries(expected)) {
       expect(events[name as keyof typeof events], name).toEqual(list)
@@ -130,7 +139,45 @@ describe('events and diagnostics channels', () => {
       stale: 'tokenkeeper:stale',
       storeError: 'tokenkeeper:store:error',
       invalidate: 'tokenkeeper:invalidate',
+      failFast: 'tokenkeeper:fail-fast',
     })
+  })
+
+  it('publishes failFast for a caller given the remembered error during the backoff', async () => {
+    const channels = listenToChannels()
+    const { tokens } = manager()
+    const events = recordEvents(tokens)
+    const held = heldSource('fail-fast')
+    const first = tokens.get(held.source)
+    await flush()
+    held.last().fail(transientError())
+    await expect(first).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+    await expect(tokens.get(held.source)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+    const retryAt = events.refreshFailure[0]!.retryAt
+    const expected = [{ key: held.source.key, code: 'SERVER_ERROR', retryAt }]
+    expect(events.failFast).toEqual(expected)
+    expect(channels.get(CHANNEL_NAMES.failFast)).toEqual(expected)
+    expect(held.fetches).toHaveLength(1)
+  })
+
+  it('publishes failFast also for a caller that may wait for recovery but meets a permanent error', async () => {
+    const { tokens } = manager({ waitForRecoveryMs: 60_000 })
+    const events = recordEvents(tokens)
+    const held = heldSource('fail-fast-wait')
+    const first = tokens.get(held.source)
+    await flush()
+    held.last().fail(permanentError())
+    await expect(first).rejects.toBeDefined()
+    await expect(tokens.get(held.source)).rejects.toBeDefined()
+    expect(events.failFast).toEqual([
+      {
+        key: held.source.key,
+        code: events.refreshFailure[0]!.code,
+        retryAt: events.refreshFailure[0]!.retryAt,
+      },
+    ])
+    expect(tokens.stats().failFast).toBe(1)
+    expect(held.fetches).toHaveLength(1)
   })
 
   it('publishes hits on the channel with no emitter listener, and stops when unsubscribed', async () => {

@@ -171,6 +171,7 @@ export function recordEvents(manager: TokenManager): {
     'stale',
     'storeError',
     'invalidate',
+    'failFast',
   ] as const
   const record = Object.fromEntries(names.map((name) => [name, [] as unknown[]])) as {
     [K in keyof TokenManagerEvents]: TokenManagerEvents[K][0][]

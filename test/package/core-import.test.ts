@@ -46,6 +46,11 @@ describe.skipIf(!existsSync(new URL('index.js', dist)) && process.env['CI'] === 
       expect(urls.filter((url) => url.includes('/node_modules/'))).toEqual([])
     })
 
+    it('importing tokenkeeper/otel loads @opentelemetry/api (the check above would see it)', () => {
+      const urls = modulesLoadedBy('integrations/otel.js')
+      expect(urls.some((url) => url.includes('/node_modules/@opentelemetry/api/'))).toBe(true)
+    })
+
     it('importing tokenkeeper/testing does load the token server (the check above can see it)', () => {
       const urls = modulesLoadedBy('testing/index.js')
       expect(urls.some((url) => url.startsWith(new URL('testing/', dist).href))).toBe(true)

@@ -13,6 +13,11 @@ const out = fileURLToPath(new URL('../../.tmp/examples/', import.meta.url))
 const expected: Record<string, RegExp> = {
   'quickstart.ts': /distinct tokens: 1\ntoken requests: 1\n[\s\S]*API status: 200/,
   'private-key-jwt.ts': /got a Bearer token for reports/,
+  'opentelemetry.ts':
+    /tokenkeeper\.token\.requests \(\{request\}\): 1\n[\s\S]*tokenkeeper\.cache\.lookups \(\{lookup\}\): 1, 1[\s\S]*span tokenkeeper refresh key [\w-]{16}/,
+  // pino writes asynchronously: the lines may come in any order.
+  'logging.ts':
+    /^(?=[\s\S]*"level":40,[^\n]*"msg":"tokenkeeper: foreground token refresh for fn\|example:flaky-source failed: SOURCE_FAILED)(?=[\s\S]*"level":20,[^\n]*failing fast)(?=[\s\S]*obtained a token for fn\|example:console)/,
   'observability.ts': /renewed fn\|example:function-source in \d+ ms \(fetch\)/,
   'testing-your-code.ts':
     /same token during the outage: true\nafter expiry: SERVER_ERROR retryable: true\nrecovered: true/,
