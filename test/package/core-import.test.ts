@@ -51,6 +51,15 @@ describe.skipIf(!existsSync(new URL('index.js', dist)) && process.env['CI'] === 
       expect(urls.some((url) => url.includes('/node_modules/@opentelemetry/api/'))).toBe(true)
     })
 
+    it.each(['axios', 'undici'])(
+      'importing tokenkeeper/%s loads its own file and no third-party code (the library is only a type)',
+      (name) => {
+        const urls = modulesLoadedBy(`integrations/${name}.js`)
+        expect(urls).toContain(new URL(`integrations/${name}.js`, dist).href)
+        expect(urls.filter((url) => url.includes('/node_modules/'))).toEqual([])
+      },
+    )
+
     it('importing tokenkeeper/testing does load the token server (the check above can see it)', () => {
       const urls = modulesLoadedBy('testing/index.js')
       expect(urls.some((url) => url.startsWith(new URL('testing/', dist).href))).toBe(true)
