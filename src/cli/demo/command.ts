@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { ExitCode, type ExitCodeValue } from '../errors.js'
 import { colorsFor, formatMs, wrap } from '../format.js'
@@ -7,6 +8,7 @@ import { createDisplay, fitsLiveDisplay, type DisplayMode } from './display.js'
 import { startFleet, type Fleet } from './fleet.js'
 import { runPhase, type PhaseResult, type WorkloadRunner } from './phase.js'
 import { DEMO_HELP, parseDemoCommandLine, type DemoSettings } from './settings.js'
+import { renderReport } from './report.js'
 import { renderSummary, summarizePhase, type DemoSummary } from './summary.js'
 import { runWorkload } from './workload.js'
 
@@ -107,6 +109,10 @@ export async function demoCommand(argv: readonly string[], io: CommandIo): Promi
       naive: naive === undefined ? null : summarizePhase(naive, settings.processes),
     }
     io.stdout.write(line.json ? `${JSON.stringify(summary, null, 2)}\n` : renderSummary(summary, colors))
+    if (line.reportPath !== undefined) {
+      await writeFile(line.reportPath, renderReport(settings, tokenkeeper, naive))
+      if (!line.json) io.stdout.write(`\nReport written to ${line.reportPath}\n`)
+    }
     return ExitCode.ok
   } finally {
     await fleet?.close()

@@ -46,6 +46,16 @@ export interface PhaseResult {
   readonly server: TokenServerStats
   readonly renewals: Renewals
   readonly outage: OutageReport | undefined
+  /** What happened when, for the report: times in ms after the phase started. */
+  readonly timeline: PhaseTimeline
+}
+
+/** A phase over time. */
+export interface PhaseTimeline {
+  /** Every token request the server received, with its HTTP status (0: no answer). */
+  readonly tokenRequests: readonly { readonly atMs: number; readonly status: number }[]
+  /** The workload's counters, sampled every 250 ms. */
+  readonly samples: readonly { readonly atMs: number; readonly calls: number; readonly failed: number }[]
 }
 
 const CLIENT_ID = 'demo-service'
@@ -124,15 +134,20 @@ export async function runPhase(
           phaseDurationMs: settings.durationMs,
         })
       : undefined
-    const tick = (): void =>
+    const samples: { atMs: number; calls: number; failed: number }[] = []
+    const tick = (): void => {
+      const progress = workload.progress()
+      const elapsedMs = Math.min(Date.now() - startedAt, settings.durationMs)
+      samples.push({ atMs: elapsedMs, calls: progress.calls, failed: progress.failed })
       onTick({
         kind: settings.kind,
-        elapsedMs: Math.min(Date.now() - startedAt, settings.durationMs),
+        elapsedMs,
         durationMs: settings.durationMs,
-        progress: workload.progress(),
+        progress,
         serverTokenRequests: server.stats().tokenRequests,
         outageActive: outage?.active() ?? false,
       })
+    }
     const ticker = setInterval(tick, TICK_MS)
     let report: WorkloadReport
     try {
@@ -148,7 +163,19 @@ export async function runPhase(
       server.requests.map((request) => request.at),
       settings.tokenLifetimeMs,
     )
-    return { settings, elapsedMs, report, server: server.stats(), renewals, outage: outageReport }
+    const tokenRequests = server.requests.map((request) => ({
+      atMs: request.at - startedAt,
+      status: request.status ?? 0,
+    }))
+    return {
+      settings,
+      elapsedMs,
+      report,
+      server: server.stats(),
+      renewals,
+      outage: outageReport,
+      timeline: { tokenRequests, samples },
+    }
   } finally {
     await server.close()
   }

@@ -20,6 +20,7 @@ Options:
   --redis URL             Share tokens between worker processes through this Redis (needs ioredis)
   --processes N           Run the workers in N child processes (default 1)
   --json                  Print the summary as JSON only (no live display)
+  --report FILE           Also write the run as one self-contained HTML page (charts, no network)
   -h, --help              Show this help
 
 Durations: a bare number is seconds (20, 1.5); suffixes ms, s and m are accepted (500ms, 2m).
@@ -50,6 +51,8 @@ export interface DemoCommandLine {
   readonly settings: DemoSettings
   /** May hold a password: never printed. */
   readonly redisUrl: string | undefined
+  /** Where to write the HTML report, if anywhere. */
+  readonly reportPath: string | undefined
 }
 
 const OPTIONS = {
@@ -63,6 +66,7 @@ const OPTIONS = {
   redis: { type: 'string' },
   processes: { type: 'string' },
   json: { type: 'boolean' },
+  report: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -95,6 +99,7 @@ export function parseDemoCommandLine(argv: readonly string[]): DemoCommandLine {
     help: values['help'] === true,
     json: values['json'] === true,
     redisUrl,
+    reportPath: text('report'),
     settings: {
       workers,
       processes,
