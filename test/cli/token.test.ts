@@ -169,6 +169,35 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
     expect(cached).toMatchObject({ accessToken: output['accessToken'], fromCache: true })
   })
 
+  it('--format exec-credential prints a Kubernetes ExecCredential with the cached token', async () => {
+    const result = await runCli(flags('--format', 'exec-credential', '--scope', 'read'), env())
+    expect(result.code).toBe(0)
+    const credential = JSON.parse(result.stdout) as {
+      apiVersion: string
+      kind: string
+      status: { token: string; expirationTimestamp: string }
+    }
+    expect(credential).toMatchObject({
+      apiVersion: 'client.authentication.k8s.io/v1',
+      kind: 'ExecCredential',
+    })
+    expect(server.introspect(credential.status.token)?.active).toBe(true)
+    // RFC 3339 in UTC, whole seconds, as client-go reads it.
+    expect(credential.status.expirationTimestamp).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/)
+    const expires = Date.parse(credential.status.expirationTimestamp)
+    expect(expires).toBeGreaterThan(Date.now() + 500_000)
+    expect(expires).toBeLessThanOrEqual(Date.now() + 3_600_000)
+    const again = JSON.parse(
+      (await runCli(flags('--format', 'exec-credential', '--scope', 'read'), env())).stdout,
+    ) as {
+      status: { token: string }
+    }
+    expect(again.status.token).toBe(credential.status.token)
+    const bad = await runCli(flags('--format', 'yaml'), env())
+    expect(bad.code).toBe(2)
+    expect(bad.stderr).toMatch(/--format takes token, json or exec-credential/)
+  })
+
   it('a refused request exits 4 and names no secret', async () => {
     const result = await runCli(flags('--no-cache'), env({ CLI_SECRET: WRONG_SECRET }))
     expect(result.code).toBe(4)
@@ -189,6 +218,7 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
     )
     expect(asEnv.code).toBe(3)
     expect(asEnv.stderr).toMatch(/named by --client-secret-env/)
+    expect(asEnv.stderr).not.toContain(pasted)
     const asFile = await runCli(
       ['token', '--token-url', server.tokenUrl, '--client-id', 'cli-test', '--client-secret-file', pasted],
       env(),
@@ -229,6 +259,7 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
     const unset = await runCli(flags(), box.env)
     expect(unset.code).toBe(3)
     expect(unset.stderr).toMatch(/named by --client-secret-env .*is not set/)
+    expect(unset.stderr).toMatch(/environment variable [A-Z_]+ named by/)
     const noUrl = await runCli(['token', '--client-id', 'x', '--client-secret-env', 'CLI_SECRET'], env())
     expect(noUrl.code).toBe(2)
     expect(noUrl.stderr).toMatch(/--token-url is required/)

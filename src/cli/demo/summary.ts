@@ -149,7 +149,7 @@ export function renderSummary(summary: DemoSummary, colors: Colors): string {
   }
   lines.push(
     `Token requests counted by the token server: ${formatCount(tk.tokenRequests)} (the clients counted ${formatCount(tk.tokenRequestsCountedByClients)}). ` +
-      `${formatCount(tk.backgroundRenewals)} renewal attempts ran in the background, before expiry, while callers were served the cached token.`,
+      `${formatCount(tk.backgroundRenewals)} renewal ${tk.backgroundRenewals === 1 ? 'attempt' : 'attempts'} ran in the background, before expiry, while callers were served the cached token.`,
   )
   if (settings.processes > 1 && settings.redis) {
     lines.push(

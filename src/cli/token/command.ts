@@ -31,6 +31,9 @@ Options:
   --auth basic|post           client_secret_basic (default) or client_secret_post
   --timeout DURATION          Token request timeout (default 10s; a bare number is seconds)
   --json                      Print {accessToken, tokenType, expiresAt, expiresInSeconds, scopes, fromCache}
+  --format token|json|exec-credential
+                              What to print: the token (default), --json's object, or a Kubernetes
+                              ExecCredential (client.authentication.k8s.io/v1) for kubectl and client-go
   --no-cache                  Do not read or write the token cache
   -h, --help                  Show this help
 
@@ -55,6 +58,7 @@ const OPTIONS = {
   auth: { type: 'string' },
   timeout: { type: 'string' },
   json: { type: 'boolean' },
+  format: { type: 'string' },
   'no-cache': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
@@ -93,6 +97,12 @@ export async function tokenCommand(argv: readonly string[], io: CommandIo): Prom
     io.stdout.write(TOKEN_HELP)
     return ExitCode.ok
   }
+  const chosen = typeof values['format'] === 'string' ? values['format'] : undefined
+  if (chosen !== undefined && !['token', 'json', 'exec-credential'].includes(chosen))
+    throw usageError('--format takes token, json or exec-credential')
+  if (chosen !== undefined && chosen !== 'json' && values['json'] === true)
+    throw usageError('--json is --format json: give one of them')
+  const format = chosen ?? (values['json'] === true ? 'json' : 'token')
   const settings = await resolveSettings(values, io.env)
   const source = buildSource(settings)
   const store =
@@ -116,16 +126,31 @@ export async function tokenCommand(argv: readonly string[], io: CommandIo): Prom
   const keepAlive = setInterval(() => undefined, 60_000)
   try {
     const token = await tokens.get(source)
-    if (values['json'] === true) {
+    const now = systemClock.now()
+    const expiresInMs = Math.max(0, token.expiresAt - now)
+    // The manager's instants are on its monotonic clock: the calendar time is read from the wall.
+    const expiresAt = new Date(Date.now() + expiresInMs)
+    if (format === 'json') {
       const output = {
         accessToken: token.value,
         tokenType: token.type,
-        expiresAt: new Date(token.expiresAt).toISOString(),
-        expiresInSeconds: Math.max(0, Math.floor((token.expiresAt - systemClock.now()) / 1000)),
+        expiresAt: expiresAt.toISOString(),
+        expiresInSeconds: Math.floor(expiresInMs / 1000),
         scopes: token.scopes,
         fromCache: tokens.stats().storeHits > 0,
       }
       io.stdout.write(`${JSON.stringify(output, null, 2)}\n`)
+    } else if (format === 'exec-credential') {
+      // https://kubernetes.io/docs/reference/access-authn-authz/authentication/#input-and-output-formats
+      const credential = {
+        apiVersion: 'client.authentication.k8s.io/v1',
+        kind: 'ExecCredential',
+        status: {
+          token: token.value,
+          expirationTimestamp: expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        },
+      }
+      io.stdout.write(`${JSON.stringify(credential)}\n`)
     } else {
       io.stdout.write(`${token.value}\n`)
     }

@@ -36,7 +36,9 @@ async function readSecret(
     if (value === undefined || value === '') {
       throw configError(
         fromProfile === undefined
-          ? 'the environment variable named by --client-secret-env is not set or empty'
+          ? // Named only when it looks like a conventional variable name (upper case, digits and
+            // underscores): a mixed-case word may be a secret typed in the wrong place.
+            `the environment variable ${/^[A-Z][A-Z0-9_]*$/.test(name) ? `${name} ` : ''}named by --client-secret-env is not set or empty`
           : `the environment variable ${name} (clientSecretEnv of profile "${fromProfile}") is not set or empty`,
       )
     }
