@@ -20,6 +20,7 @@ const expected: Record<string, RegExp> = {
     /^(?=[\s\S]*"level":40,[^\n]*"msg":"tokenkeeper: foreground token refresh for fn\|example:flaky-source failed: SOURCE_FAILED)(?=[\s\S]*"level":20,[^\n]*failing fast)(?=[\s\S]*obtained a token for fn\|example:console)/,
   'observability.ts': /renewed fn\|example:function-source in \d+ ms \(fetch\)/,
   'undici.ts': /undici request: 200 global fetch: 200\nafter revocation: 50 of 50 ok\ntoken requests: 2/,
+  'got-and-ky.ts': /got: 50 of 50 ok\nky: 50 of 50 ok\ntoken requests: 3/,
   'testing-your-code.ts':
     /same token during the outage: true\nafter expiry: SERVER_ERROR retryable: true\nrecovered: true/,
 }

@@ -1,0 +1,168 @@
+import type { AfterResponseHook, BeforeErrorHook, BeforeRequestHook, Options, RequestError } from 'got'
+import { InsufficientScopeError } from '../errors.js'
+import type { Authorization, Authorizer } from '../http/authorizer.js'
+import { isReplayableBody } from '../manager/fetch.js'
+import type { TokenManager } from '../manager/manager.js'
+import { REDACTED, SecretSet } from '../secrets.js'
+import type { TokenSource } from '../sources/types.js'
+import { sourceChooser, type SourceChooser, type SourceRoutes } from './routes.js'
+
+export type { RouteRequest, SourceChooser, SourceRoutes } from './routes.js'
+
+/** The hooks to pass to `got.extend()`. */
+export interface GotTokenHooks {
+  readonly hooks: {
+    readonly beforeRequest: BeforeRequestHook[]
+    readonly afterResponse: AfterResponseHook[]
+    readonly beforeError: BeforeErrorHook[]
+  }
+}
+
+/**
+ * What one request sent, kept in `options.context` so that it follows the request into the
+ * copies of its options got makes for a retry. Private fields: `JSON.stringify` and
+ * `util.inspect` of the options show no token.
+ */
+class Sent {
+  readonly #authorizer: Authorizer
+  #authorization: Authorization
+  retried = false
+
+  constructor(authorizer: Authorizer, authorization: Authorization) {
+    this.#authorizer = authorizer
+    this.#authorization = authorization
+  }
+  get authorizer(): Authorizer {
+    return this.#authorizer
+  }
+  get authorization(): Authorization {
+    return this.#authorization
+  }
+  set authorization(authorization: Authorization) {
+    this.#authorization = authorization
+  }
+}
+
+/** The `options.context` key of the request's {@link Sent}. */
+const CONTEXT_KEY = 'tokenkeeper'
+
+function sentOf(options: Pick<Options, 'context'> | undefined): Sent | undefined {
+  const value = options?.context[CONTEXT_KEY]
+  return value instanceof Sent ? value : undefined
+}
+
+function urlOf(options: Pick<Options, 'url'>): URL | undefined {
+  const url = options.url
+  if (url === undefined) return undefined
+  return typeof url === 'string' ? new URL(url) : url
+}
+
+/** Replaces the token in got's options (kept in `response.request.options` and `error.options`). */
+function redact(options: Pick<Options, 'headers'> | undefined, sent: Sent | undefined): void {
+  if (options === undefined || sent === undefined) return
+  const headers = options.headers as Record<string, unknown>
+  if (headers['authorization'] === sent.authorization.headers['authorization'])
+    headers['authorization'] = REDACTED
+}
+
+/**
+ * got hooks that send tokens (`got.extend(gotTokens(tokens, routes))`): each request whose URL
+ * `routes` covers gets `Authorization` for its source; a 401 invalidates exactly the token that
+ * was sent (compare-and-delete: 50 concurrent 401s cause one token request) and the request is
+ * sent once more, through `retryWithMergedOptions`, with a renewed token when its body can be sent
+ * again (none, a string, a buffer, `json`, `form`); a 403 `insufficient_scope` rejects with
+ * `InsufficientScopeError`. A request that already carries its own `Authorization` is left
+ * alone, and the token is replaced by `[redacted]` in the options got keeps on responses and
+ * errors. Promise API only (got runs no `afterResponse` hooks for streams).
+ *
+ * @example
+ * ```ts
+ * import got from 'got'
+ * import { gotTokens } from 'tokenkeeper/got'
+ * const api = got.extend({ prefixUrl: 'https://api.example/v1' }, gotTokens(tokens, source))
+ * const things = await api.get('things').json()
+ * ```
+ */
+export function gotTokens(
+  tokens: TokenManager,
+  routes: SourceRoutes | SourceChooser | TokenSource,
+): GotTokenHooks {
+  const choose = sourceChooser(routes, 'gotTokens')
+  const authorizers = new WeakMap<TokenSource, Authorizer>()
+  const authorizerFor = (source: TokenSource): Authorizer => {
+    let authorizer = authorizers.get(source)
+    if (authorizer === undefined) {
+      authorizer = tokens.authorizer(source)
+      authorizers.set(source, authorizer)
+    }
+    return authorizer
+  }
+
+  const beforeRequest: BeforeRequestHook = async (options) => {
+    const url = urlOf(options)
+    if (url === undefined) return
+    const headers = options.headers as Record<string, unknown>
+    const record = sentOf(options)
+    const current = headers['authorization']
+    const ours =
+      current === undefined ||
+      current === REDACTED ||
+      (record !== undefined && current === record.authorization.headers['authorization'])
+    if (!ours) return
+    const source = choose({ method: options.method, url })
+    if (source === undefined) {
+      if (current !== undefined) delete headers['authorization']
+      return
+    }
+    const authorizer = record?.authorizer ?? authorizerFor(source)
+    const signal = options.signal as unknown
+    const authorization = await authorizer.authorize(
+      { method: options.method, url },
+      { signal: signal instanceof AbortSignal ? signal : undefined },
+    )
+    for (const [name, value] of Object.entries(authorization.headers)) headers[name] = value
+    if (record === undefined) options.context[CONTEXT_KEY] = new Sent(authorizer, authorization)
+    else record.authorization = authorization
+  }
+
+  const afterResponse: AfterResponseHook = async (response, retryWithMergedOptions) => {
+    const options = response.request.options
+    const record = sentOf(options)
+    const url = urlOf(options)
+    if (record === undefined || url === undefined) return response
+    const wwwAuthenticate = response.headers['www-authenticate']
+    let next: 'retry' | 'return' = 'return'
+    try {
+      next = await record.authorizer.afterResponse(
+        { method: options.method, url },
+        record.authorization,
+        { status: response.statusCode, wwwAuthenticate: wwwAuthenticate ?? null },
+        { retried: record.retried, replayable: isReplayableBody(options.body) },
+      )
+    } finally {
+      if (next === 'return') {
+        redact(options, record)
+        if (typeof wwwAuthenticate === 'string') {
+          response.headers['www-authenticate'] = new SecretSet([record.authorization.token.value]).scrub(
+            wwwAuthenticate,
+          )
+        }
+      }
+    }
+    if (next === 'return') return response
+    record.retried = true
+    // preserveHooks: this hook must see the answer to the retry too (got drops it otherwise).
+    return retryWithMergedOptions({ preserveHooks: true })
+  }
+
+  const beforeError: BeforeErrorHook = (error: RequestError) => {
+    redact(error.options, sentOf(error.options))
+    // got wraps what a hook throws; the scope refusal is ours to hand back as it is.
+    if (error.cause instanceof InsufficientScopeError) return error.cause
+    return error
+  }
+
+  return {
+    hooks: { beforeRequest: [beforeRequest], afterResponse: [afterResponse], beforeError: [beforeError] },
+  }
+}
