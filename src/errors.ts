@@ -50,6 +50,9 @@ export type CoreErrorCode =
   | 'CONNECTION_REFUSED'
   | 'CONNECTION_RESET'
   | 'NETWORK_ERROR'
+  // A client assertion issued by someone else (a file the platform writes, a provider function).
+  | 'ASSERTION_UNAVAILABLE'
+  | 'ASSERTION_EXPIRED'
   // Configuration and lifecycle.
   | 'INSECURE_TOKEN_URL'
   | 'SOURCE_FAILED'

@@ -35,6 +35,13 @@ export {
   type PrivateKeyJwtOptions,
 } from './sources/auth.js'
 export { clientCredentials, type ClientCredentialsOptions } from './sources/client-credentials.js'
+export {
+  clientAssertion,
+  clientAssertionFile,
+  type ClientAssertionContext,
+  type ClientAssertionOptions,
+  type ClientAssertionProvider,
+} from './sources/client-assertion.js'
 export { jwtBearer, type JwtBearerOptions } from './sources/jwt-bearer.js'
 export {
   tokenSource,

@@ -5,13 +5,23 @@
  * with RS256 and ES256, scopes, RFC 8707 resource indicators, the JWT-bearer grant) are accepted
  * by a strict server, and that the server's refusals arrive as tokenkeeper's typed errors.
  */
-import { generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto'
+import {
+  createPrivateKey,
+  generateKeyPairSync,
+  randomUUID,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto'
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose'
+import { createLocalJWKSet, decodeJwt, jwtVerify, SignJWT, type JSONWebKeySet } from 'jose'
 import type { errors as OidcErrorsValue, GrantContext, Provider } from 'oidc-provider'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
+  clientAssertionFile,
   clientCredentials,
   clientSecretBasic,
   clientSecretPost,
@@ -25,6 +35,7 @@ import {
   type FetchLike,
   type TokenSource,
 } from '../../src/index.js'
+import { publicJwk } from '../../src/sources/signing.js'
 
 const TTL_SECONDS = 600
 const API = 'https://api.example.test/'
@@ -48,7 +59,7 @@ function keyPair(kind: 'rsa' | 'ec', kid: string, alg: string): KeyPair {
     kind === 'rsa'
       ? generateKeyPairSync('rsa', { modulusLength: 2048 })
       : generateKeyPairSync('ec', { namedCurve: 'P-256' })
-  return { privateKey, publicJwk: { ...publicKey.export({ format: 'jwk' }), kid, alg, use: 'sig' } }
+  return { privateKey, publicJwk: { ...publicJwk(publicKey), kid, alg, use: 'sig' } }
 }
 
 const rsaClientKey = keyPair('rsa', 'client-rs256', 'RS256')
@@ -57,13 +68,15 @@ const strangerKey = keyPair('ec', 'client-es256', 'ES256') // same kid, never re
 const robotKey = keyPair('ec', 'robot-1', 'ES256')
 const providerRsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const providerSigningJwk: JsonWebKey = {
-  ...providerRsa.privateKey.export({ format: 'jwk' }),
+  ...createPrivateKey(providerRsa.privateKey.export({ format: 'pem', type: 'pkcs8' })).export({
+    format: 'jwk',
+  }),
   kid: 'provider-rs256',
   alg: 'RS256',
   use: 'sig',
 }
 const providerJwks: JSONWebKeySet = {
-  keys: [{ ...providerRsa.publicKey.export({ format: 'jwk' }), kid: 'provider-rs256', alg: 'RS256' }],
+  keys: [{ ...publicJwk(providerRsa.publicKey), kid: 'provider-rs256', alg: 'RS256' }],
 }
 
 let server: Server
@@ -504,5 +517,69 @@ describe('oidc-provider: JWT-bearer grant (RFC 7523 §2.1, registered as a custo
       auth: clientSecretBasic(BEARER_SECRET),
     })
     await expectOAuthError(source, 'invalid_grant', 400)
+  })
+})
+
+describe('client assertions from a file the platform writes (workload identity)', () => {
+  /** What a platform does: sign a short-lived assertion for the client and (re)write the file atomically. */
+  async function writeAssertion(path: string, lifetimeS: number, issuedAgoS = 0): Promise<string> {
+    const now = Math.floor(Date.now() / 1000) - issuedAgoS
+    const jwt = await new SignJWT({ jti: randomUUID() })
+      .setProtectedHeader({ alg: 'RS256', kid: 'client-rs256' })
+      .setIssuer('jwt-client')
+      .setSubject('jwt-client')
+      .setAudience(tokenUrl)
+      .setIssuedAt(now)
+      .setExpirationTime(now + lifetimeS)
+      .sign(rsaClientKey.privateKey)
+    writeFileSync(`${path}.tmp`, `${jwt}\n`)
+    renameSync(`${path}.tmp`, path)
+    return jwt
+  }
+
+  it('oidc-provider verifies each assertion; a rotated file is used at once; an expired one is never sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tokenkeeper-assertion-'))
+    try {
+      const file = join(dir, 'token')
+      const sent: string[] = []
+      const recording: FetchLike = (url, init) => {
+        sent.push(new URLSearchParams(init.body as string).get('client_assertion') ?? '')
+        return fetch(url, init)
+      }
+      const source = clientCredentials({
+        tokenUrl,
+        clientId: 'jwt-client',
+        auth: clientAssertionFile(file),
+        scopes: ['api:read'],
+        fetch: recording,
+      })
+      const first = await writeAssertion(file, 600)
+      const token = await source.fetchToken()
+      expect(decodeJwt(token.value)).toMatchObject({ client_id: 'jwt-client' })
+      expect(sent).toEqual([first])
+      // The platform rotates the file; the next request sends the new assertion (oidc-provider
+      // refuses a replayed jti, so reusing the old one would fail).
+      const second = await writeAssertion(file, 600)
+      await source.fetchToken()
+      expect(sent).toEqual([first, second])
+      // An expired assertion left in place is refused before any request.
+      await writeAssertion(file, 60, 120)
+      const expired = await source.fetchToken().catch((error: unknown) => error)
+      expect(expired).toMatchObject({ code: 'ASSERTION_EXPIRED', retryable: true })
+      expect((expired as Error).message).toContain(file)
+      expect(sent).toHaveLength(2)
+      // A file the platform has not written yet, and an empty one.
+      rmSync(file)
+      await expect(source.fetchToken()).rejects.toMatchObject({ code: 'ASSERTION_UNAVAILABLE' })
+      writeFileSync(file, '\n')
+      await expect(source.fetchToken()).rejects.toMatchObject({ code: 'ASSERTION_UNAVAILABLE' })
+      expect(sent).toHaveLength(2)
+      for (const assertion of [first, second]) {
+        expect(JSON.stringify(source)).not.toContain(assertion)
+        expect(source.key).not.toContain(assertion.slice(0, 20))
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -8,6 +8,7 @@
 import { format, inspect } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  clientAssertion,
   clientCredentials,
   clientSecretBasic,
   clientSecretPost,
@@ -95,7 +96,11 @@ afterAll(async () => {
   await server.close()
 })
 
+/** A platform-issued client assertion (no exp: it is not checked for expiry). */
+const ASSERTION = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ3b3JrbG9hZCJ9.c2lnbmF0dXJlLW11c3Qtbm90LWxlYWs'
+
 const auths: [string, () => ClientAuth, string[]][] = [
+  ['client_assertion', () => clientAssertion(() => ASSERTION, { id: 'platform' }), formsOf(ASSERTION)],
   ['client_secret_post', () => clientSecretPost(SECRET), formsOf(SECRET)],
   [
     'client_secret_basic',
