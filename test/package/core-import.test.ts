@@ -51,7 +51,7 @@ describe.skipIf(!existsSync(new URL('index.js', dist)) && process.env['CI'] === 
       expect(urls.some((url) => url.includes('/node_modules/@opentelemetry/api/'))).toBe(true)
     })
 
-    it.each(['axios', 'undici', 'got'])(
+    it.each(['axios', 'undici', 'got', 'azure'])(
       'importing tokenkeeper/%s loads its own file and no third-party code (the library is only a type)',
       (name) => {
         const urls = modulesLoadedBy(`integrations/${name}.js`)

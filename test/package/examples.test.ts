@@ -21,6 +21,7 @@ const expected: Record<string, RegExp> = {
   'observability.ts': /renewed fn\|example:function-source in \d+ ms \(fetch\)/,
   'undici.ts': /undici request: 200 global fetch: 200\nafter revocation: 50 of 50 ok\ntoken requests: 2/,
   'got-and-ky.ts': /got: 50 of 50 ok\nky: 50 of 50 ok\ntoken requests: 3/,
+  'azure.ts': /distinct tokens: 2\ntoken requests: 2\nrefresh after 45 min of 60/,
   'testing-your-code.ts':
     /same token during the outage: true\nafter expiry: SERVER_ERROR retryable: true\nrecovered: true/,
 }
