@@ -75,7 +75,8 @@ const RETRYABLE_OAUTH_ERRORS = new Set(['temporarily_unavailable', 'server_error
 const TIME_CLAIM_HINT = /\b(iat|exp|nbf|clock|skew|expired|not yet valid|future|issued|time)\b/i
 const SKEW_REPORT_THRESHOLD_MS = 30_000
 
-function transportCode(error: unknown, secrets: SecretSet): { code: TokenkeeperErrorCode; detail: string } {
+/** The code and a scrubbed detail of a transport failure. @internal */
+export function transportCode(error: unknown, secrets: SecretSet): { code: TokenkeeperErrorCode; detail: string } {
   let reason: string | undefined
   for (const { code, message } of causeChain(error)) {
     if (code === 'ECONNREFUSED') return { code: 'CONNECTION_REFUSED', detail: 'connection refused' }

@@ -1,7 +1,8 @@
+import { pause, whenAborted } from '../abort.js'
 import { systemClock, wallTime, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { parseRetryAfter } from '../http/retry-after.js'
-import { readCapped } from '../http/token-request.js'
+import { readCapped, transportCode } from '../http/token-request.js'
 import type { TokenManager } from '../manager/manager.js'
 import { safeCause, SecretSet } from '../secrets.js'
 import type { TokenSource } from '../sources/types.js'
@@ -22,7 +23,10 @@ import type { LtiSourceOptions } from './registration.js'
 export interface LtiServiceOptions {
   /** The `fetch` for service calls and, unless `source.fetch` is set, token requests. */
   readonly fetch?: typeof globalThis.fetch
-  /** Timeout of each service call, including waiting for a token and reading the body. Default 30 s. */
+  /**
+   * Time limit of each attempt of a service call: the wait for a token, the headers and the whole
+   * body (a body that stalls ends as `TIMEOUT`). On the service clock. Default 30 s.
+   */
   readonly timeoutMs?: number
   /** Cap on each service response body. Default 16 MiB. */
   readonly maxResponseBytes?: number
@@ -32,6 +36,12 @@ export interface LtiServiceOptions {
   readonly signal?: AbortSignal
   /** Options of the token requests (assertion lifetime, token request timeout, ...). */
   readonly source?: LtiSourceOptions
+  /**
+   * Retries of service calls (reads, PUT, DELETE, score posts) on 429, 503, Canvas's rate-limit
+   * 403, network errors and timeouts; `false` turns them off. Default: 5 attempts, backoff from
+   * 500 ms with full jitter, capped at 30 s.
+   */
+  readonly retry?: LtiRetryOptions | false
 }
 
 /**
@@ -58,6 +68,7 @@ export function checkServiceOptions(options: LtiServiceOptions, what: string): v
       throw new TypeError(`${what}: ${name} must be a positive number`)
     }
   }
+  retryPolicyOf(options.retry, what)
 }
 
 /** The source options a service passes on: its clock and fetch unless set there. @internal */
@@ -69,14 +80,97 @@ export function sourceOptionsOf(options: LtiServiceOptions): LtiSourceOptions {
   }
 }
 
+/**
+ * Retries of service calls (see `docs/LTI.md`, "Retries"). Reads (GET), idempotent writes (PUT,
+ * DELETE) and score posts are retried on 429, 503, Canvas's rate-limit 403, network errors and
+ * timeouts, with exponential backoff and full jitter, honouring `Retry-After`.
+ *
+ * @example
+ * ```ts
+ * import type { LtiRetryOptions } from 'tokenkeeper/lti'
+ * const retry: LtiRetryOptions = { attempts: 6, baseDelayMs: 250, onRetry: (e) => console.warn(e.code, e.delayMs) }
+ * ```
+ */
+export interface LtiRetryOptions {
+  /** Attempts in all, the first included: 1 turns retries off. Default 5. */
+  readonly attempts?: number
+  /**
+   * Attempt n (1 for the first) that failed is followed by a wait drawn uniformly from
+   * `[0, min(maxDelayMs, baseDelayMs × 2^(n-1)))` (full jitter). Default 500.
+   */
+  readonly baseDelayMs?: number
+  /** Cap of a backoff wait. A `Retry-After` longer than this ends the retries (the error is thrown). Default 30 000. */
+  readonly maxDelayMs?: number
+  /** Also retry creating a line item (a POST: a retry after a lost answer may create a second one). Default false. */
+  readonly lineItemCreation?: boolean
+  /** Randomness of the jitter, in [0, 1). Default `Math.random`. */
+  readonly random?: () => number
+  /** Called before each wait for a retry. */
+  readonly onRetry?: (event: LtiRetryEvent) => void
+}
+
+/**
+ * A service call that failed and will be retried after `delayMs`.
+ *
+ * @example
+ * ```ts
+ * const onRetry = (event: LtiRetryEvent) => console.warn(`${event.method} ${event.endpoint}: ${event.code}, again in ${event.delayMs} ms`)
+ * ```
+ */
+export interface LtiRetryEvent {
+  readonly method: string
+  /** The URL without its query string. */
+  readonly endpoint: string
+  /** The attempt that failed (1 for the first). */
+  readonly attempt: number
+  /** How long the retry waits. */
+  readonly delayMs: number
+  /** The code of the failure (`SERVICE_REQUEST_FAILED`, `TIMEOUT`, `CONNECTION_RESET`, ...). */
+  readonly code: string
+  /** The HTTP status, when there was an answer. */
+  readonly status: number | undefined
+  /** A rate-limit answer: 429, or Canvas's 403 `Rate Limit Exceeded`. */
+  readonly throttled: boolean
+}
+
+/** What a platform said about its rate limit on one answer (Canvas's headers). @internal */
+export interface RateInfo {
+  readonly status: number
+  /** `X-Rate-Limit-Remaining`, when sent. */
+  readonly remaining: number | undefined
+  /** `X-Request-Cost`, when sent. */
+  readonly cost: number | undefined
+  readonly throttled: boolean
+}
+
 /** One service request. @internal */
 export interface ServiceRequest {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE'
   readonly url: URL
   readonly accept?: string
   readonly contentType?: string
-  readonly body?: string
+  /** The body, or a function building it for each attempt (a score gets a new timestamp). */
+  readonly body?: string | ((attempt: number) => string)
   readonly signal?: AbortSignal | undefined
+  /** Read the body as JSON (`undefined` for a 204), or discard it. Default `none`. */
+  readonly read?: 'json' | 'none'
+  /** Whether this request may be sent again (idempotent, or opted in). */
+  readonly retry?: boolean
+  /** Asked before a retry is sent; `false` drops it (a newer score was posted meanwhile). */
+  readonly beforeRetry?: () => boolean
+  readonly onRetry?: (event: LtiRetryEvent) => void
+  readonly onAnswer?: (info: RateInfo) => void
+}
+
+/** A 2xx answer, its body read. @internal */
+export interface ServiceAnswer {
+  readonly status: number
+  readonly headers: Headers
+  readonly json: unknown
+  readonly attempts: number
+  /** True when a retry was dropped by `beforeRetry` (nothing more was sent); `error` is the last failure. */
+  readonly superseded: boolean
+  readonly error?: TokenkeeperError
 }
 
 /** A page of a paged GET. @internal */
@@ -93,10 +187,141 @@ export interface Page {
 
 const describe = (url: URL): string => `${url.host}${url.pathname}`
 
+const DEFAULT_ATTEMPTS = 5
+const DEFAULT_BASE_DELAY_MS = 500
+const DEFAULT_MAX_DELAY_MS = 30_000
+/** How much of a 403 body is read to tell Canvas's throttling from a refusal. */
+const THROTTLE_SNIFF_BYTES = 4_096
+const TRANSPORT_CODES: ReadonlySet<string> = new Set([
+  'TIMEOUT',
+  'CONNECTION_RESET',
+  'CONNECTION_REFUSED',
+  'NETWORK_ERROR',
+])
+const never = new AbortController().signal
+/** Read through a call, so that a check made before an `await` does not narrow it. */
+const isAborted = (signal: AbortSignal): boolean => signal.aborted
+
+interface RetryPolicy {
+  readonly attempts: number
+  readonly baseDelayMs: number
+  readonly maxDelayMs: number
+  readonly lineItemCreation: boolean
+  readonly random: () => number
+  readonly onRetry: ((event: LtiRetryEvent) => void) | undefined
+}
+
+/** Checks and completes the retry options. @internal */
+export function retryPolicyOf(retry: LtiRetryOptions | false | undefined, what: string): RetryPolicy {
+  if (retry === false) retry = { attempts: 1 }
+  if (typeof retry !== 'object' && retry !== undefined) {
+    throw new TypeError(`${what}: retry must be an object or false`)
+  }
+  const attempts = retry?.attempts ?? DEFAULT_ATTEMPTS
+  if (!Number.isSafeInteger(attempts) || attempts < 1 || attempts > 100) {
+    throw new TypeError(`${what}: retry.attempts must be an integer from 1 to 100`)
+  }
+  for (const name of ['baseDelayMs', 'maxDelayMs'] as const) {
+    const value = retry?.[name]
+    if (value !== undefined && (!Number.isFinite(value) || value < 0)) {
+      throw new TypeError(`${what}: retry.${name} must be a finite, non-negative number`)
+    }
+  }
+  for (const name of ['random', 'onRetry'] as const) {
+    if (retry?.[name] !== undefined && typeof retry[name] !== 'function') {
+      throw new TypeError(`${what}: retry.${name} must be a function`)
+    }
+  }
+  return {
+    attempts,
+    baseDelayMs: retry?.baseDelayMs ?? DEFAULT_BASE_DELAY_MS,
+    maxDelayMs: retry?.maxDelayMs ?? DEFAULT_MAX_DELAY_MS,
+    lineItemCreation: retry?.lineItemCreation === true,
+    random: retry?.random ?? Math.random,
+    onRetry: retry?.onRetry,
+  }
+}
+
+/** Whether a failure may be retried, and what it said of its timing. */
+function retryableFailure(
+  error: unknown,
+): { readonly throttled: boolean; readonly retryAfterMs: number | undefined } | undefined {
+  if (error instanceof LtiServiceError) {
+    if (error.status === 429 || error.status === 503 || error.throttled) {
+      return { throttled: error.throttled, retryAfterMs: error.retryAfterMs }
+    }
+    return undefined
+  }
+  if (isTokenkeeperError(error) && TRANSPORT_CODES.has(error.code)) {
+    return { throttled: false, retryAfterMs: undefined }
+  }
+  return undefined
+}
+
+/** A per-call time limit on the service clock (so tests drive it), linked to the caller's signal. */
+function callDeadline(
+  clock: Clock,
+  timeoutMs: number,
+  parent: AbortSignal | undefined,
+): { readonly signal: AbortSignal; readonly timedOut: () => boolean; dispose(): void } {
+  const controller = new AbortController()
+  let timedOut = false
+  let detach: () => void = () => undefined
+  const timer = clock.setTimer(() => {
+    timedOut = true
+    detach()
+    controller.abort(new DOMException('The operation timed out.', 'TimeoutError'))
+  }, timeoutMs)
+  if (parent !== undefined) {
+    if (parent.aborted) {
+      timer.cancel()
+      controller.abort(parent.reason)
+    } else {
+      detach = whenAborted(parent, () => {
+        timer.cancel()
+        controller.abort(parent.reason)
+      })
+    }
+  }
+  return {
+    signal: controller.signal,
+    timedOut: () => timedOut,
+    dispose() {
+      timer.cancel()
+      detach()
+    },
+  }
+}
+
+function headerNumber(headers: Headers, name: string): number | undefined {
+  const value = headers.get(name)
+  if (value === null) return undefined
+  const number = Number.parseFloat(value)
+  return Number.isFinite(number) ? number : undefined
+}
+
+/** Reads at most `maxBytes` of a body as text and discards the rest. */
+async function readPrefix(response: Response, maxBytes: number): Promise<string> {
+  if (response.body === null) return ''
+  const reader: ReadableStreamDefaultReader<Uint8Array> = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  while (total < maxBytes) {
+    const { done, value } = await reader.read()
+    if (done) break
+    chunks.push(value)
+    total += value.byteLength
+  }
+  await reader.cancel().catch(() => undefined)
+  return new TextDecoder().decode(Buffer.concat(chunks, total)).slice(0, maxBytes)
+}
+
 /**
  * Sends AGS/NRPS requests through the token manager's fetch wrapper: a token from the manager
  * on every request, and on 401 the token that was sent is invalidated (compare-and-delete) and
- * the request retried once. No redirect is followed, each call has a timeout and a body cap.
+ * the request retried once. No redirect is followed; each attempt has a time limit that covers
+ * the wait for a token, the headers and the whole body, and a body cap. Requests marked
+ * `retry` are sent again on 429, 503, Canvas's rate-limit 403, network errors and timeouts.
  * @internal
  */
 export class ServiceClient {
@@ -104,7 +329,7 @@ export class ServiceClient {
   readonly #timeoutMs: number
   readonly #maxBytes: number
   readonly #clock: Clock
-
+  readonly #retry: RetryPolicy
   readonly #tokens: TokenManager
   readonly #source: TokenSource
 
@@ -115,95 +340,179 @@ export class ServiceClient {
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     this.#clock = options.clock ?? systemClock
+    this.#retry = retryPolicyOf(options.retry, 'tokenkeeper/lti')
   }
 
-  /** Sends a request; resolves to a 2xx response or throws a typed error. */
-  async request(request: ServiceRequest): Promise<Response> {
+  /** Whether creating a line item may be retried (opted in). */
+  get retriesLineItemCreation(): boolean {
+    return this.#retry.lineItemCreation
+  }
+
+  /** Sends a request (retrying it when allowed); resolves to a 2xx answer or throws a typed error. */
+  async call(request: ServiceRequest): Promise<ServiceAnswer> {
+    const policy = this.#retry
+    const attempts = request.retry === true ? policy.attempts : 1
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { ...(await this.#attempt(request, attempt)), attempts: attempt, superseded: false }
+      } catch (error) {
+        if (attempt >= attempts || request.signal?.aborted === true) throw error
+        const failure = retryableFailure(error)
+        if (failure === undefined) throw error
+        const backoff = policy.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1))
+        const { retryAfterMs } = failure
+        if (retryAfterMs !== undefined && retryAfterMs > policy.maxDelayMs) throw error
+        const delayMs = Math.round(retryAfterMs === undefined ? backoff : Math.max(retryAfterMs, backoff))
+        const typed = error as TokenkeeperError
+        const event: LtiRetryEvent = {
+          method: request.method,
+          endpoint: `${request.url.origin}${request.url.pathname}`,
+          attempt,
+          delayMs,
+          code: typed.code,
+          status: typed.status,
+          throttled: failure.throttled,
+        }
+        for (const hook of [policy.onRetry, request.onRetry]) {
+          try {
+            hook?.(event)
+          } catch {
+            // a hook's failure must not change the call
+          }
+        }
+        const signal = request.signal ?? never
+        await pause((callback, ms) => this.#clock.setTimer(callback, ms), delayMs, signal)
+        if (isAborted(signal)) throw signal.reason
+        if (request.beforeRetry?.() === false) {
+          return {
+            status: 0,
+            headers: new Headers(),
+            json: undefined,
+            attempts: attempt,
+            superseded: true,
+            error: typed,
+          }
+        }
+      }
+    }
+  }
+
+  async #attempt(
+    request: ServiceRequest,
+    attempt: number,
+  ): Promise<Omit<ServiceAnswer, 'attempts' | 'superseded'>> {
     const { method, url } = request
-    const timeout = AbortSignal.timeout(this.#timeoutMs)
-    const signal = request.signal === undefined ? timeout : AbortSignal.any([timeout, request.signal])
+    const where = `${method} ${describe(url)}`
+    const limit = callDeadline(this.#clock, this.#timeoutMs, request.signal)
     const headers: Record<string, string> = {}
     if (request.accept !== undefined) headers['accept'] = request.accept
     if (request.contentType !== undefined) headers['content-type'] = request.contentType
+    const body = typeof request.body === 'function' ? request.body(attempt) : request.body
     let response: Response
+    let text: string | undefined
+    let throttled = false
     try {
       response = await this.#send(url.href, {
         method,
         headers,
-        ...(request.body === undefined ? {} : { body: request.body }),
+        ...(body === undefined ? {} : { body }),
         redirect: 'manual',
-        signal,
+        signal: limit.signal,
       })
-    } catch (error) {
-      if (request.signal?.aborted === true) throw request.signal.reason
-      if (timeout.aborted) {
-        throw new TokenkeeperError(
-          'TIMEOUT',
-          `${method} ${describe(url)} did not answer within ${this.#timeoutMs} ms`,
-          {
-            retryable: true,
-          },
-        )
+      const status = response.status
+      if (status >= 200 && status < 300) {
+        if (request.read === 'json' && status !== 204)
+          text = await readCapped(response, this.#maxBytes, where)
+        else await response.body?.cancel().catch(() => undefined)
+      } else if (status === 403) {
+        // Canvas throttles with `403 Forbidden (Rate Limit Exceeded)`; a plain 403 is a refusal.
+        const remaining = headerNumber(response.headers, 'x-rate-limit-remaining')
+        const page = await readPrefix(response, THROTTLE_SNIFF_BYTES)
+        throttled = /rate limit exceeded/i.test(page) || (remaining !== undefined && remaining <= 0)
+      } else {
+        throttled = status === 429
+        await response.body?.cancel().catch(() => undefined)
       }
-      if (isTokenkeeperError(error)) throw error
-      throw new TokenkeeperError('NETWORK_ERROR', `${method} ${describe(url)} failed: network error`, {
-        retryable: true,
-        cause: this.#safeCause(error),
-      })
+    } catch (error) {
+      throw this.#transportFailure(error, request, limit.timedOut())
+    } finally {
+      limit.dispose()
     }
-    if (response.status >= 200 && response.status < 300) return response
-    await response.body?.cancel().catch(() => undefined)
     const status = response.status
+    const info: RateInfo = {
+      status,
+      remaining: headerNumber(response.headers, 'x-rate-limit-remaining'),
+      cost: headerNumber(response.headers, 'x-request-cost'),
+      throttled,
+    }
+    try {
+      request.onAnswer?.(info)
+    } catch {
+      // a hook's failure must not change the call
+    }
+    if (status >= 200 && status < 300) {
+      return {
+        status,
+        headers: response.headers,
+        json: text === undefined ? undefined : parseJson(text, where, status),
+      }
+    }
     if (status >= 300 && status < 400) {
       throw new TokenkeeperError(
         'REDIRECT_REJECTED',
-        `${method} ${describe(url)} answered ${status}; service calls never follow redirects`,
+        `${where} answered ${status}; service calls never follow redirects`,
         { status, retryable: false },
       )
     }
     const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), wallTime(this.#clock))
     throw new LtiServiceError(
-      `${method} ${describe(url)} answered ${status}`,
+      `${where} answered ${status}${throttled ? ' (rate limit exceeded)' : ''}`,
       method,
       `${url.origin}${url.pathname}`,
       {
         status,
-        retryable: status === 408 || status === 429 || status >= 500,
+        retryable: throttled || status === 408 || status === 429 || status >= 500,
         ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
       },
+      throttled,
     )
   }
 
-  /** Reads a JSON body (capped), or throws `INVALID_SERVICE_RESPONSE`. */
-  async json(response: Response, request: ServiceRequest): Promise<unknown> {
+  /** The typed error of a failure before the answer was complete. */
+  #transportFailure(error: unknown, request: ServiceRequest, timedOut: boolean): unknown {
     const where = `${request.method} ${describe(request.url)}`
-    let text: string
-    try {
-      text = await this.#read(response, where)
-    } catch (error) {
-      if (request.signal?.aborted === true) throw request.signal.reason
-      if (isTokenkeeperError(error)) throw error
-      throw new TokenkeeperError('NETWORK_ERROR', `${where} failed while reading the response`, {
-        retryable: true,
-        cause: this.#safeCause(error),
-      })
-    }
-    try {
-      return JSON.parse(text) as unknown
-    } catch {
-      throw new TokenkeeperError(
-        'INVALID_SERVICE_RESPONSE',
-        `${where} answered with a body that is not JSON`,
+    if (request.signal?.aborted === true) return request.signal.reason
+    if (timedOut) {
+      return new TokenkeeperError(
+        'TIMEOUT',
+        `${where} did not answer completely within ${this.#timeoutMs} ms`,
         {
-          status: response.status,
+          retryable: true,
         },
       )
     }
+    if (isTokenkeeperError(error)) return error
+    const secrets = this.#secrets()
+    const { code, detail } = transportCode(error, secrets)
+    return new TokenkeeperError(code, `${where} failed: ${detail}`, {
+      retryable: true,
+      cause: safeCause(error, secrets),
+    })
+  }
+
+  /**
+   * What a kept failure is scrubbed of: the token the manager holds for the source, in every
+   * encoding (an injected fetch's failure may carry the request and its `Authorization` header;
+   * only a scrubbed copy of it is kept as `cause`), and anything shaped like a credential.
+   */
+  #secrets(): SecretSet {
+    const token = this.#tokens.peek(this.#source)
+    return new SecretSet(token === undefined ? [] : [token.value])
   }
 
   /**
    * GETs `first` and every page after it, following `rel="next"` exactly as given, but only to
-   * https (or loopback http) URLs on one of `hosts`.
+   * https (or loopback http) URLs on one of `hosts`. Each page is retried on its own.
    */
   async *pages(
     first: URL,
@@ -215,10 +524,9 @@ export class ServiceClient {
     let url: URL | undefined = first
     while (url !== undefined) {
       seen.add(url.href)
-      const request: ServiceRequest = { method: 'GET', url, accept, signal }
-      const response = await this.request(request)
-      const json = await this.json(response, request)
-      const links = parseLinkHeader(response.headers.get('link'))
+      const answer = await this.call({ method: 'GET', url, accept, signal, read: 'json', retry: true })
+      const json = answer.json
+      const links = parseLinkHeader(answer.headers.get('link'))
       const target = links.find((link) => link.rel.includes('next'))?.target
       // A page already received is delivered; a bad next link fails before anything is sent to it.
       let next: URL | undefined
@@ -240,20 +548,16 @@ export class ServiceClient {
       url = next
     }
   }
+}
 
-  /**
-   * What is kept of an injected fetch's failure: a scrubbed copy (name, message, system code),
-   * never the error itself, which an HTTP client adapter fills with the request and its
-   * `Authorization` header. The token the manager holds for the source is scrubbed in every
-   * encoding, and so is anything shaped like a credential.
-   */
-  #safeCause(error: unknown): Error {
-    const token = this.#tokens.peek(this.#source)
-    return safeCause(error, new SecretSet(token === undefined ? [] : [token.value]))
-  }
-
-  #read(response: Response, where: string): Promise<string> {
-    return readCapped(response, this.#maxBytes, where)
+function parseJson(text: string, where: string, status: number): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    // The parser's message quotes the body: never kept.
+    throw new TokenkeeperError('INVALID_SERVICE_RESPONSE', `${where} answered with a body that is not JSON`, {
+      status,
+    })
   }
 }
 

@@ -80,8 +80,8 @@ export class ScopeMismatchError extends TokenkeeperError<'SCOPE_MISMATCH'> {
 
 /**
  * An AGS or NRPS call was answered with a status that is not a success (after the one retry on
- * 401). `retryable` for 408, 429 and 5xx, with `retryAfterMs` when the platform sent
- * `Retry-After`. The message names the method, host and path; never a token or a body.
+ * 401, and after the retries of `retry`). `retryable` for 408, 429, 5xx and Canvas's rate-limit
+ * 403 (`throttled`), with `retryAfterMs` when the platform sent `Retry-After`. The message names the method, host and path; never a token or a body.
  *
  * @example
  * ```ts
@@ -98,12 +98,21 @@ export class LtiServiceError extends TokenkeeperError<'SERVICE_REQUEST_FAILED'> 
   readonly method: string
   /** The URL without its query string. */
   readonly endpoint: string
+  /** A rate-limit answer: 429, or Canvas's `403 Forbidden (Rate Limit Exceeded)` (then `retryable`). */
+  readonly throttled: boolean
 
-  constructor(message: string, method: string, endpoint: string, options: TokenkeeperErrorOptions) {
+  constructor(
+    message: string,
+    method: string,
+    endpoint: string,
+    options: TokenkeeperErrorOptions,
+    throttled = false,
+  ) {
     super('SERVICE_REQUEST_FAILED', message, options)
     this.name = 'LtiServiceError'
     this.method = method
     this.endpoint = endpoint
+    this.throttled = throttled
   }
 }
 

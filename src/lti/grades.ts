@@ -10,6 +10,7 @@ import {
   sourceOptionsOf,
   type CallOptions,
   type LtiServiceOptions,
+  type ServiceAnswer,
   type ServiceRequest,
 } from './client.js'
 import { LtiMediaTypes } from './constants.js'
@@ -20,7 +21,13 @@ import type { LtiRegistration } from './registration.js'
 import { lineItemBody, scoreBody } from './score.js'
 import { checkUses, deriveGradeScopes, requireGranted, type GradeUse } from './scopes.js'
 import { ltiServiceSource } from './source.js'
-import { timestampsFor, type ScoreTimestamps } from './timestamps.js'
+import {
+  formatMicros,
+  postedScoresFor,
+  timestampsFor,
+  type PostedScores,
+  type ScoreTimestamps,
+} from './timestamps.js'
 import type { AgsClaim, LineItem, LineItemFilters, LtiResult, NewLineItem, ScoreInput } from './types.js'
 
 /**
@@ -61,7 +68,26 @@ interface State {
   readonly offered: readonly string[]
   readonly options: LtiServiceOptions
   readonly timestamps: ScoreTimestamps
+  readonly posted: PostedScores
   readonly clock: Clock
+}
+
+/**
+ * What became of a score: `posted` (the platform accepted it, after `attempts` attempts), or
+ * `superseded` (a retry was dropped, nothing more sent, because a newer score for that line item
+ * and user had been posted meanwhile: AGS 2.0 §3.4.9).
+ *
+ * @example
+ * ```ts
+ * const { outcome, attempts } = await grades.postScore(score)
+ * if (outcome === 'superseded') console.info('a newer grade was posted first')
+ * ```
+ */
+export interface ScorePostResult {
+  readonly outcome: 'posted' | 'superseded'
+  readonly attempts: number
+  /** The timestamp of the last attempt sent. */
+  readonly timestamp: string
 }
 
 /**
@@ -145,6 +171,7 @@ export class GradeService {
       offered,
       options,
       timestamps: timestampsFor(tokens),
+      posted: postedScoresFor(tokens),
       clock: options.clock ?? systemClock,
     }
     return new GradeService(state, endpoint, await GradeService.#granted(state, what, options.signal))
@@ -186,25 +213,54 @@ export class GradeService {
   /**
    * Posts a score to `options.lineItem` (default: the claim's `lineitem`) at `{lineitem}/scores`,
    * as `application/vnd.ims.lis.v1.score+json`, with a microsecond timestamp that is strictly
-   * increasing across every score posted through this token manager. Post the scores of one
-   * user and line item one after another, not concurrently, so they also arrive in order.
+   * increasing across every score posted through this token manager. A retry (see `retry`)
+   * sends the same score with a new, later timestamp, and is dropped (outcome `superseded`,
+   * nothing more sent) once a newer score for that line item and user has been posted (AGS 2.0
+   * §3.4.9). Post the scores of one user and line item one after another, not concurrently, so
+   * they also arrive in order (`postScores` does that for you).
    */
   async postScore(
     score: ScoreInput,
     options: CallOptions & { readonly lineItem?: LineItemRef } = {},
-  ): Promise<void> {
+  ): Promise<ScorePostResult> {
     this.#require('postScore', 'scores')
     const lineItem = this.#lineItemUrl(options.lineItem, 'postScore')
-    const body = scoreBody(score, this.#state.timestamps.next(wallTime(this.#state.clock)))
-    const url = appendPath(lineItem, '/scores')
-    const response = await this.#state.client.request({
-      method: 'POST',
-      url,
-      contentType: LtiMediaTypes.score,
-      body,
-      signal: options.signal,
-    })
-    await response.body?.cancel().catch(() => undefined)
+    return this.#post(score, lineItem, options.signal, {})
+  }
+
+  /** @internal The lookup of a score's line item, for {@link postScores}. */
+  #post(
+    score: ScoreInput,
+    lineItem: URL,
+    signal: AbortSignal | undefined,
+    hooks: Pick<ServiceRequest, 'onRetry' | 'onAnswer'>,
+  ): Promise<ScorePostResult> {
+    const state = this.#state
+    let first = 0
+    let timestamp = ''
+    const stamp = (): string => {
+      const micros = state.timestamps.nextMicros(wallTime(state.clock))
+      if (first === 0) first = micros
+      timestamp = formatMicros(micros)
+      return timestamp
+    }
+    const firstBody = scoreBody(score, stamp()) // checks the score before anything is sent
+    const key = `${lineItem.href}\n${score.userId}`
+    return state.client
+      .call({
+        method: 'POST',
+        url: appendPath(lineItem, '/scores'),
+        contentType: LtiMediaTypes.score,
+        body: (attempt) => (attempt === 1 ? firstBody : scoreBody(score, stamp())),
+        signal,
+        retry: true,
+        beforeRetry: () => !state.posted.superseded(key, first),
+        ...hooks,
+      })
+      .then((answer) => {
+        if (!answer.superseded) state.posted.posted(key, first)
+        return { outcome: answer.superseded ? 'superseded' : 'posted', attempts: answer.attempts, timestamp }
+      })
   }
 
   /** The context's line items, following `rel="next"` pages; `filters` are sent on the first page only. */
@@ -231,8 +287,15 @@ export class GradeService {
   async getLineItem(lineItem?: LineItemRef, options: CallOptions = {}): Promise<LineItem> {
     this.#require('getLineItem', 'readLineItems', 'manageLineItems')
     const url = this.#lineItemUrl(lineItem, 'getLineItem')
-    const request = { method: 'GET', url, accept: LtiMediaTypes.lineItem, signal: options.signal } as const
-    return this.#lineItemFrom(await this.#state.client.request(request), request)
+    const request = {
+      method: 'GET',
+      url,
+      accept: LtiMediaTypes.lineItem,
+      signal: options.signal,
+      read: 'json',
+      retry: true,
+    } as const
+    return this.#lineItemFrom(await this.#state.client.call(request), request)
   }
 
   /** Creates a line item in the context's container; resolves to it as the platform stored it (with `id`). */
@@ -247,8 +310,11 @@ export class GradeService {
       contentType: LtiMediaTypes.lineItem,
       body,
       signal: options.signal,
+      read: 'json',
+      // Not idempotent: a retry after a lost answer may create a second line item.
+      retry: this.#state.client.retriesLineItemCreation,
     } as const
-    return this.#lineItemFrom(await this.#state.client.request(request), request)
+    return this.#lineItemFrom(await this.#state.client.call(request), request)
   }
 
   /** Replaces a line item's definition (a PUT of the whole item to its `id`). */
@@ -263,23 +329,24 @@ export class GradeService {
       contentType: LtiMediaTypes.lineItem,
       body,
       signal: options.signal,
+      read: 'json',
+      retry: true,
     } as const
-    const response = await this.#state.client.request(request)
-    if (response.status === 204) return item
-    return this.#lineItemFrom(response, request)
+    const answer = await this.#state.client.call(request)
+    if (answer.status === 204) return item
+    return this.#lineItemFrom(answer, request)
   }
 
   /** The line item a 2xx answer holds (a JSON object), or `INVALID_SERVICE_RESPONSE`. */
-  async #lineItemFrom(response: Response, request: ServiceRequest): Promise<LineItem> {
-    return objectOf(await this.#state.client.json(response, request), request.url) as LineItem
+  #lineItemFrom(answer: ServiceAnswer, request: ServiceRequest): LineItem {
+    return objectOf(answer.json, request.url) as LineItem
   }
 
   /** Deletes a line item. */
   async deleteLineItem(lineItem: LineItemRef, options: CallOptions = {}): Promise<void> {
     this.#require('deleteLineItem', 'manageLineItems')
     const url = this.#lineItemUrl(lineItem, 'deleteLineItem')
-    const response = await this.#state.client.request({ method: 'DELETE', url, signal: options.signal })
-    await response.body?.cancel().catch(() => undefined)
+    await this.#state.client.call({ method: 'DELETE', url, signal: options.signal, retry: true })
   }
 
   /** The results of a line item (default: the claim's), at `{lineitem}/results`, following pages. */

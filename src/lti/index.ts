@@ -29,9 +29,9 @@ export type { LtiRegistration, LtiSourceOptions } from './registration.js'
 export { ltiServiceSource } from './source.js'
 export { deriveGradeScopes, type GradeUse } from './scopes.js'
 export { findLink, parseLinkHeader, type WebLink } from './links.js'
-export type { CallOptions, LtiServiceOptions } from './client.js'
+export type { CallOptions, LtiRetryEvent, LtiRetryOptions, LtiServiceOptions } from './client.js'
 export type { GradeEndpoint } from './ags-claim.js'
-export { GradeService, type GradeServiceOptions, type LineItemRef } from './grades.js'
+export { GradeService, type GradeServiceOptions, type LineItemRef, type ScorePostResult } from './grades.js'
 export { MembershipsService, type MembershipPage, type MembersQuery } from './memberships.js'
 export type {
   ActivityProgress,

@@ -1,7 +1,14 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterEach } from 'vitest'
 import { TokenManager, type TokenManagerOptions } from '../../src/index.js'
-import type { LtiRegistration } from '../../src/lti/index.js'
+import {
+  GradeService,
+  MembershipsService,
+  type LtiRegistration,
+  type LtiServiceOptions,
+} from '../../src/lti/index.js'
 import {
   createTestClock,
   startLtiPlatform,
@@ -111,4 +118,81 @@ export function score(
     activityProgress: 'Completed',
     gradingProgress: 'FullyGraded',
   }
+}
+
+/**
+ * A platform's service host that misbehaves: the tokens come from the real test platform, the
+ * AGS/NRPS calls go to this server on 127.0.0.1, which answers what each test tells it to.
+ */
+export async function badServiceHost(
+  answer: (req: IncomingMessage, res: ServerResponse, body: string) => void,
+): Promise<string> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (chunk: Buffer) => chunks.push(chunk))
+    req.on('end', () => answer(req, res, Buffer.concat(chunks).toString('utf8')))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  onCleanup(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  )
+  const { port } = server.address() as AddressInfo
+  return `http://127.0.0.1:${port}`
+}
+
+/** A grade and a roster service whose calls go to a {@link badServiceHost}, on the harness's test clock. */
+export async function services(
+  answer: (req: IncomingMessage, res: ServerResponse, body: string) => void,
+  options: LtiServiceOptions = {},
+): Promise<{ grades: GradeService; roster: MembershipsService; harness: LtiHarness; base: string }> {
+  const base = await badServiceHost(answer)
+  const harness = await startLti()
+  const serviceOptions = { maxResponseBytes: 4_096, clock: harness.clock, ...options }
+  const grades = await GradeService.fromClaim(
+    harness.tokens,
+    harness.registration,
+    {
+      scope: [SCOPES.lineItem, SCOPES.score, SCOPES.result],
+      lineitems: `${base}/courses/1/lineitems`,
+      lineitem: `${base}/courses/1/lineitems/7`,
+    },
+    serviceOptions,
+  )
+  const roster = await MembershipsService.fromClaim(
+    harness.tokens,
+    harness.registration,
+    { context_memberships_url: `${base}/courses/1/memberships`, service_versions: ['2.0'] },
+    serviceOptions,
+  )
+  return { grades, roster, harness, base }
+}
+
+/** Advances `clock` in small steps, yielding to the event loop, until `promise` settles. */
+export async function settle<T>(clock: TestClock, promise: Promise<T>, stepMs = 10): Promise<T> {
+  let done = false
+  const observed = promise.then(
+    (value) => {
+      done = true
+      return value
+    },
+    (error: unknown) => {
+      done = true
+      throw error
+    },
+  )
+  observed.catch(() => undefined)
+  for (let steps = 0; !done && steps < 100_000; steps++) await clock.advanceAsync(stepMs)
+  return observed
+}
+
+/** The error a promise rejects with, or undefined when it resolves. */
+export function failure(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => undefined,
+    (error: unknown) => error,
+  )
 }
