@@ -76,7 +76,10 @@ const TIME_CLAIM_HINT = /\b(iat|exp|nbf|clock|skew|expired|not yet valid|future|
 const SKEW_REPORT_THRESHOLD_MS = 30_000
 
 /** The code and a scrubbed detail of a transport failure. @internal */
-export function transportCode(error: unknown, secrets: SecretSet): { code: TokenkeeperErrorCode; detail: string } {
+export function transportCode(
+  error: unknown,
+  secrets: SecretSet,
+): { code: TokenkeeperErrorCode; detail: string } {
   let reason: string | undefined
   for (const { code, message } of causeChain(error)) {
     if (code === 'ECONNREFUSED') return { code: 'CONNECTION_REFUSED', detail: 'connection refused' }
