@@ -42,7 +42,7 @@ export {
   type ClientAssertionOptions,
   type ClientAssertionProvider,
 } from './sources/client-assertion.js'
-export { jwtBearer, type JwtBearerOptions } from './sources/jwt-bearer.js'
+export { jwtBearer, type JwtBearerOptions, type JwtBearerAssertionOptions } from './sources/jwt-bearer.js'
 export {
   tokenSource,
   type TokenFunction,

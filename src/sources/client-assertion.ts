@@ -126,20 +126,7 @@ export function clientAssertion(
     )
   }
   const where = `provider "${id}"`
-  return new IssuedAssertion('client-assertion', where, async (context) => {
-    try {
-      return await provider(context)
-    } catch (error) {
-      throw new TokenkeeperError(
-        'ASSERTION_UNAVAILABLE',
-        `the client assertion ${where} failed (its own error is error.cause)`,
-        {
-          retryable: true,
-          cause: error,
-        },
-      )
-    }
-  })
+  return new IssuedAssertion('client-assertion', where, fromProvider(provider, where))
 }
 
 /**
@@ -165,8 +152,32 @@ export function clientAssertionFile(path: string): ClientAuth {
     throw new TypeError('clientAssertionFile: path must be a non-empty string')
   const absolute = resolve(path)
   const where = `file ${absolute}`
+  return new IssuedAssertion('client-assertion-file', where, fromFile(absolute, where))
+}
+
+function fromProvider(
+  provider: ClientAssertionProvider,
+  where: string,
+): (context: ClientAssertionContext) => Promise<string> {
+  return async (context) => {
+    try {
+      return await provider(context)
+    } catch (error) {
+      throw new TokenkeeperError(
+        'ASSERTION_UNAVAILABLE',
+        `the client assertion ${where} failed (its own error is error.cause)`,
+        {
+          retryable: true,
+          cause: error,
+        },
+      )
+    }
+  }
+}
+
+function fromFile(absolute: string, where: string): () => Promise<string> {
   let cached: { readonly stamp: string; readonly value: string } | undefined
-  return new IssuedAssertion('client-assertion-file', where, async () => {
+  return async () => {
     try {
       const info = await stat(absolute)
       const stamp = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`
@@ -175,6 +186,7 @@ export function clientAssertionFile(path: string): ClientAuth {
       cached = { stamp, value }
       return value
     } catch (error) {
+      cached = undefined
       const code = (error as NodeJS.ErrnoException).code
       throw new TokenkeeperError(
         'ASSERTION_UNAVAILABLE',
@@ -182,5 +194,54 @@ export function clientAssertionFile(path: string): ClientAuth {
         { retryable: true },
       )
     }
-  })
+  }
+}
+
+/**
+ * An assertion issued by someone else, for the JWT-bearer grant (RFC 7523 §2.1): read from a
+ * provider or a file for every request, with the same checks as a client assertion.
+ *
+ * @internal
+ */
+export interface IssuedAssertionReader {
+  /** `provider "id"` or `file /path`: for messages and `toJSON`, never the assertion. */
+  readonly where: string
+  /** A fingerprint of `where`, for the source's key. */
+  readonly fingerprint: string
+  read(context: ClientAssertionContext): Promise<string>
+}
+
+/** Builds an {@link IssuedAssertionReader}; `TypeError` on bad input. @internal */
+export function issuedAssertionReader(
+  input: ClientAssertionProvider | { readonly file: string },
+  id: string | undefined,
+  what: string,
+): IssuedAssertionReader {
+  let where: string
+  let next: (context: ClientAssertionContext) => Promise<string>
+  if (typeof input === 'function') {
+    if (typeof id !== 'string' || !/^[\x21-\x7e]{1,200}$/.test(id)) {
+      throw new TypeError(
+        `${what}: assertionId must name where the assertions come from (1-200 visible characters)`,
+      )
+    }
+    where = `provider "${id}"`
+    next = fromProvider(input, where)
+  } else if (
+    typeof input === 'object' &&
+    input !== null &&
+    typeof input.file === 'string' &&
+    input.file !== ''
+  ) {
+    const absolute = resolve(input.file)
+    where = `file ${absolute}`
+    next = fromFile(absolute, where)
+  } else {
+    throw new TypeError(`${what}: assertion must be a function or { file: path }`)
+  }
+  return {
+    where,
+    fingerprint: fingerprint('issued-assertion', where),
+    read: async (context) => checked(await next(context), where, context.now),
+  }
 }

@@ -2,6 +2,11 @@ import { inspect } from 'node:util'
 import { systemClock, wallTime } from '../clock.js'
 import type { AccessToken } from '../token/access-token.js'
 import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
+import {
+  issuedAssertionReader,
+  type ClientAssertionProvider,
+  type IssuedAssertionReader,
+} from './client-assertion.js'
 import type { ClientAuth } from './auth.js'
 import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
 import { fingerprint, keyPart } from './fingerprint.js'
@@ -42,6 +47,75 @@ export interface JwtBearerOptions extends EndpointOptions {
   /** Optional client authentication, for servers that want the client identified too. */
   readonly clientId?: string
   readonly auth?: ClientAuth
+}
+
+/**
+ * Options of {@link jwtBearer} when the assertion is issued by someone else (RFC 7523 §2.1): a
+ * provider called for every token request, or a file read for every token request.
+ */
+export interface JwtBearerAssertionOptions extends EndpointOptions {
+  /** The assertion: a function (named by `assertionId`) or `{ file: path }`. */
+  readonly assertion: ClientAssertionProvider | { readonly file: string }
+  /** A name for a provider function, used in the cache key and in messages. Required with a function. */
+  readonly assertionId?: string
+  /** Optional client authentication, for servers that want the client identified too. */
+  readonly clientId?: string
+  readonly auth?: ClientAuth
+}
+
+/** The JWT-bearer grant with an assertion from elsewhere, read and checked for every request. */
+class ExternalJwtBearerSource implements TokenSource {
+  readonly key: string
+  readonly #endpoint: TokenEndpoint
+  readonly #options: JwtBearerAssertionOptions
+  readonly #origin: IssuedAssertionReader
+
+  constructor(options: JwtBearerAssertionOptions) {
+    this.#endpoint = new TokenEndpoint(options, 'jwtBearer')
+    for (const signedOnly of ['key', 'issuer', 'subject', 'claims', 'kid', 'alg', 'scopeIn']) {
+      if ((options as unknown as Record<string, unknown>)[signedOnly] !== undefined) {
+        throw new TypeError(`jwtBearer: ${signedOnly} is for assertions jwtBearer signs; not with assertion`)
+      }
+    }
+    if (options.auth !== undefined && options.clientId === undefined) {
+      throw new TypeError('jwtBearer: auth needs a clientId')
+    }
+    this.#origin = issuedAssertionReader(options.assertion, options.assertionId, 'jwtBearer')
+    this.#options = options
+    const client =
+      options.clientId === undefined
+        ? ''
+        : `|client=${keyPart(options.clientId)}:${options.auth === undefined ? 'none' : `${options.auth.method}:${options.auth.fingerprint}`}`
+    this.key = `jwt-bearer|${this.#endpoint.keyUrl}|assertion=${this.#origin.fingerprint}${this.#endpoint.keySuffix}${client}`
+  }
+
+  async fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {
+    const o = this.#options
+    const clock = options?.clock ?? o.clock ?? systemClock
+    const assertion = await this.#origin.read({
+      tokenUrl: this.#endpoint.tokenUrl,
+      clientId: o.clientId ?? '',
+      now: wallTime(clock),
+    })
+    return this.#endpoint.request(
+      [
+        ['grant_type', JWT_BEARER_GRANT],
+        ['assertion', assertion],
+      ],
+      o.auth,
+      o.clientId,
+      options,
+      [assertion],
+    )
+  }
+
+  toJSON(): Record<string, string> {
+    return { kind: 'jwtBearer', from: this.#origin.where, key: this.key }
+  }
+
+  [inspect.custom](): string {
+    return `TokenSource ${inspect(this.toJSON())}`
+  }
 }
 
 class JwtBearerSource implements TokenSource {
@@ -133,8 +207,21 @@ class JwtBearerSource implements TokenSource {
  *   scopes: ['https://api.example.com/auth/read'],
  *   scopeIn: 'assertion',
  * })
+ * // Or with an assertion someone else issues, read for every request (RFC 7523 §2.1):
+ * const federated = jwtBearer({
+ *   tokenUrl: 'https://oauth2.example.com/token',
+ *   assertion: { file: '/var/run/secrets/tokens/oidc-token' },
+ * })
  * ```
  */
-export function jwtBearer(options: JwtBearerOptions): TokenSource {
-  return new JwtBearerSource(options)
+export function jwtBearer(options: JwtBearerOptions | JwtBearerAssertionOptions): TokenSource {
+  if (
+    typeof options === 'object' &&
+    options !== null &&
+    'assertion' in options &&
+    options.assertion !== undefined
+  ) {
+    return new ExternalJwtBearerSource(options)
+  }
+  return new JwtBearerSource(options as JwtBearerOptions)
 }

@@ -518,6 +518,38 @@ describe('oidc-provider: JWT-bearer grant (RFC 7523 §2.1, registered as a custo
     })
     await expectOAuthError(source, 'invalid_grant', 400)
   })
+
+  it('an assertion someone else issues, read from a file the test rotates; the provider verifies each', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tk-oidc-jwt-bearer-'))
+    const path = join(dir, 'grant')
+    const issue = (subject: string): Promise<string> => {
+      const now = Math.floor(Date.now() / 1000)
+      return new SignJWT({ jti: randomUUID() })
+        .setProtectedHeader({ alg: 'ES256', kid: 'robot-1' })
+        .setIssuer(ROBOT)
+        .setSubject(subject)
+        .setAudience(tokenUrl)
+        .setIssuedAt(now)
+        .setExpirationTime(now + 300)
+        .sign(robotKey.privateKey)
+    }
+    try {
+      const source = jwtBearer({
+        tokenUrl,
+        assertion: { file: path },
+        scopes: ['api:read'],
+        clientId: 'bearer-client',
+        auth: clientSecretBasic(BEARER_SECRET),
+      })
+      writeFileSync(path, await issue('job-1'))
+      expect((await source.fetchToken()).extra['assertion_sub']).toBe('job-1')
+      writeFileSync(`${path}.next`, await issue('job-2'))
+      renameSync(`${path}.next`, path)
+      expect((await source.fetchToken()).extra['assertion_sub']).toBe('job-2')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
 
 describe('client assertions from a file the platform writes (workload identity)', () => {

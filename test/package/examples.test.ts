@@ -13,6 +13,8 @@ const out = fileURLToPath(new URL('../../.tmp/examples/', import.meta.url))
 const expected: Record<string, RegExp> = {
   'quickstart.ts': /distinct tokens: 1\ntoken requests: 1\n[\s\S]*API status: 200/,
   'private-key-jwt.ts': /got a Bearer token for reports/,
+  'workload-identity.ts':
+    /stale file: ASSERTION_EXPIRED retryable: true\ngot a Bearer token; token requests: 1\n/,
   'opentelemetry.ts':
     /tokenkeeper\.token\.requests \(\{request\}\): 1\n[\s\S]*tokenkeeper\.cache\.lookups \(\{lookup\}\): 1, 1[\s\S]*span tokenkeeper refresh key [\w-]{16}/,
   // pino writes asynchronously: the lines may come in any order.

@@ -1,8 +1,13 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { format, inspect } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TokenkeeperError } from '../../src/index.js'
 import {
   AccessToken,
+  clientAssertion,
+  clientAssertionFile,
   clientCredentials,
   clientSecretBasic,
   clientSecretPost,
@@ -22,6 +27,16 @@ const ID_TOKEN = 'IDTOKEN-must-not-leak-000'
 const rsa = rsaKeyPair('a')
 const ec = ecKeyPair('a')
 const KEY_MATERIAL = [...rsa.privateParts, ...ec.privateParts]
+/** A JWT-shaped assertion issued by someone else (a platform), valid until 2100. */
+const ASSERTION = [
+  Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT' })).toString('base64url'),
+  Buffer.from(JSON.stringify({ sub: 'ASSERTION-must-not-leak-789', exp: 4_102_444_800 })).toString(
+    'base64url',
+  ),
+  'c2lnbmF0dXJlLW11c3Qtbm90LWxlYWs',
+].join('.')
+const ASSERTION_FILE = join(mkdtempSync(join(tmpdir(), 'tk-secrets-')), 'token')
+writeFileSync(ASSERTION_FILE, `${ASSERTION}\n`)
 
 /** Every way a value is commonly printed. */
 function renderings(value: unknown): string[] {
@@ -100,6 +115,8 @@ function auths(): Record<string, ClientAuth> {
     jwtRsaKeyObject: privateKeyJwt({ key: rsa.privateKey }),
     jwtEcJwk: privateKeyJwt({ key: ec.jwk }),
     jwtEcPem: privateKeyJwt({ key: ec.traditionalPem }),
+    assertionProvider: clientAssertion(() => Promise.resolve(ASSERTION), { id: 'platform' }),
+    assertionFile: clientAssertionFile(ASSERTION_FILE),
   }
 }
 
@@ -118,13 +135,24 @@ function sources(url: string): Record<string, TokenSource> {
     scopeIn: 'assertion',
     scopes: ['a'],
   })
+  result['jwtBearer assertion provider'] = jwtBearer({
+    tokenUrl: url,
+    assertion: () => ASSERTION,
+    assertionId: 'platform',
+  })
+  result['jwtBearer assertion file + post'] = jwtBearer({
+    tokenUrl: url,
+    assertion: { file: ASSERTION_FILE },
+    clientId: 'svc',
+    auth: clientSecretPost(SECRET),
+  })
   result['tokenSource'] = tokenSource('vault', () => ({ access_token: TOKEN, id_token: ID_TOKEN }))
   return result
 }
 
 describe('secrets never show', () => {
   it.each(Object.entries(auths()))('ClientAuth %s', (_name, auth) => {
-    expectNoLeak(auth, [SECRET, ...KEY_MATERIAL])
+    expectNoLeak(auth, [SECRET, ASSERTION, ...KEY_MATERIAL])
     expect(JSON.parse(JSON.stringify(auth))).toMatchObject({
       method: auth.method,
       fingerprint: auth.fingerprint,
@@ -140,8 +168,9 @@ describe('secrets never show', () => {
   })
 
   it.each(Object.entries(sources('https://idp.example/oauth/token')))('source %s', (_name, source) => {
-    expectNoLeak(source, [SECRET, TOKEN, ...KEY_MATERIAL])
+    expectNoLeak(source, [SECRET, TOKEN, ASSERTION, ...KEY_MATERIAL])
     expect(inspect(source)).toContain(source.key)
+    expect(source.key).not.toContain(ASSERTION.split('.')[1])
   })
 
   it('tokens fetched by every source, and the assertions they sent', async () => {
@@ -157,8 +186,9 @@ describe('secrets never show', () => {
       expect(JSON.parse(JSON.stringify(token))).toMatchObject({ value: '[redacted]', extra: ['id_token'] })
       expectNoLeak(source, assertions)
     }
-    // 5 private_key_jwt sources, 2 jwtBearer sources
-    expect(assertions).toHaveLength(7)
+    // 5 private_key_jwt sources, 2 client assertions from elsewhere, 4 jwtBearer sources
+    expect(assertions).toHaveLength(11)
+    expect(assertions.filter((sent) => sent === ASSERTION)).toHaveLength(4)
   })
 
   it('an AccessToken built by hand', () => {
@@ -196,7 +226,7 @@ describe('errors never carry credentials', () => {
         .map(([, value]) => value)
       const authorization = request!.headers['authorization']
       const credentials = authorization === undefined ? [] : [authorization.replace(/^Basic /, '')]
-      const forbidden = [SECRET, ...sent, ...credentials, ...KEY_MATERIAL]
+      const forbidden = [SECRET, ASSERTION, ...sent, ...credentials, ...KEY_MATERIAL]
       expect(sent.length + credentials.length).toBeGreaterThan(0)
       expectNoLeak(caught, forbidden)
       expect((caught as TokenkeeperError).message).toContain('[redacted]')
