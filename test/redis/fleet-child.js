@@ -45,6 +45,21 @@ function source(scope, tokenUrl = config.tokenUrl) {
 
 async function connect() {
   // Only the client in use is loaded: node-redis takes a while to import on a busy machine.
+  if (config.sentinels !== undefined) {
+    // Redis behind Sentinel: the clients ask the sentinels for the primary, with their default
+    // reconnect and retry settings; ioredis with `failoverDetector` (docs/REDIS.md says why).
+    if (config.client === 'node-redis') {
+      const { createSentinel } = await import('redis')
+      client = createSentinel({ name: config.sentinelName, sentinelRootNodes: config.sentinels })
+      client.on('error', () => {})
+      await client.connect()
+      return client
+    }
+    const { Redis } = await import('ioredis')
+    client = new Redis({ sentinels: config.sentinels, name: config.sentinelName, failoverDetector: true })
+    client.on('error', () => {})
+    return client
+  }
   if (config.client === 'node-redis') {
     const { createClient } = await import('redis')
     client = createClient({
@@ -121,17 +136,33 @@ const handlers = {
     return { ids: [...ids], failed }
   },
 
-  /** `concurrency` loops of gets over `scopes` for `durationMs`, invalidating one token now and then. */
+  /**
+   * `concurrency` loops of gets over `scopes` for `durationMs`, invalidating one token now and then.
+   * `served`: each token served, with when (epoch ms) it was last served, for the parent to compare
+   * with the token server's expiry. `storeErrorsAt`: when the first and last store error of the run
+   * happened (epoch ms), if any.
+   */
   async load({ scopes, durationMs, concurrency, invalidateEveryMs }) {
     const until = Date.now() + durationMs
     let ok = 0
     let failed = 0
     const errors = []
+    const served = {}
+    const storeErrorsBefore = manager.stats().storeErrors
+    let firstStoreErrorAt
+    let lastStoreErrorAt
+    const onStoreError = () => {
+      const now = Date.now()
+      firstStoreErrorAt ??= now
+      lastStoreErrorAt = now
+    }
+    manager.on('storeError', onStoreError)
     const loop = async (worker) => {
       for (let i = 0; Date.now() < until; i++) {
         const scope = scopes[(worker + i) % scopes.length]
         try {
-          await manager.get(source(scope))
+          const token = await manager.get(source(scope))
+          served[token.value] = Date.now()
           ok++
         } catch (error) {
           failed++
@@ -149,7 +180,17 @@ const handlers = {
       }
     }
     await Promise.all([...Array.from({ length: concurrency }, (_, worker) => loop(worker)), invalidator()])
-    return { ok, failed, errors, stats: manager.stats(), storeErrors }
+    manager.off('storeError', onStoreError)
+    return {
+      ok,
+      failed,
+      errors,
+      served,
+      storeErrorsAt: firstStoreErrorAt === undefined ? null : [firstStoreErrorAt, lastStoreErrorAt],
+      storeErrorCount: manager.stats().storeErrors - storeErrorsBefore,
+      stats: manager.stats(),
+      storeErrors,
+    }
   },
 
   /** Waits (bounded) until the store answers again. */
@@ -167,15 +208,15 @@ const handlers = {
     return { ok: false }
   },
 
-  async invalidate({ scope }) {
-    const token = manager.peek(source(scope))
+  async invalidate({ scope, tokenUrl }) {
+    const token = manager.peek(source(scope, tokenUrl))
     const at = Date.now()
-    const removed = await manager.invalidate(source(scope), token === undefined ? {} : { token })
+    const removed = await manager.invalidate(source(scope, tokenUrl), token === undefined ? {} : { token })
     return { removed, at }
   },
 
-  async peek({ scope }) {
-    const token = manager.peek(source(scope))
+  async peek({ scope, tokenUrl }) {
+    const token = manager.peek(source(scope, tokenUrl))
     return { tokenId: token === undefined ? null : core.tokenId(token) }
   },
 

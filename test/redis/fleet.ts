@@ -24,6 +24,9 @@ export interface SetupMessage {
   readonly redisPort?: number
   readonly cluster?: readonly { readonly host: string; readonly port: number }[]
   readonly client?: 'ioredis' | 'node-redis'
+  /** Redis behind Sentinel: the sentinels' addresses and the monitored primary's name. */
+  readonly sentinels?: readonly { readonly host: string; readonly port: number }[]
+  readonly sentinelName?: string
   readonly tokenUrl: string
   readonly prefix: string
   /** base64 */

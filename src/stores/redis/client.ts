@@ -1,6 +1,6 @@
 /**
  * The few parts of a Redis client the store uses, as structural types that an `ioredis`
- * `Redis` / `Cluster` and a node-redis (`redis` package, v4/v5) client / cluster all satisfy,
+ * `Redis` / `Cluster` and a node-redis (`redis` package, v4/v5) client / cluster / v5 Sentinel all satisfy,
  * and adapters that turn each into one raw command sender. tokenkeeper imports neither library.
  */
 
@@ -79,6 +79,27 @@ export interface NodeRedisClusterLike {
   nodeClient(node: object): Promise<{ sendCommand(args: string[]): Promise<unknown> }>
 }
 
+/**
+ * The part of a node-redis Sentinel client (`createSentinel()`, redis v5) the store uses. It has
+ * no `duplicate()`: its own pub/sub connection follows the primary through failovers, so the
+ * store subscribes through it (and, the client being yours, only unsubscribes in `close()`).
+ *
+ * @example
+ * ```ts
+ * import { createSentinel } from 'redis'
+ * import type { NodeRedisSentinelLike } from 'tokenkeeper/redis'
+ * const client: NodeRedisSentinelLike = await createSentinel({
+ *   name: 'mymaster',
+ *   sentinelRootNodes: [{ host: '10.0.0.1', port: 26379 }],
+ * }).connect()
+ * ```
+ */
+export interface NodeRedisSentinelLike extends NodeRedisSubscriberLike {
+  sendCommand(isReadonly: boolean | undefined, args: string[]): Promise<unknown>
+  getMasterNode(): unknown
+  getSentinelNode(): unknown
+}
+
 /** A node-redis pub/sub listener (strings, or Buffers in buffer mode). */
 type PubSubListenerLike = (message: string | Buffer, channel: string | Buffer) => unknown
 
@@ -105,7 +126,8 @@ export interface NodeRedisSubscriberLike {
 }
 
 /**
- * A client the Redis store accepts: ioredis `Redis` or `Cluster`, node-redis client or cluster.
+ * A client the Redis store accepts: ioredis `Redis` (also with `sentinels`) or `Cluster`,
+ * node-redis client, cluster or Sentinel client.
  *
  * @example
  * ```ts
@@ -114,7 +136,7 @@ export interface NodeRedisSubscriberLike {
  * const client: RedisClientLike = new Redis()
  * ```
  */
-export type RedisClientLike = IoredisLike | NodeRedisLike | NodeRedisClusterLike
+export type RedisClientLike = IoredisLike | NodeRedisLike | NodeRedisClusterLike | NodeRedisSentinelLike
 
 /**
  * A dedicated pub/sub connection the Redis store may be given.
@@ -139,7 +161,10 @@ export interface Connection extends CommandSender {
   readonly cluster: boolean
   /** Every master, for commands that must visit each (SCAN). A standalone server is its own master. */
   masters(): Promise<readonly CommandSender[]>
+  /** The pub/sub connection the store makes for itself (closed by the store) ... */
   duplicate(): RedisSubscriberLike
+  /** ... unless pub/sub runs on the client itself (node-redis Sentinel): then it is only unsubscribed. */
+  readonly pubSubOnClient: boolean
 }
 
 function isFunction(value: unknown): value is (...args: never[]) => unknown {
@@ -149,7 +174,27 @@ function isFunction(value: unknown): value is (...args: never[]) => unknown {
 /** Adapts `client`; throws a `TypeError` when it is neither ioredis nor node-redis. */
 export function adaptClient(client: RedisClientLike): Connection {
   const probe = client as unknown as Record<string, unknown>
-  if (typeof client !== 'object' || client === null || !isFunction(probe.duplicate))
+  if (typeof client !== 'object' || client === null)
+    throw new TypeError('redisStore: client must be an ioredis or node-redis client (or cluster)')
+  if (
+    isFunction(probe.sendCommand) &&
+    isFunction(probe.getMasterNode) &&
+    isFunction(probe.getSentinelNode) &&
+    isFunction(probe.subscribe)
+  ) {
+    const sentinel = client as NodeRedisSentinelLike
+    // Every command goes to the primary (isReadonly false): a replica may lag behind a write.
+    const sender: CommandSender = { send: (args) => sentinel.sendCommand(false, [...args]) }
+    return {
+      kind: 'node-redis',
+      cluster: false,
+      send: (args) => sender.send(args),
+      masters: () => Promise.resolve([sender]),
+      duplicate: () => sentinel,
+      pubSubOnClient: true,
+    }
+  }
+  if (!isFunction(probe.duplicate))
     throw new TypeError('redisStore: client must be an ioredis or node-redis client (or cluster)')
   if (isFunction(probe.call)) {
     const io = client as IoredisLike
@@ -175,6 +220,7 @@ export function adaptClient(client: RedisClientLike): Connection {
         return Promise.resolve(io.nodes('master').map((node) => ({ send: (args) => send(node, args) })))
       },
       duplicate: () => io.duplicate(),
+      pubSubOnClient: false,
     }
   }
   if (!isFunction(probe.sendCommand))
@@ -190,6 +236,7 @@ export function adaptClient(client: RedisClientLike): Connection {
         return nodes.map((node) => ({ send: (args) => node.sendCommand([...args]) }))
       },
       duplicate: () => nodeCluster.duplicate(),
+      pubSubOnClient: false,
     }
   }
   const node = client as NodeRedisLike
@@ -200,6 +247,7 @@ export function adaptClient(client: RedisClientLike): Connection {
     send: (args) => sender.send(args),
     masters: () => Promise.resolve([sender]),
     duplicate: () => node.duplicate(),
+    pubSubOnClient: false,
   }
 }
 

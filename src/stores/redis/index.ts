@@ -32,6 +32,7 @@ export type {
   IoredisSubscriberLike,
   NodeRedisClusterLike,
   NodeRedisLike,
+  NodeRedisSentinelLike,
   NodeRedisSubscriberLike,
   RedisClientLike,
   RedisSubscriberLike,

@@ -156,7 +156,8 @@ export class Subscription {
 
   #makeDialect(): Dialect {
     const options = this.#options
-    const owned = options.subscriber === undefined
+    // A node-redis Sentinel client subscribes through its own pub/sub connection: not the store's to close.
+    const owned = options.subscriber === undefined && !options.connection.pubSubOnClient
     const sub = options.subscriber ?? options.connection.duplicate()
     const onConnectionError = (error: unknown): void => this.#connectionError(error)
     const onMessage = (message: string): void => {
