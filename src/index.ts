@@ -44,6 +44,11 @@ export {
 } from './sources/client-assertion.js'
 export { jwtBearer, type JwtBearerOptions, type JwtBearerAssertionOptions } from './sources/jwt-bearer.js'
 export {
+  googleServiceAccount,
+  type GoogleServiceAccountKey,
+  type GoogleServiceAccountOptions,
+} from './sources/google.js'
+export {
   tokenSource,
   type TokenFunction,
   type TokenFunctionContext,

@@ -26,6 +26,13 @@ export type {
   TokenServerOptions,
   TokenServerStats,
 } from './types.js'
+export {
+  startGoogleTokenEndpoint,
+  type GoogleTestServiceAccount,
+  type GoogleTokenEndpoint,
+  type GoogleTokenEndpointOptions,
+  type GoogleTokenRequestRecord,
+} from './google-endpoint.js'
 export { startLtiPlatform } from './lti/platform.js'
 export type {
   LtiContextSeed,

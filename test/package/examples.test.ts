@@ -13,6 +13,8 @@ const out = fileURLToPath(new URL('../../.tmp/examples/', import.meta.url))
 const expected: Record<string, RegExp> = {
   'quickstart.ts': /distinct tokens: 1\ntoken requests: 1\n[\s\S]*API status: 200/,
   'private-key-jwt.ts': /got a Bearer token for reports/,
+  'google-service-account.ts':
+    /got a Bearer token for reports@my-project\.iam\.gserviceaccount\.com \(https:\/\/www\.googleapis\.com\/auth\/cloud-platform\)\ngoogleServiceAccount: expected a "service_account" key, got a key of type "authorized_user"/,
   'workload-identity.ts':
     /stale file: ASSERTION_EXPIRED retryable: true\ngot a Bearer token; token requests: 1\n/,
   'opentelemetry.ts':

@@ -11,6 +11,7 @@ import {
   clientCredentials,
   clientSecretBasic,
   clientSecretPost,
+  googleServiceAccount,
   isOAuthError,
   jwtBearer,
   privateKeyJwt,
@@ -146,6 +147,16 @@ function sources(url: string): Record<string, TokenSource> {
     clientId: 'svc',
     auth: clientSecretPost(SECRET),
   })
+  result['googleServiceAccount'] = googleServiceAccount({
+    credentials: {
+      type: 'service_account',
+      client_email: 'robot@project.iam.gserviceaccount.com',
+      private_key: rsa.pem,
+      private_key_id: 'key-1',
+      token_uri: url,
+    },
+    scopes: ['https://www.googleapis.com/auth/cloud-platform'],
+  })
   result['tokenSource'] = tokenSource('vault', () => ({ access_token: TOKEN, id_token: ID_TOKEN }))
   return result
 }
@@ -186,8 +197,8 @@ describe('secrets never show', () => {
       expect(JSON.parse(JSON.stringify(token))).toMatchObject({ value: '[redacted]', extra: ['id_token'] })
       expectNoLeak(source, assertions)
     }
-    // 5 private_key_jwt sources, 2 client assertions from elsewhere, 4 jwtBearer sources
-    expect(assertions).toHaveLength(11)
+    // 5 private_key_jwt sources, 2 client assertions from elsewhere, 4 jwtBearer sources, 1 Google
+    expect(assertions).toHaveLength(12)
     expect(assertions.filter((sent) => sent === ASSERTION)).toHaveLength(4)
   })
 
