@@ -14,48 +14,51 @@ const root = fileURLToPath(new URL('../../', import.meta.url))
 const built = existsSync(join(root, 'dist', 'index.js'))
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 
-describe.skipIf(!built && process.env['CI'] === undefined)('a project that depends on tokenkeeper', () => {
-  let project: string
+describe.skipIf(!built && process.env['CI'] === undefined)(
+  'a project that depends on tokenkeeper',
+  { timeout: 180_000 },
+  () => {
+    let project: string
 
-  beforeAll(() => {
-    project = mkdtempSync(join(tmpdir(), 'tokenkeeper-consumer-'))
-    mkdirSync(join(project, 'node_modules', '@types'), { recursive: true })
-    symlinkSync(root, join(project, 'node_modules', 'tokenkeeper'), 'dir')
-    symlinkSync(
-      join(root, 'node_modules', '@types', 'node'),
-      join(project, 'node_modules', '@types', 'node'),
-      'dir',
-    )
-  })
+    beforeAll(() => {
+      project = mkdtempSync(join(tmpdir(), 'tokenkeeper-consumer-'))
+      mkdirSync(join(project, 'node_modules', '@types'), { recursive: true })
+      symlinkSync(root, join(project, 'node_modules', 'tokenkeeper'), 'dir')
+      symlinkSync(
+        join(root, 'node_modules', '@types', 'node'),
+        join(project, 'node_modules', '@types', 'node'),
+        'dir',
+      )
+    })
 
-  afterAll(() => {
-    rmSync(project, { recursive: true, force: true })
-  })
+    afterAll(() => {
+      rmSync(project, { recursive: true, force: true })
+    })
 
-  it('require() works from CommonJS, for the core and a subpath', () => {
-    writeFileSync(
-      join(project, 'main.cjs'),
-      `const { TokenManager, clientCredentials } = require('tokenkeeper')
+    it('require() works from CommonJS, for the core and a subpath', () => {
+      writeFileSync(
+        join(project, 'main.cjs'),
+        `const { TokenManager, clientCredentials } = require('tokenkeeper')
 const { redisStore } = require('tokenkeeper/redis')
 const tokens = new TokenManager()
 console.log(typeof clientCredentials, typeof redisStore, typeof tokens.get)
 tokens.close()
 `,
-    )
-    const run = spawnSync(process.execPath, ['main.cjs'], { cwd: project, encoding: 'utf8' })
-    expect(run.stderr.replace(/^.*ExperimentalWarning.*\n.*\n?/gm, '')).not.toMatch(/Error/)
-    expect(run.status).toBe(0)
-    expect(run.stdout.trim()).toBe('function function function')
-  })
+      )
+      const run = spawnSync(process.execPath, ['main.cjs'], { cwd: project, encoding: 'utf8' })
+      expect(run.stderr.replace(/^.*ExperimentalWarning.*\n.*\n?/gm, '')).not.toMatch(/Error/)
+      expect(run.status).toBe(0)
+      expect(run.stdout.trim()).toBe('function function function')
+    })
 
-  it.each([
-    ['nodenext', 'nodenext'],
-    ['node16', 'node16'],
-    ['esnext', 'bundler'],
-  ])('type-checks with module %s, moduleResolution %s', (module, moduleResolution) => {
-    writeFileSync(
-      join(project, 'main.ts'),
-      `import { TokenManager, clientCredentials, clientSecretBasic, type AccessToken } from 'tokenkeeper'
+    it.each([
+      ['nodenext', 'nodenext'],
+      ['node16', 'node16'],
+      ['esnext', 'bundler'],
+    ])('type-checks with module %s, moduleResolution %s', (module, moduleResolution) => {
+      writeFileSync(
+        join(project, 'main.ts'),
+        `import { TokenManager, clientCredentials, clientSecretBasic, type AccessToken } from 'tokenkeeper'
 import { redisStore } from 'tokenkeeper/redis'
 import { startTokenServer } from 'tokenkeeper/testing'
 const tokens = new TokenManager()
@@ -63,25 +66,29 @@ const source = clientCredentials({ tokenUrl: 'https://idp.example/t', clientId: 
 export const token: Promise<AccessToken> = tokens.get(source)
 export const parts = [redisStore, startTokenServer]
 `,
-    )
-    writeFileSync(
-      join(project, 'tsconfig.json'),
-      JSON.stringify({
-        compilerOptions: {
-          module,
-          moduleResolution,
-          target: 'es2022',
-          strict: true,
-          noEmit: true,
-          skipLibCheck: false,
-          types: ['node'],
-        },
-        files: ['main.ts'],
-      }),
-    )
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ type: 'module' }))
-    const run = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: project, encoding: 'utf8' })
-    expect(run.stdout + run.stderr).toBe('')
-    expect(run.status).toBe(0)
-  })
-})
+      )
+      writeFileSync(
+        join(project, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            module,
+            moduleResolution,
+            target: 'es2022',
+            strict: true,
+            noEmit: true,
+            skipLibCheck: false,
+            types: ['node'],
+          },
+          files: ['main.ts'],
+        }),
+      )
+      writeFileSync(join(project, 'package.json'), JSON.stringify({ type: 'module' }))
+      const run = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.json'], {
+        cwd: project,
+        encoding: 'utf8',
+      })
+      expect(run.stdout + run.stderr).toBe('')
+      expect(run.status).toBe(0)
+    })
+  },
+)
