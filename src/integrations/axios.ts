@@ -1,6 +1,7 @@
 import type { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig } from 'axios'
 import { isReplayableBody } from '../manager/fetch.js'
 import type { Authorization, Authorizer } from '../http/authorizer.js'
+import { authorizerCache } from './routes.js'
 import type { TokenManager } from '../manager/manager.js'
 import { REDACTED, SecretSet } from '../secrets.js'
 import type { TokenSource } from '../sources/types.js'
@@ -86,17 +87,9 @@ export function attachTokens(
   source: TokenSource | AxiosSourceChooser,
 ): () => void {
   const choose: AxiosSourceChooser = typeof source === 'function' ? source : () => source
-  const authorizers = new WeakMap<TokenSource, Authorizer>()
   const sent = new WeakMap<InternalAxiosRequestConfig, Sent>()
 
-  const authorizerFor = (chosen: TokenSource): Authorizer => {
-    let authorizer = authorizers.get(chosen)
-    if (authorizer === undefined) {
-      authorizer = tokens.authorizer(chosen)
-      authorizers.set(chosen, authorizer)
-    }
-    return authorizer
-  }
+  const authorizerFor = authorizerCache(tokens)
 
   const onRequest = async (config: InternalAxiosRequestConfig): Promise<InternalAxiosRequestConfig> => {
     const chosen = choose(config)

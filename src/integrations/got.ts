@@ -5,7 +5,7 @@ import { isReplayableBody } from '../manager/fetch.js'
 import type { TokenManager } from '../manager/manager.js'
 import { REDACTED, SecretSet } from '../secrets.js'
 import type { TokenSource } from '../sources/types.js'
-import { sourceChooser, type SourceChooser, type SourceRoutes } from './routes.js'
+import { authorizerCache, sourceChooser, type SourceChooser, type SourceRoutes } from './routes.js'
 
 export type { RouteRequest, SourceChooser, SourceRoutes } from './routes.js'
 
@@ -88,15 +88,7 @@ export function gotTokens(
   routes: SourceRoutes | SourceChooser | TokenSource,
 ): GotTokenHooks {
   const choose = sourceChooser(routes, 'gotTokens')
-  const authorizers = new WeakMap<TokenSource, Authorizer>()
-  const authorizerFor = (source: TokenSource): Authorizer => {
-    let authorizer = authorizers.get(source)
-    if (authorizer === undefined) {
-      authorizer = tokens.authorizer(source)
-      authorizers.set(source, authorizer)
-    }
-    return authorizer
-  }
+  const authorizerFor = authorizerCache(tokens)
 
   const beforeRequest: BeforeRequestHook = async (options) => {
     const url = urlOf(options)

@@ -1,3 +1,5 @@
+import type { Authorizer } from '../http/authorizer.js'
+import type { TokenManager } from '../manager/manager.js'
 import type { TokenSource } from '../sources/types.js'
 
 /** A request as far as choosing its source is concerned. */
@@ -65,5 +67,22 @@ export function sourceChooser(
       if (route.path === '' || path === route.path || path.startsWith(`${route.path}/`)) return route.source
     }
     return undefined
+  }
+}
+
+/**
+ * One {@link Authorizer} per source, made on first use and kept while the source lives: the 401
+ * refusal memory and renew-once state of a source are then shared by every request an
+ * integration sends for it.
+ */
+export function authorizerCache(tokens: TokenManager): (source: TokenSource) => Authorizer {
+  const authorizers = new WeakMap<TokenSource, Authorizer>()
+  return (source) => {
+    let authorizer = authorizers.get(source)
+    if (authorizer === undefined) {
+      authorizer = tokens.authorizer(source)
+      authorizers.set(source, authorizer)
+    }
+    return authorizer
   }
 }

@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici'
 import type { Authorization, Authorizer } from '../http/authorizer.js'
 import type { TokenManager } from '../manager/manager.js'
 import type { TokenSource } from '../sources/types.js'
-import { sourceChooser, type SourceChooser, type SourceRoutes } from './routes.js'
+import { authorizerCache, sourceChooser, type SourceChooser, type SourceRoutes } from './routes.js'
 
 export type { RouteRequest, SourceChooser, SourceRoutes } from './routes.js'
 
@@ -293,15 +293,7 @@ export function tokenInterceptor(
   routes: SourceRoutes | SourceChooser | TokenSource,
 ): Dispatcher.DispatchInterceptor {
   const choose = sourceChooser(routes, 'tokenInterceptor')
-  const authorizers = new WeakMap<TokenSource, Authorizer>()
-  const authorizerFor = (source: TokenSource): Authorizer => {
-    let authorizer = authorizers.get(source)
-    if (authorizer === undefined) {
-      authorizer = tokens.authorizer(source)
-      authorizers.set(source, authorizer)
-    }
-    return authorizer
-  }
+  const authorizerFor = authorizerCache(tokens)
   return (dispatch) =>
     function tokenkeeperInterceptor(opts: Dispatcher.DispatchOptions, handler: Handler): boolean {
       if (opts.origin === undefined || opts.upgrade) return dispatch(opts, handler)

@@ -14,9 +14,11 @@ import {
 } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
 import {
+  closeAfterTest,
   flush,
   heldSource,
   makeToken,
+  manager,
   permanentError,
   recordEvents,
   tokenValue,
@@ -24,15 +26,7 @@ import {
 } from './helpers.js'
 
 const HOUR = 3_600_000
-const managers: TokenManager[] = []
 const unsubscribers: (() => void)[] = []
-
-function manager(options: ConstructorParameters<typeof TokenManager>[0] = {}) {
-  const clock = createTestClock()
-  const tokens = new TokenManager({ clock, random: () => 0.5, ...options })
-  managers.push(tokens)
-  return { tokens, clock, start: clock.now() }
-}
 
 /** Everything published on every tokenkeeper channel, by channel name. */
 function listenToChannels(): Map<string, unknown[]> {
@@ -50,7 +44,6 @@ function listenToChannels(): Map<string, unknown[]> {
 
 afterEach(async () => {
   for (const stop of unsubscribers.splice(0)) stop()
-  await Promise.all(managers.splice(0).map((m) => m.close()))
 })
 
 describe('events and diagnostics channels', () => {
@@ -239,7 +232,7 @@ describe('no token value leaks', () => {
     const clock = createTestClock()
     const store = memoryStore({ clock })
     const tokens = new TokenManager({ clock, random: () => 0.5, store, proactive: true })
-    managers.push(tokens)
+    closeAfterTest(tokens)
     const events = recordEvents(tokens)
     const held = heldSource('leak')
     const values: string[] = []

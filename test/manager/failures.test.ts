@@ -1,26 +1,19 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { AccessToken, isTokenkeeperError, TokenManager, tokenSource } from '../../src/index.js'
-import { createTestClock } from '../../src/testing/index.js'
-import { flush, heldSource, permanentError, recordEvents, settle, transientError } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import type { TokenManager } from '../../src/index.js'
+import { AccessToken, isTokenkeeperError, tokenSource } from '../../src/index.js'
+
+import {
+  flush,
+  heldSource,
+  manager,
+  permanentError,
+  recordEvents,
+  settle,
+  transientError,
+} from './helpers.js'
 
 const MINUTE = 60_000
 const HOUR = 60 * MINUTE
-const managers: TokenManager[] = []
-
-/**
- * random 0.5: refreshAt at 80 % of the lifetime, and backoff = round(step × 0.55):
- * attempt 1 → 138 ms, attempt 2 → 275 ms, attempt 3 → 550 ms.
- */
-function manager(options: ConstructorParameters<typeof TokenManager>[0] = {}) {
-  const clock = createTestClock()
-  const tokens = new TokenManager({ clock, random: () => 0.5, ...options })
-  managers.push(tokens)
-  return { tokens, clock, start: clock.now() }
-}
-
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()))
-})
 
 async function cached(tokens: TokenManager, held: ReturnType<typeof heldSource>, lifetimeMs = HOUR) {
   const got = tokens.get(held.source)

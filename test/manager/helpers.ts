@@ -7,6 +7,9 @@ import {
   type TokenManager,
 } from '../../src/index.js'
 import type { EventEmitter } from 'node:events'
+import { afterEach } from 'vitest'
+import { TokenManager as Manager } from '../../src/index.js'
+import { createTestClock } from '../../src/testing/index.js'
 import type { Clock } from '../../src/clock.js'
 
 /** Lets promises and microtasks settle (a few turns of the event loop, no wall-clock wait). */
@@ -227,4 +230,26 @@ export function settle<T>(promise: Promise<T>): {
     },
   )
   return { result: () => state }
+}
+
+const managers: Manager[] = []
+
+afterEach(async () => {
+  await Promise.all(managers.splice(0).map((m) => m.close()))
+})
+
+/** Closes these managers after the current test. */
+export function closeAfterTest(...made: Manager[]): void {
+  managers.push(...made)
+}
+
+/**
+ * A manager on a test clock with random 0.5, closed after the test. With 0.5: refreshAt at 80 %
+ * of the lifetime, and backoff = round(step × 0.55): attempt 1 → 138 ms, 2 → 275 ms, 3 → 550 ms.
+ */
+export function manager(options: ConstructorParameters<typeof Manager>[0] = {}) {
+  const clock = createTestClock()
+  const tokens = new Manager({ clock, random: () => 0.5, ...options })
+  closeAfterTest(tokens)
+  return { tokens, clock, start: clock.now() }
 }

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   isTokenkeeperError,
   memoryStore,
@@ -7,21 +7,18 @@ import {
   type TokenStore,
 } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
-import { flush, heldSource, makeToken, settle, tokenValue, transientError } from './helpers.js'
+import {
+  closeAfterTest,
+  flush,
+  heldSource,
+  makeToken,
+  manager,
+  settle,
+  tokenValue,
+  transientError,
+} from './helpers.js'
 
 const HOUR = 3_600_000
-const managers: TokenManager[] = []
-
-function manager(options: ConstructorParameters<typeof TokenManager>[0] = {}) {
-  const clock = createTestClock()
-  const tokens = new TokenManager({ clock, random: () => 0.5, ...options })
-  managers.push(tokens)
-  return { tokens, clock }
-}
-
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()))
-})
 
 describe('single-flight per key', () => {
   it('1,000 concurrent callers cause exactly one fetch and all get the same token', async () => {
@@ -280,7 +277,7 @@ describe('write-if-newer and late results', () => {
     }
     const a = new TokenManager({ clock, random: () => 0.5, store: lockless })
     const b = new TokenManager({ clock, random: () => 0.5, store: lockless })
-    managers.push(a, b)
+    closeAfterTest(a, b)
     const heldA = heldSource('api')
     const heldB = heldSource('api')
     const fromA = a.get(heldA.source)
@@ -296,7 +293,7 @@ describe('write-if-newer and late results', () => {
     expect(record?.expiresAt).toBe(longer.expiresAt)
     // A third manager reads the later-expiring token from the store.
     const c = new TokenManager({ clock, random: () => 0.5, store: lockless })
-    managers.push(c)
+    closeAfterTest(c)
     const heldC = heldSource('api')
     await expect(c.get(heldC.source)).resolves.toMatchObject({ value: longer.value })
     expect(heldC.fetches).toHaveLength(0)
@@ -375,7 +372,7 @@ describe('fleet-wide single flight through a shared memoryStore', () => {
     const store = memoryStore({ clock })
     const members = Array.from({ length: size }, () => {
       const tokens = new TokenManager({ clock, random: () => 0.5, store })
-      managers.push(tokens)
+      closeAfterTest(tokens)
       return { tokens, held: heldSource('api') }
     })
     return { clock, store, members }

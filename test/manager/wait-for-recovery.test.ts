@@ -2,26 +2,13 @@
  * `waitForRecoveryMs`: callers who would rather wait through an outage than fail at once. They
  * wait for the attempt the backoff schedule allows, join it, and make no extra requests.
  */
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { isTokenkeeperError, TokenManager } from '../../src/index.js'
-import { createTestClock } from '../../src/testing/index.js'
-import { flush, heldSource, permanentError, settle, transientError } from './helpers.js'
+
+import { flush, heldSource, manager, permanentError, settle, transientError } from './helpers.js'
 
 const MINUTE = 60_000
 const HOUR = 60 * MINUTE
-const managers: TokenManager[] = []
-
-/** random 0.5: backoff attempt 1 → 138 ms, attempt 2 → 275 ms, attempt 3 → 550 ms. */
-function manager(options: ConstructorParameters<typeof TokenManager>[0] = {}) {
-  const clock = createTestClock()
-  const tokens = new TokenManager({ clock, random: () => 0.5, ...options })
-  managers.push(tokens)
-  return { tokens, clock, start: clock.now() }
-}
-
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()))
-})
 
 describe('waitForRecoveryMs', () => {
   it('by default a caller in the backoff window fails at once', async () => {
@@ -151,7 +138,8 @@ describe('waitForRecoveryMs', () => {
     expect(first.result().status).toBe('rejected')
     const patient = settle(tokens.get(held.source, { waitForRecoveryMs: MINUTE }))
     await flush()
-    expect(patient.result).toBeDefined()
+    expect(patient.result().status).toBe('pending')
+    expect(held.fetches).toHaveLength(1)
     await clock.advanceAsync(138)
     const token = held.last().succeed(HOUR)
     await flush()

@@ -1,24 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest'
-import { TokenManager, tokenSource } from '../../src/index.js'
-import { createTestClock } from '../../src/testing/index.js'
-import { flush, heldSource, instantSource, settle } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { tokenSource } from '../../src/index.js'
+
+import { flush, heldSource, instantSource, manager, settle } from './helpers.js'
 
 const SECOND = 1_000
 const MINUTE = 60 * SECOND
 const HOUR = 60 * MINUTE
-const managers: TokenManager[] = []
-
-/** random 0.5 → refreshAt at 80 % of the lifetime; mustRefreshAt = expiresAt - min(60 s, 10 %). */
-function manager(options: ConstructorParameters<typeof TokenManager>[0] = {}) {
-  const clock = createTestClock()
-  const tokens = new TokenManager({ clock, random: () => 0.5, ...options })
-  managers.push(tokens)
-  return { tokens, clock, start: clock.now() }
-}
-
-afterEach(async () => {
-  await Promise.all(managers.splice(0).map((m) => m.close()))
-})
 
 describe('the three windows, at their ±1 ms boundaries', () => {
   const table: [name: string, lifetimeMs: number, refreshAfterMs: number, mustRefreshAfterMs: number][] = [
