@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import type { BackoffPolicy, RefreshPolicy } from '../../manager/policy.js'
 import { startTokenServer } from '../../testing/token-server.js'
 import type { TokenServer, TokenServerStats } from '../../testing/types.js'
@@ -46,6 +47,11 @@ export interface PhaseResult {
   readonly server: TokenServerStats
   readonly renewals: Renewals
   readonly outage: OutageReport | undefined
+  /**
+   * How late this process's event loop ran (timers firing late, I/O waiting), in ms: a machine too
+   * busy to run the process on time shows here, and every latency above includes it.
+   */
+  readonly eventLoopDelayMs: { readonly p99: number; readonly max: number }
   /** What happened when, for the report: times in ms after the phase started. */
   readonly timeline: PhaseTimeline
 }
@@ -80,14 +86,14 @@ export function groupRenewals(arrivals: readonly number[], lifetimeMs: number): 
 }
 
 /**
- * The outage run's manager policy, scaled to seconds-long tokens: renew at 50–60 % of the
+ * The outage run's manager policy, scaled to seconds-long tokens: renew at 45–55 % of the
  * lifetime and back off 1 % of it doubling up to 5 %. (The defaults, 75–85 % and 250 ms doubling
  * up to 10 s, are made for tokens that live minutes to hours.)
  */
 export function outagePolicy(lifetimeMs: number): Partial<RefreshPolicy & BackoffPolicy> {
   return {
-    refreshRatioMin: 0.5,
-    refreshRatioMax: 0.6,
+    refreshRatioMin: 0.45,
+    refreshRatioMax: 0.55,
     baseBackoffMs: Math.max(1, Math.round(lifetimeMs * 0.01)),
     maxBackoffMs: Math.max(1, Math.round(lifetimeMs * 0.05)),
   }
@@ -124,6 +130,8 @@ export async function runPhase(
         ? { policy: outagePolicy(settings.tokenLifetimeMs) }
         : {}),
     }
+    const delay = monitorEventLoopDelay({ resolution: 10 })
+    delay.enable()
     const startedAt = Date.now()
     const workload = runner.run(spec, settings)
     const outage = settings.outage
@@ -156,6 +164,7 @@ export async function runPhase(
       clearInterval(ticker)
     }
     const outageReport = outage?.stop()
+    delay.disable()
     const elapsedMs = Date.now() - startedAt
     await settle(server)
     tick()
@@ -174,6 +183,11 @@ export async function runPhase(
       server: server.stats(),
       renewals,
       outage: outageReport,
+      // The histogram counts in ns, and its resolution is included in every sample.
+      eventLoopDelayMs: {
+        p99: Math.max(0, delay.percentile(99) / 1e6 - 10),
+        max: Math.max(0, delay.max / 1e6 - 10),
+      },
       timeline: { tokenRequests, samples },
     }
   } finally {
