@@ -69,6 +69,7 @@ export {
   CHANNEL_NAMES,
   subscribeChannel,
   type FailFastEvent,
+  type LockWaitEvent,
   type TokenkeeperChannelMessages,
   type TokenkeeperChannelName,
   type HitEvent,

@@ -61,6 +61,17 @@ export interface StoreErrorEvent {
   readonly message: string
 }
 
+/**
+ * This process waited for another process's fetch lock on a key (a shared store's single flight)
+ * and stopped waiting: `store` when that process's token arrived, `fetch` when this process went
+ * on to ask the token endpoint itself (the holder died, failed twice, or the wait ran out).
+ */
+export interface LockWaitEvent {
+  readonly key: string
+  readonly waitedMs: number
+  readonly outcome: 'store' | 'fetch'
+}
+
 /** A caller was given the remembered error at once: the key is backing off after a failure. */
 export interface FailFastEvent {
   readonly key: string
@@ -89,6 +100,7 @@ export interface TokenManagerEvents {
   storeError: [StoreErrorEvent]
   invalidate: [InvalidateEvent]
   failFast: [FailFastEvent]
+  lockWait: [LockWaitEvent]
 }
 
 /** The `node:diagnostics_channel` channel names, one per event: `tokenkeeper:<event>`. */
@@ -102,6 +114,7 @@ export const CHANNEL_NAMES = {
   storeError: 'tokenkeeper:store:error',
   invalidate: 'tokenkeeper:invalidate',
   failFast: 'tokenkeeper:fail-fast',
+  lockWait: 'tokenkeeper:lock:wait',
 } as const satisfies Record<keyof TokenManagerEvents, string>
 
 /** The channels, created once. Publishing is skipped unless someone subscribes. */
@@ -115,6 +128,7 @@ export const channels: { readonly [K in keyof TokenManagerEvents]: Channel } = {
   storeError: channel(CHANNEL_NAMES.storeError),
   invalidate: channel(CHANNEL_NAMES.invalidate),
   failFast: channel(CHANNEL_NAMES.failFast),
+  lockWait: channel(CHANNEL_NAMES.lockWait),
 }
 
 /**

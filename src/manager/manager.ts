@@ -269,6 +269,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
             storeTimeoutMs,
             signal: this.#closing.signal,
             onError: (key, operation, error) => this.#storeFailed(key, operation, error),
+            onLockWait: (key, waitedMs, outcome) => this.#publish('lockWait', { key, waitedMs, outcome }),
           })
     this.#unsubscribe = this.#subscribe(options.store)
     if (options.logger !== undefined) {
