@@ -303,7 +303,11 @@ export async function sendHttp(request: HttpExchange): Promise<HttpAnswer> {
       )
     }
     try {
-      const text = await readCapped(response, request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, endpoint)
+      const text = await readCapped(
+        response,
+        request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+        endpoint,
+      )
       return { response, text, sentAt }
     } catch (error) {
       // An oversized 5xx or 429 page is still a transient failure, with its Retry-After.

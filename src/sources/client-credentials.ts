@@ -79,7 +79,8 @@ class ClientCredentialsSource implements TokenSource {
     this.#clientId = options.clientId
     this.#auth = options.auth
     this.#keyRest =
-      `|${keyPart(this.#clientId)}|` + `${this.#auth.method}:${this.#auth.fingerprint}${this.#endpoint.keySuffix}`
+      `|${keyPart(this.#clientId)}|` +
+      `${this.#auth.method}:${this.#auth.fingerprint}${this.#endpoint.keySuffix}`
     this.#keyUrl = this.#endpoint.keyUrl
     this.#key = `cc|${this.#keyUrl}${this.#keyRest}`
   }

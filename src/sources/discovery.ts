@@ -115,7 +115,8 @@ function invalid(endpoint: string, why: string, status: number): TokenkeeperErro
 
 /** A short, printable rendering of a value the server sent, for a message. */
 function shown(value: unknown): string {
-  if (typeof value !== 'string') return value === undefined ? 'none' : `a ${value === null ? 'null' : typeof value}`
+  if (typeof value !== 'string')
+    return value === undefined ? 'none' : `a ${value === null ? 'null' : typeof value}`
   return `"${scrubText(value, new SecretSet(), 200)}"`
 }
 
@@ -128,10 +129,14 @@ export function parseMetadata(
 ): AuthorizationServerMetadata {
   const endpoint = describeGet(documentUrl)
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new TokenkeeperError('RESPONSE_NOT_OBJECT', `${endpoint}: the discovery document is not a JSON object`, {
-      status,
-      retryable: false,
-    })
+    throw new TokenkeeperError(
+      'RESPONSE_NOT_OBJECT',
+      `${endpoint}: the discovery document is not a JSON object`,
+      {
+        status,
+        retryable: false,
+      },
+    )
   }
   const fields = json as Record<string, unknown>
   if (fields['issuer'] !== issuer) {
@@ -148,17 +153,25 @@ export function parseMetadata(
     tokenEndpoint = checkTokenUrl(raw, `the token_endpoint of ${issuer}`)
   } catch (error) {
     if (isTokenkeeperError(error)) throw error // INSECURE_TOKEN_URL
-    throw invalid(endpoint, `has a token_endpoint that is not a usable URL (${(error as Error).message})`, status)
+    throw invalid(
+      endpoint,
+      `has a token_endpoint that is not a usable URL (${(error as Error).message})`,
+      status,
+    )
   }
   const methods = fields['token_endpoint_auth_methods_supported']
   if (methods !== undefined && (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string'))) {
-    throw invalid(endpoint, 'has a token_endpoint_auth_methods_supported that is not an array of strings', status)
+    throw invalid(
+      endpoint,
+      'has a token_endpoint_auth_methods_supported that is not an array of strings',
+      status,
+    )
   }
   return {
     issuer,
     tokenUrl: raw,
     tokenEndpoint,
-    tokenEndpointAuthMethods: methods === undefined ? ['client_secret_basic'] : (methods as string[]),
+    tokenEndpointAuthMethods: methods === undefined ? ['client_secret_basic'] : methods,
     authMethodsListed: methods !== undefined,
     documentUrl: documentUrl.href,
   }
@@ -218,13 +231,13 @@ export async function discover(
   clock: Clock,
 ): Promise<AuthorizationServerMetadata> {
   const urls = wellKnownUrls(issuer)
-  let unusable: unknown
+  let unusable: TokenkeeperError | undefined
   for (const url of urls) {
     try {
       return await fetchDocument(url, issuer, options, clock)
     } catch (error) {
       if (!absent(error) && !notMetadata(error)) throw error
-      if (notMetadata(error)) unusable ??= error
+      if (notMetadata(error)) unusable ??= error as TokenkeeperError
     }
   }
   if (unusable !== undefined) throw unusable

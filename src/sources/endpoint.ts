@@ -165,7 +165,8 @@ export class TokenEndpoint {
   }
 
   #configured(): { readonly url: URL; readonly tokenUrl: string } {
-    if (this.#fixed === undefined) throw new TypeError('this token endpoint is found by discovery; it has no fixed URL')
+    if (this.#fixed === undefined)
+      throw new TypeError('this token endpoint is found by discovery; it has no fixed URL')
     return this.#fixed
   }
 

@@ -208,9 +208,10 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     }
     if (url.pathname === '/resource') return handleResourceRequest(req, res, url, tokens, counters)
     req.resume()
-    if (!discoveryPaths.has(url.pathname)) {
-      return writeResponse(res, { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found' })
-    }
+    const notFound = { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found' }
+    if (!wellKnownPaths.has(url.pathname)) return writeResponse(res, notFound)
+    discoveryRequests += 1
+    if (!discoveryPaths.has(url.pathname)) return writeResponse(res, notFound)
     handleDiscovery(res).catch(() => {
       if (!res.headersSent) writeResponse(res, { status: 500, headers: {}, body: '' })
     })
@@ -218,28 +219,31 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
 
   const discoveryOptions = options.discovery ?? {}
   const issuerPath = (discoveryOptions.issuerPath ?? '').replace(/\/$/, '')
-  if (issuerPath !== '' && !/^\/[A-Za-z0-9._~\/-]+$/.test(issuerPath)) {
+  if (issuerPath !== '' && !/^\/[A-Za-z0-9._~/-]+$/.test(issuerPath)) {
     throw new TypeError("startTokenServer: discovery.issuerPath must be a path such as '/tenant-a'")
   }
   const documents = discoveryOptions.documents ?? ['oauth-authorization-server']
-  const discoveryPaths = new Set(
-    documents.map((name) =>
-      name === 'oauth-authorization-server'
-        ? `/.well-known/oauth-authorization-server${issuerPath}`
-        : `${issuerPath}/.well-known/openid-configuration`,
-    ),
-  )
+  const wellKnown = {
+    'oauth-authorization-server': `/.well-known/oauth-authorization-server${issuerPath}`,
+    'openid-configuration': `${issuerPath}/.well-known/openid-configuration`,
+  }
+  const wellKnownPaths = new Set(Object.values(wellKnown))
+  const discoveryPaths = new Set(documents.map((name) => wellKnown[name]))
   const discoveryFaults = new FaultQueue()
   let discoveryRequests = 0
 
   const handleDiscovery = async (res: ServerResponse): Promise<void> => {
-    discoveryRequests += 1
     const fault = discoveryFaults.next()
     if (fault?.kind === 'hang') return
     if (fault?.kind === 'reset') return void res.socket?.resetAndDestroy()
     if (fault?.kind === 'latency') await sleep(fault.ms)
     if (closed) return
-    if (fault !== undefined && fault.kind !== 'latency' && fault.kind !== 'token' && fault.kind !== 'slow-body') {
+    if (
+      fault !== undefined &&
+      fault.kind !== 'latency' &&
+      fault.kind !== 'token' &&
+      fault.kind !== 'slow-body'
+    ) {
       await respondWithFault(res, fault)
       return
     }

@@ -115,7 +115,10 @@ export interface TokenServerStats {
   readonly resourceRejectedScope: number
   /** Token requests per claimed client id (counted once the request body has been read). */
   readonly byClient: Readonly<Record<string, number>>
-  /** Requests for a discovery document (either well-known path, any outcome), counted on arrival. */
+  /**
+   * Requests to either well-known path of the issuer (RFC 8414's, OpenID Connect's), whether it
+   * serves a document there or answers 404, counted on arrival.
+   */
   readonly discoveryRequests: number
 }
 

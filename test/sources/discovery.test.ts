@@ -114,7 +114,8 @@ describe('clientCredentials({ issuer })', () => {
   it('falls back to /.well-known/openid-configuration when the RFC 8414 document is not there', async () => {
     const idp = await server({ issuerPath: '/tenant-b', documents: ['openid-configuration'] })
     await issuerSource(idp.issuer, new DiscoveryCache()).fetchToken()
-    expect(idp.stats()).toMatchObject({ discoveryRequests: 1, tokensIssued: 1 }) // the 404 is not a document request
+    // The RFC 8414 path answers 404, the OpenID Connect one the document.
+    expect(idp.stats()).toMatchObject({ discoveryRequests: 2, tokensIssued: 1 })
   })
 
   it('falls back when the RFC 8414 path serves an HTML page (a web app answering every path)', async () => {
@@ -259,12 +260,12 @@ describe('construction', () => {
     ],
     [
       'discovery that is not a cache',
-      { issuer: 'https://idp.example', discovery: {} },
+      { issuer: 'https://idp.example', discovery: {} as DiscoveryCache },
       /must be a DiscoveryCache/,
     ],
   ])('%s is a TypeError', (_name, options, message) => {
-    expect(() => clientCredentials({ clientId: CLIENT, auth, ...(options as object) })).toThrow(TypeError)
-    expect(() => clientCredentials({ clientId: CLIENT, auth, ...(options as object) })).toThrow(message)
+    expect(() => clientCredentials({ clientId: CLIENT, auth, ...options })).toThrow(TypeError)
+    expect(() => clientCredentials({ clientId: CLIENT, auth, ...options })).toThrow(message)
   })
 
   it('an http issuer off loopback is INSECURE_TOKEN_URL', () => {
