@@ -226,6 +226,39 @@ describe('clientCredentials({ issuer })', () => {
     expect(idp.stats().discoveryRequests).toBe(3)
   })
 
+  it('a refreshed document that names another token endpoint changes the key: the next get asks that one', async () => {
+    const first = await server()
+    const second = await server()
+    const clock = createTestClock()
+    const discovery = new DiscoveryCache({ clock, maxAgeMs: 60_000 })
+    const issuer = 'https://idp.example'
+    let tokenEndpoint = first.tokenUrl
+    const source = clientCredentials({
+      issuer,
+      clientId: CLIENT,
+      auth: clientSecretBasic(SECRET),
+      discovery,
+      // The issuer's metadata, as a server that moved its token endpoint would serve it.
+      fetch: (input, init) =>
+        new URL(input).pathname.startsWith('/.well-known/')
+          ? Promise.resolve(Response.json({ issuer, token_endpoint: tokenEndpoint }))
+          : fetch(input, init),
+    })
+    const tokens = manager()
+    await tokens.get(source)
+    const firstKey = source.key
+    expect(firstKey).toContain(first.tokenUrl)
+    tokenEndpoint = second.tokenUrl
+    clock.advance(60_000)
+    // The next token request (a renewal) still goes to the cached endpoint, and refreshes the
+    // document in the background.
+    await source.fetchToken()
+    await vi.waitFor(() => expect(source.key).not.toBe(firstKey))
+    expect(source.key).toContain(second.tokenUrl)
+    await tokens.get(source)
+    expect([first.stats().tokenRequests, second.stats().tokenRequests]).toEqual([2, 1])
+  })
+
   it('a caller’s signal ends its own wait, not the shared discovery', async () => {
     const idp = await server()
     const discovery = new DiscoveryCache()
