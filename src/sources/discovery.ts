@@ -6,13 +6,12 @@
  * cached, retried with backoff, refreshed when old) under the rules of token requests
  * (https or loopback, no redirects, a timeout, a size cap).
  */
+import { raceAbort } from '../abort.js'
 import { systemClock, wallTime, type Clock } from '../clock.js'
-import { TokenkeeperError } from '../errors.js'
+import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { jsonOf, sendHttp, statusError, type FetchLike } from '../http/token-request.js'
 import { checkTokenUrl } from '../http/url.js'
-import { raceAbort } from '../abort.js'
 import { backoffDelayMs, type BackoffPolicy } from '../manager/policy.js'
-import { isTokenkeeperError } from '../errors.js'
 import { scrubText, SecretSet } from '../secrets.js'
 import { fingerprint, keyPart } from './fingerprint.js'
 
