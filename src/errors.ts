@@ -53,6 +53,11 @@ export type CoreErrorCode =
   // A client assertion issued by someone else (a file the platform writes, a provider function).
   | 'ASSERTION_UNAVAILABLE'
   | 'ASSERTION_EXPIRED'
+  // Issuer discovery (RFC 8414, OpenID Connect Discovery 1.0).
+  | 'DISCOVERY_NOT_FOUND'
+  | 'DISCOVERY_ISSUER_MISMATCH'
+  | 'INVALID_DISCOVERY_DOCUMENT'
+  | 'AUTH_METHOD_NOT_SUPPORTED'
   // Configuration and lifecycle.
   | 'INSECURE_TOKEN_URL'
   | 'SOURCE_FAILED'

@@ -36,6 +36,12 @@ export {
 } from './sources/auth.js'
 export { clientCredentials, type ClientCredentialsOptions } from './sources/client-credentials.js'
 export {
+  DiscoveryCache,
+  type AuthorizationServerMetadata,
+  type DiscoveryCacheOptions,
+  type DiscoveryRequestOptions,
+} from './sources/discovery.js'
+export {
   clientAssertion,
   clientAssertionFile,
   type ClientAssertionContext,

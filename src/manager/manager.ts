@@ -393,6 +393,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   async invalidate(source: TokenSource, options: InvalidateOptions = {}): Promise<boolean> {
     const mistake = sourceMistake(source, 'TokenManager.invalidate')
     if (mistake !== undefined) throw mistake
+    if (typeof source.whenKeyKnown === 'function') await source.whenKeyKnown()
     const key = source.key
     const given = options.token
     const value = given === undefined ? undefined : typeof given === 'string' ? given : given.value
@@ -505,6 +506,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     source: TokenSource,
     existing: Entry | undefined,
     signal: AbortSignal | undefined,
+    keyKnown = false,
   ): Promise<AccessToken> {
     if (this.#closed) return Promise.reject(closedError())
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error)
@@ -512,6 +514,14 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       // Only a new key is checked: an entry exists only for a source that passed.
       const mistake = sourceMistake(source, 'TokenManager.get')
       if (mistake !== undefined) return Promise.reject(mistake)
+    }
+    // A source whose key names what discovery finds: look the key up once it is known, so
+    // that the token is cached under its final key (shared with a source built with that URL).
+    const pending = keyKnown || typeof source.whenKeyKnown !== 'function' ? undefined : source.whenKeyKnown()
+    if (pending !== undefined) {
+      const next = (): Promise<AccessToken> => this.#wait(source, this.#entries.get(source.key), signal, true)
+      const known = pending.then(next, next)
+      return signal === undefined ? known : raceAbort(known, signal)
     }
     const now = this.#clock.now()
     const entry = existing ?? this.#entries.insert(source)

@@ -5,6 +5,13 @@ import { isHttpToken, type AccessToken } from '../token/access-token.js'
 import { parseTokenResponse } from '../token/parse.js'
 import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
 import type { ClientAuth } from './auth.js'
+import {
+  processDiscoveryCache,
+  resolveTokenEndpoint,
+  tokenUrlKeyPart,
+  type AuthorizationServerMetadata,
+  type DiscoveryCache,
+} from './discovery.js'
 import { fingerprint, keyPart } from './fingerprint.js'
 import type { FetchTokenOptions } from './types.js'
 
@@ -59,21 +66,43 @@ function positive(value: number | undefined, name: string, what: string): void {
   }
 }
 
+/** Where a source's token endpoint is found instead of a `tokenUrl`: an issuer to discover. @internal */
+export interface EndpointDiscovery {
+  /** The issuer, checked with `checkIssuer`, exactly as given. */
+  readonly issuer: string
+  /** Default: the process-wide cache. */
+  readonly cache?: DiscoveryCache | undefined
+}
+
 /** The checked, normalised form of {@link EndpointOptions}, shared by the token sources. */
 export class TokenEndpoint {
-  readonly url: URL
-  readonly tokenUrl: string
   readonly scopes: readonly string[]
-  readonly #options: EndpointOptions
+  /** The configured token endpoint; `undefined` for an endpoint found by discovery. */
+  readonly #fixed: { readonly url: URL; readonly tokenUrl: string; readonly keyUrl: string } | undefined
+  readonly #discovery: { readonly issuer: string; readonly cache: DiscoveryCache } | undefined
+  /** The last document the key segment was computed from, and that segment. */
+  #keyedFrom: AuthorizationServerMetadata | undefined
+  #discoveredKeyUrl = ''
+  readonly #options: Omit<EndpointOptions, 'tokenUrl'>
   readonly #params: readonly (readonly [string, string])[]
   /** Values that may be secret (extra parameters): kept out of every error. */
   readonly #paramSecrets: readonly string[]
   readonly #keySuffix: string
 
-  constructor(options: EndpointOptions, what: string) {
+  constructor(
+    options: Omit<EndpointOptions, 'tokenUrl'> & { readonly tokenUrl?: string | URL | undefined },
+    what: string,
+    discovery?: EndpointDiscovery,
+  ) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options are required`)
-    this.url = checkTokenUrl(options.tokenUrl, `${what}: tokenUrl`)
-    this.tokenUrl = String(options.tokenUrl)
+    if (discovery === undefined) {
+      const url = checkTokenUrl(options.tokenUrl as string | URL, `${what}: tokenUrl`)
+      this.#fixed = { url, tokenUrl: String(options.tokenUrl), keyUrl: tokenUrlKeyPart(url) }
+      this.#discovery = undefined
+    } else {
+      this.#fixed = undefined
+      this.#discovery = { issuer: discovery.issuer, cache: discovery.cache ?? processDiscoveryCache }
+    }
     if (options.scopes !== undefined && !Array.isArray(options.scopes)) {
       throw new TypeError(`${what}: scopes must be an array of strings`)
     }
@@ -125,13 +154,60 @@ export class TokenEndpoint {
     this.#keySuffix = `|scope=${keyPart(this.scopes.join(' '))}${audience}${resource}${extra}${options_}`
   }
 
+  /** The configured token endpoint, parsed. Only for endpoints built with a `tokenUrl`. */
+  get url(): URL {
+    return this.#configured().url
+  }
+
+  /** The configured token URL, exactly as given. Only for endpoints built with a `tokenUrl`. */
+  get tokenUrl(): string {
+    return this.#configured().tokenUrl
+  }
+
+  #configured(): { readonly url: URL; readonly tokenUrl: string } {
+    if (this.#fixed === undefined)
+      throw new TypeError('this token endpoint is found by discovery; it has no fixed URL')
+    return this.#fixed
+  }
+
   /**
    * The token URL as a key segment: origin and path, with any query string (which may hold an
-   * API key) replaced by its fingerprint.
+   * API key) replaced by its fingerprint. For an endpoint found by discovery, the discovered
+   * token endpoint's (so the key is the one a `tokenUrl` source has), or, until the issuer's
+   * document is known, `discovery:<issuer>`.
    */
   get keyUrl(): string {
-    const { origin, pathname, search } = this.url
-    return keyPart(`${origin}${pathname}${search === '' ? '' : `?#${fingerprint('query', search)}`}`)
+    if (this.#fixed !== undefined) return this.#fixed.keyUrl
+    const { issuer, cache } = this.#discovery as { issuer: string; cache: DiscoveryCache }
+    const document = cache.peek(issuer)
+    if (document === undefined) return `discovery:${keyPart(issuer)}`
+    if (document !== this.#keyedFrom) {
+      this.#keyedFrom = document
+      this.#discoveredKeyUrl = tokenUrlKeyPart(document.tokenEndpoint)
+    }
+    return this.#discoveredKeyUrl
+  }
+
+  /** The issuer this endpoint is discovered from, if it is. */
+  get issuer(): string | undefined {
+    return this.#discovery?.issuer
+  }
+
+  /**
+   * `undefined` when {@link keyUrl} is final (a configured URL, or a discovered document is
+   * cached); else a promise that settles, never rejecting, once discovery has been tried.
+   */
+  whenKeyKnown(): Promise<void> | undefined {
+    if (this.#discovery === undefined) return undefined
+    const { issuer, cache } = this.#discovery
+    if (cache.peek(issuer) !== undefined) return undefined
+    const o = this.#options
+    return cache
+      .get(issuer, { fetch: o.fetch, timeoutMs: o.timeoutMs, maxResponseBytes: o.maxResponseBytes })
+      .then(
+        () => undefined,
+        () => undefined, // fetchToken reports it, and the manager remembers it under the key
+      )
   }
 
   /** The key segments every endpoint source shares: scopes, audience, resource, extras. */
@@ -160,15 +236,23 @@ export class TokenEndpoint {
     for (const [name, value] of this.#params) body.append(name, value)
     const headers: Record<string, string> = { ...this.#options.headers }
     const used = [...secrets, ...this.#paramSecrets]
+    const { url, tokenUrl } =
+      this.#fixed ??
+      (await resolveTokenEndpoint((this.#discovery as { issuer: string }).issuer, {
+        authMethod: auth?.method,
+        cache: this.#discovery?.cache,
+        fetch: this.#options.fetch,
+        timeoutMs: this.#options.timeoutMs,
+        maxResponseBytes: this.#options.maxResponseBytes,
+        signal: options?.signal,
+      }))
     if (auth !== undefined && clientId !== undefined) {
-      used.push(
-        ...(await auth.apply({ clientId, tokenUrl: this.tokenUrl, now: wallTime(clock), body, headers })),
-      )
+      used.push(...(await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })))
     } else if (clientId !== undefined) {
       body.set('client_id', clientId)
     }
     const result = await postTokenRequest({
-      url: this.url,
+      url,
       body,
       headers,
       fetch: this.#options.fetch,
@@ -183,7 +267,7 @@ export class TokenEndpoint {
       issuedAt: result.sentAt,
       status: result.status,
       requestedScopes,
-      endpoint: describeEndpoint(this.url),
+      endpoint: describeEndpoint(url),
       ...(this.#options.defaultLifetimeMs === undefined
         ? {}
         : { defaultLifetimeMs: this.#options.defaultLifetimeMs }),

@@ -28,6 +28,14 @@ export interface TokenSource {
    * changes the key. The manager caches by it.
    */
   readonly key: string
+  /**
+   * Only for a source whose key is known after a network step (`clientCredentials({ issuer })`
+   * before its issuer's metadata is known, whose key then names the discovered token
+   * endpoint): `undefined` when `key` is final, else a promise that settles, never rejecting,
+   * once it may be. The {@link TokenManager} waits for it before it looks a key up on its slow
+   * path. Hand-written sources leave it out.
+   */
+  whenKeyKnown?(): Promise<void> | undefined
   /** Makes one token request. No caching, no retries. */
   fetchToken(options?: FetchTokenOptions): Promise<AccessToken>
 }

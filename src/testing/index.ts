@@ -23,6 +23,7 @@ export type {
   HoldHandle,
   TokenRequestRecord,
   TokenServer,
+  TokenServerDiscoveryOptions,
   TokenServerOptions,
   TokenServerStats,
 } from './types.js'

@@ -49,6 +49,42 @@ export interface TokenServerOptions {
   readonly port?: number
   /** How many token requests `requests` keeps (oldest dropped first). Default 100 000. */
   readonly maxRecordedRequests?: number
+  /** Where and what authorization server metadata (RFC 8414) the server serves. */
+  readonly discovery?: TokenServerDiscoveryOptions
+}
+
+/**
+ * The authorization server metadata the token server serves for issuer discovery. By default
+ * it serves `/.well-known/oauth-authorization-server` (RFC 8414) for the issuer `server.url`,
+ * naming `server.tokenUrl` and the client authentication methods it supports.
+ *
+ * @example
+ * ```ts
+ * import { startTokenServer } from 'tokenkeeper/testing'
+ * await using server = await startTokenServer({
+ *   clients: [{ clientId: 'a', clientSecret: 's' }],
+ *   discovery: { issuerPath: '/tenant-a', documents: ['openid-configuration'] },
+ * })
+ * server.issuer // `${server.url}/tenant-a`, served at /tenant-a/.well-known/openid-configuration
+ * ```
+ */
+export interface TokenServerDiscoveryOptions {
+  /**
+   * A path the issuer has below `server.url`, e.g. `'/tenant-a'` (issuer `${url}/tenant-a`):
+   * the RFC 8414 document is then served at `/.well-known/oauth-authorization-server/tenant-a`
+   * and the OpenID one at `/tenant-a/.well-known/openid-configuration`. Default: none.
+   */
+  readonly issuerPath?: string
+  /**
+   * Which documents are served: `'oauth-authorization-server'` (RFC 8414) and/or
+   * `'openid-configuration'` (OpenID Connect Discovery). Others answer 404. Default: RFC 8414's only.
+   */
+  readonly documents?: readonly ('oauth-authorization-server' | 'openid-configuration')[]
+  /**
+   * Fields that replace those of the document; a field given as `undefined` is left out (e.g.
+   * `{ token_endpoint: undefined }`, `{ issuer: 'https://elsewhere.example' }`).
+   */
+  readonly metadata?: Readonly<Record<string, unknown>>
 }
 
 /**
@@ -79,6 +115,11 @@ export interface TokenServerStats {
   readonly resourceRejectedScope: number
   /** Token requests per claimed client id (counted once the request body has been read). */
   readonly byClient: Readonly<Record<string, number>>
+  /**
+   * Requests to either well-known path of the issuer (RFC 8414's, OpenID Connect's), whether it
+   * serves a document there or answers 404, counted on arrival.
+   */
+  readonly discoveryRequests: number
 }
 
 /**
@@ -135,7 +176,8 @@ export interface HoldHandle {
  * exact counters. Start one with `startTokenServer()`.
  *
  * Paths: `/token` (RFC 6749 §4.4 and RFC 7523 §2.1), `/resource` (RFC 6750 protected API),
- * `/.well-known/oauth-authorization-server` (RFC 8414 metadata).
+ * `/.well-known/oauth-authorization-server` (RFC 8414 metadata; see
+ * {@link TokenServerDiscoveryOptions} for more).
  *
  * @example
  * ```ts
@@ -153,6 +195,8 @@ export interface TokenServer extends AsyncDisposable {
   readonly url: string
   /** `${url}/token` */
   readonly tokenUrl: string
+  /** The issuer its discovery document names: `url`, plus `discovery.issuerPath` when set. */
+  readonly issuer: string
   /** `${url}/resource` */
   readonly resourceUrl: string
   /** Token requests received, oldest first (live view; see {@link TokenRequestRecord}). */
@@ -168,8 +212,14 @@ export interface TokenServer extends AsyncDisposable {
   inject(fault: TokenServerFault, options?: { readonly times?: number }): FaultHandle
   /** Sets (or with `undefined` clears) a fault applied to every token request not given a queued one. */
   setFault(fault: TokenServerFault | undefined): void
-  /** Removes the standing fault and every queued fault. */
+  /** Removes the standing fault and every queued fault (of token and discovery requests). */
   clearFaults(): void
+  /**
+   * Queues `fault` for the next `times` discovery requests (default 1), apart from the token
+   * requests' faults. `latency`, `hang`, `reset` and the replacing kinds apply; `token` and
+   * `slow-body` serve the document normally.
+   */
+  injectDiscovery(fault: TokenServerFault, options?: { readonly times?: number }): FaultHandle
   /** Makes token requests wait, unanswered, until `release()`; a second call returns the same hold. */
   hold(): HoldHandle
   /** Resolves once `count` token requests have arrived in total; rejects after `timeoutMs` (default 10 s) or on close. */

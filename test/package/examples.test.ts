@@ -15,6 +15,8 @@ const expected: Record<string, RegExp> = {
   'private-key-jwt.ts': /got a Bearer token for reports/,
   'google-service-account.ts':
     /got a Bearer token for reports@my-project\.iam\.gserviceaccount\.com \(https:\/\/www\.googleapis\.com\/auth\/cloud-platform\)\ngoogleServiceAccount: expected a "service_account" key, got a key of type "authorized_user"/,
+  'discovery.ts':
+    /issuer: http:\/\/127\.0\.0\.1:\d+\/realms\/acme\ndiscovery requests: 2; token requests: 3\nsame key: true; token requests: 3\nAUTH_METHOD_NOT_SUPPORTED: issuer http:\/\/127\.0\.0\.1:\d+\/realms\/acme does not support client authentication by client_secret_post at its token endpoint: it supports client_secret_basic, private_key_jwt/,
   'workload-identity.ts':
     /stale file: ASSERTION_EXPIRED retryable: true\ngot a Bearer token; token requests: 1\n/,
   'opentelemetry.ts':

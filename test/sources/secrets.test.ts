@@ -11,6 +11,7 @@ import {
   clientCredentials,
   clientSecretBasic,
   clientSecretPost,
+  DiscoveryCache,
   googleServiceAccount,
   isOAuthError,
   jwtBearer,
@@ -91,6 +92,19 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ access_token: TOKEN, expires_in: 3600, id_token: ID_TOKEN }))
   })
+  // Discovery documents (RFC 8414 §3.1 path insertion) for the issuers of issuerFor().
+  for (const path of ['/token', '/echo']) {
+    server.route(`/.well-known/oauth-authorization-server/issuer-for${path}`, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({
+          issuer: `${server.origin}/issuer-for${path}`,
+          token_endpoint: `${server.origin}${path}`,
+          token_endpoint_auth_methods_supported: ['client_secret_basic', 'private_key_jwt'],
+        }),
+      )
+    })
+  }
   // A careless server that echoes the whole request, credentials included, in its error.
   server.route('/echo', (req, res, body) => {
     res.writeHead(401, { 'content-type': 'application/json' })
@@ -121,10 +135,28 @@ function auths(): Record<string, ClientAuth> {
   }
 }
 
+/** The issuer whose discovery document names `url` as its token endpoint (routed in beforeAll). */
+function issuerFor(url: string): string {
+  const { origin, pathname } = new URL(url)
+  return `${origin}/issuer-for${pathname}`
+}
+
 function sources(url: string): Record<string, TokenSource> {
   const result: Record<string, TokenSource> = {}
   for (const [name, auth] of Object.entries(auths())) {
     result[`clientCredentials ${name}`] = clientCredentials({ tokenUrl: url, clientId: 'svc', auth })
+  }
+  const discovery = new DiscoveryCache()
+  for (const [name, auth] of [
+    ['basic', clientSecretBasic(SECRET)],
+    ['jwtEcJwk', privateKeyJwt({ key: ec.jwk })],
+  ] as const) {
+    result[`clientCredentials by issuer ${name}`] = clientCredentials({
+      issuer: issuerFor(url),
+      clientId: 'svc',
+      auth,
+      discovery,
+    })
   }
   result['jwtBearer rsa'] = jwtBearer({ tokenUrl: url, issuer: 'robot', key: rsa.pem, scopes: ['a'] })
   result['jwtBearer ec + basic'] = jwtBearer({
@@ -197,8 +229,9 @@ describe('secrets never show', () => {
       expect(JSON.parse(JSON.stringify(token))).toMatchObject({ value: '[redacted]', extra: ['id_token'] })
       expectNoLeak(source, assertions)
     }
-    // 5 private_key_jwt sources, 2 client assertions from elsewhere, 4 jwtBearer sources, 1 Google
-    expect(assertions).toHaveLength(12)
+    // 6 private_key_jwt sources (1 by issuer), 2 client assertions from elsewhere, 4 jwtBearer
+    // sources, 1 Google
+    expect(assertions).toHaveLength(13)
     expect(assertions.filter((sent) => sent === ASSERTION)).toHaveLength(4)
   })
 
@@ -288,6 +321,40 @@ describe('errors never carry credentials', () => {
       ]
       expectNoLeak(caught, forbidden)
     }
+  })
+
+  it('discovery failures of issuer sources (no document, wrong issuer, unreachable, unsupported method)', async () => {
+    const port = await closedPort()
+    const issuers = [
+      `${server.origin}/issuer-nowhere`, // 404 at both well-known paths
+      `${server.origin}/issuer-for/token/`, // the document names it without the slash
+      `http://127.0.0.1:${port}`,
+    ]
+    const failures: unknown[] = []
+    for (const issuer of issuers) {
+      for (const auth of [
+        clientSecretBasic(SECRET),
+        clientSecretPost(SECRET),
+        privateKeyJwt({ key: rsa.pem }),
+      ]) {
+        const source = clientCredentials({ issuer, clientId: 'svc', auth, discovery: new DiscoveryCache() })
+        failures.push(await source.fetchToken().catch((error: unknown) => error))
+      }
+    }
+    const unsupported = clientCredentials({
+      issuer: issuerFor(tokenUrl),
+      clientId: 'svc',
+      auth: clientSecretPost(SECRET),
+      discovery: new DiscoveryCache(),
+    })
+    failures.push(await unsupported.fetchToken().catch((error: unknown) => error))
+    expect(failures.map((error) => (error as TokenkeeperError).code)).toEqual([
+      ...Array<string>(3).fill('DISCOVERY_NOT_FOUND'),
+      ...Array<string>(3).fill('DISCOVERY_ISSUER_MISMATCH'),
+      ...Array<string>(3).fill('CONNECTION_REFUSED'),
+      'AUTH_METHOD_NOT_SUPPORTED',
+    ])
+    for (const error of failures) expectNoLeak(error, [SECRET, ...KEY_MATERIAL])
   })
 
   it('a construction error for a broken key', () => {

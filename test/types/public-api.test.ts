@@ -4,6 +4,7 @@ import {
   AccessToken,
   clientCredentials,
   clientSecretBasic,
+  DiscoveryCache,
   isOAuthError,
   isTokenkeeperError,
   memoryStore,
@@ -37,6 +38,23 @@ describe('public types', () => {
     expect(() => new TokenManager({ marginMs: '5m' })).toThrow(TypeError)
     // @ts-expect-error there is no `timeout` option; it is `lockTtlMs` / the source's `timeoutMs`
     new TokenManager({ timeout: 5 })
+  })
+
+  it('a source by issuer instead of tokenUrl', () => {
+    const byIssuer = clientCredentials({
+      issuer: new URL('https://idp.example'),
+      clientId: 'svc',
+      auth: clientSecretBasic('secret-value'),
+      discovery: new DiscoveryCache({ maxAgeMs: 60_000 }),
+    })
+    expectTypeOf(byIssuer).toEqualTypeOf<TokenSource>()
+    expectTypeOf<TokenSource['whenKeyKnown']>().toEqualTypeOf<(() => Promise<void> | undefined) | undefined>()
+    expectTypeOf(new DiscoveryCache().peek('https://idp.example')?.tokenEndpoint).toEqualTypeOf<
+      URL | undefined
+    >()
+    expect(byIssuer.key).toBe(
+      `cc|discovery:https://idp.example/${source.key.slice('cc|https://idp.example/token'.length)}`,
+    )
   })
 
   it('events are typed', () => {
