@@ -53,6 +53,12 @@ export type CoreErrorCode =
   // A client assertion issued by someone else (a file the platform writes, a provider function).
   | 'ASSERTION_UNAVAILABLE'
   | 'ASSERTION_EXPIRED'
+  // Token exchange (RFC 8693): the token to exchange, and what the answer says it issued.
+  | 'SUBJECT_TOKEN_UNAVAILABLE'
+  | 'SUBJECT_TOKEN_EXPIRED'
+  | 'ACTOR_TOKEN_UNAVAILABLE'
+  | 'ACTOR_TOKEN_EXPIRED'
+  | 'INVALID_ISSUED_TOKEN_TYPE'
   // Configuration and lifecycle.
   | 'INSECURE_TOKEN_URL'
   | 'SOURCE_FAILED'

@@ -41,7 +41,20 @@ export interface EndpointOptions {
   readonly clock?: Clock
 }
 
+/**
+ * {@link EndpointOptions} as a source hands them over: a source whose grant allows several
+ * `audience` parameters (token exchange, RFC 8693 §2.1) passes an array.
+ */
+export type EndpointInput = Omit<EndpointOptions, 'audience'> & {
+  readonly audience?: string | readonly string[] | undefined
+}
+
 const RESERVED_PARAMS = new Set([
+  'subject_token',
+  'subject_token_type',
+  'actor_token',
+  'actor_token_type',
+  'requested_token_type',
   'grant_type',
   'scope',
   'audience',
@@ -64,13 +77,13 @@ export class TokenEndpoint {
   readonly url: URL
   readonly tokenUrl: string
   readonly scopes: readonly string[]
-  readonly #options: EndpointOptions
+  readonly #options: EndpointInput
   readonly #params: readonly (readonly [string, string])[]
   /** Values that may be secret (extra parameters): kept out of every error. */
   readonly #paramSecrets: readonly string[]
   readonly #keySuffix: string
 
-  constructor(options: EndpointOptions, what: string) {
+  constructor(options: EndpointInput, what: string) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options are required`)
     this.url = checkTokenUrl(options.tokenUrl, `${what}: tokenUrl`)
     this.tokenUrl = String(options.tokenUrl)
@@ -91,7 +104,14 @@ export class TokenEndpoint {
     positive(options.maxResponseBytes, 'maxResponseBytes', what)
     positive(options.defaultLifetimeMs, 'defaultLifetimeMs', what)
     const params: [string, string][] = []
-    if (options.audience !== undefined) params.push(['audience', options.audience])
+    // One string keeps its place and key segment; an array is sent as one parameter each, sorted.
+    const audiences =
+      options.audience === undefined
+        ? []
+        : typeof options.audience === 'string'
+          ? [options.audience]
+          : [...new Set(options.audience)].sort()
+    for (const audience of audiences) params.push(['audience', audience])
     const resources = options.resource === undefined ? [] : [options.resource].flat()
     for (const resource of [...new Set(resources)].sort()) params.push(['resource', resource])
     const extras = Object.entries(options.extraParams ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -102,7 +122,7 @@ export class TokenEndpoint {
     this.#params = params
     this.#paramSecrets = extras.map(([, value]) => String(value))
     this.#options = options
-    const audience = options.audience === undefined ? '' : `|aud=${keyPart(options.audience)}`
+    const audience = audiences.map((one) => `|aud=${keyPart(one)}`).join('')
     const resource = resources.length === 0 ? '' : `|res=${keyPart([...new Set(resources)].sort().join(' '))}`
     const extra = extras.length === 0 ? '' : `|x=${fingerprint('extra-params', JSON.stringify(extras))}`
     // Options that change which token is returned or accepted, and headers (which may carry
