@@ -5,6 +5,7 @@
  * answer's issued_token_type; and the rows of docs/ERRORS.md "Bad token-exchange inputs and
  * answers". Time runs on a test clock shared by the server and the manager.
  */
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   clientCredentials,
@@ -305,6 +306,7 @@ const BAD: readonly {
   readonly name: string
   readonly code: string
   readonly error?: string
+  readonly retryable: boolean
   /** Whether a token-exchange request reaches a server. */
   readonly sent: boolean
   readonly message: RegExp
@@ -312,6 +314,7 @@ const BAD: readonly {
 }[] = [
   {
     name: 'answer without issued_token_type',
+    retryable: false,
     code: 'INVALID_ISSUED_TOKEN_TYPE',
     sent: true,
     message: /has no issued_token_type string \(RFC 8693 §2\.2\.1 requires it\)/,
@@ -323,6 +326,7 @@ const BAD: readonly {
   },
   {
     name: 'answer with an issued_token_type other than the requested one',
+    retryable: false,
     code: 'INVALID_ISSUED_TOKEN_TYPE',
     sent: true,
     message: /issued_token_type other than the requested urn:ietf:params:oauth:token-type:access_token/,
@@ -334,6 +338,7 @@ const BAD: readonly {
   },
   {
     name: 'subject provider throws',
+    retryable: true,
     code: 'SUBJECT_TOKEN_UNAVAILABLE',
     sent: false,
     message: /the subject token from provider failed \(its own error is error\.cause\)/,
@@ -346,6 +351,7 @@ const BAD: readonly {
   },
   {
     name: 'subject provider returns nothing',
+    retryable: true,
     code: 'SUBJECT_TOKEN_UNAVAILABLE',
     sent: false,
     message: /the subject token from provider is empty/,
@@ -353,6 +359,7 @@ const BAD: readonly {
   },
   {
     name: 'subject source fails',
+    retryable: false,
     code: 'SUBJECT_TOKEN_UNAVAILABLE',
     sent: false,
     message: /the subject token from source .* could not be obtained \(OAUTH_ERROR/,
@@ -367,6 +374,7 @@ const BAD: readonly {
   },
   {
     name: 'expired subject JWT',
+    retryable: true,
     code: 'SUBJECT_TOKEN_EXPIRED',
     sent: false,
     message: /the subject token from provider expired 30 s ago \(exp .*\); nothing was sent/,
@@ -374,6 +382,7 @@ const BAD: readonly {
   },
   {
     name: 'actor provider throws',
+    retryable: true,
     code: 'ACTOR_TOKEN_UNAVAILABLE',
     sent: false,
     message: /the actor token from provider failed/,
@@ -385,6 +394,7 @@ const BAD: readonly {
   },
   {
     name: 'expired actor JWT',
+    retryable: true,
     code: 'ACTOR_TOKEN_EXPIRED',
     sent: false,
     message: /the actor token from provider expired 5 s ago/,
@@ -392,6 +402,7 @@ const BAD: readonly {
   },
   {
     name: 'invalid_grant: the subject token is not active',
+    retryable: false,
     code: 'OAUTH_ERROR',
     error: 'invalid_grant',
     sent: true,
@@ -404,6 +415,7 @@ const BAD: readonly {
   },
   {
     name: 'invalid_target: an audience the server does not know',
+    retryable: false,
     code: 'OAUTH_ERROR',
     error: 'invalid_target',
     sent: true,
@@ -412,6 +424,7 @@ const BAD: readonly {
   },
   {
     name: 'invalid_request: a subject token type the server does not take',
+    retryable: false,
     code: 'OAUTH_ERROR',
     error: 'invalid_request',
     sent: true,
@@ -420,6 +433,7 @@ const BAD: readonly {
   },
   {
     name: 'invalid_scope: a scope the subject does not hold',
+    retryable: false,
     code: 'OAUTH_ERROR',
     error: 'invalid_scope',
     sent: true,
@@ -429,20 +443,45 @@ const BAD: readonly {
 ]
 
 describe('bad token-exchange inputs and answers (docs/ERRORS.md)', () => {
-  it.each(BAD)('$name: $code', async ({ code, error: oauthError, sent, message, make }) => {
+  it.each(BAD.map((row, index) => [index + 1, row] as const))('row %i', async (_index, row) => {
     const tokens = manager()
-    const source = await make()
+    const source = await row.make()
     const count = exchangeRequests()
     const error = await failure(tokens.get(source))
-    expect(error.code).toBe(code)
-    expect(error.message).toMatch(message)
-    if (oauthError !== undefined) {
+    expect(error.code).toBe(row.code)
+    expect(error.retryable).toBe(row.retryable)
+    expect(error.message).toMatch(row.message)
+    if (row.error !== undefined) {
       expect(error).toBeInstanceOf(OAuthError)
-      expect((error as OAuthError).error).toBe(oauthError)
-      expect(error.retryable).toBe(false)
+      expect((error as OAuthError).error).toBe(row.error)
     }
-    expect(exchangeRequests() - count).toBe(sent ? 1 : 0)
+    expect(exchangeRequests() - count).toBe(row.sent ? 1 : 0)
     await tokens.close()
+  })
+
+  it('docs/ERRORS.md lists the same rows', () => {
+    const markdown = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8')
+    const section = markdown
+      .split('<!-- token-exchange-inputs:start -->')[1]!
+      .split('<!-- token-exchange-inputs:end -->')[0]!
+    const rows = section
+      .split('\n')
+      .filter((line) => /^\| \d+ \|/.test(line))
+      .map((line) =>
+        line
+          .split('|')
+          .slice(1, -1)
+          .map((cell) => cell.trim().replace(/`/g, '')),
+      )
+    expect(rows).toEqual(
+      BAD.map((row, index) => [
+        String(index + 1),
+        row.name,
+        row.error === undefined ? row.code : `${row.code} (${row.error})`,
+        row.retryable ? 'yes' : 'no',
+        row.sent ? 'yes' : 'no',
+      ]),
+    )
   })
 
   it('construction mistakes are TypeErrors', () => {
