@@ -16,6 +16,7 @@ import {
   TOKEN_TYPES,
   TokenManager,
   tokenExchange,
+  tokenSource,
   type FetchLike,
   type TokenExchangeOptions,
   type TokenSource,
@@ -507,6 +508,54 @@ describe('bad token-exchange inputs and answers (docs/ERRORS.md)', () => {
     for (const [change, message] of cases) {
       expect(() => tokenExchange({ ...base, ...change })).toThrow(message)
     }
+  })
+})
+
+describe('TokenSource.resolve in the manager', () => {
+  it('ctx.get shares the manager’s cache; a get after close() is MANAGER_CLOSED', async () => {
+    const tokens = manager()
+    let fetched = 0
+    const inner = tokenSource('inner', () => {
+      fetched++
+      return { access_token: `inner-${fetched}`, expires_in: 600 }
+    })
+    const outer: TokenSource = {
+      key: 'outer',
+      fetchToken: () => Promise.reject(new Error('never called: the manager resolves')),
+      resolve: async (ctx) => {
+        const token = await ctx.get(inner)
+        return tokenSource(`bound-${token.value}`, () => ({ access_token: `for-${token.value}` }))
+      },
+    }
+    const [a, b] = await Promise.all([tokens.get(outer), tokens.get(outer)])
+    expect(a.value).toBe('for-inner-1')
+    expect(b).toBe(a)
+    expect(await tokens.get(inner)).toMatchObject({ value: 'inner-1' })
+    expect(fetched).toBe(1)
+    expect(tokens.stats().entries).toBe(2) // inner and bound, never outer
+    await tokens.close()
+    await expect(tokens.get(outer)).rejects.toMatchObject({ code: 'MANAGER_CLOSED' })
+  })
+
+  it('a source that resolves to one that must be resolved again is a TypeError', async () => {
+    const tokens = manager()
+    const loop: TokenSource = {
+      key: 'loop',
+      fetchToken: () => Promise.reject(new Error('unused')),
+      resolve: () => Promise.resolve(loop),
+    }
+    await expect(tokens.get(loop)).rejects.toThrow(/resolved to a source that must be resolved again/)
+    await tokens.close()
+  })
+
+  it('a caller’s signal ends its wait for the subject', async () => {
+    const tokens = manager()
+    const controller = new AbortController()
+    const source = exchangeOf({ subjectToken: () => new Promise<string>(() => undefined) })
+    const pending = tokens.get(source, { signal: controller.signal })
+    controller.abort(new Error('caller gave up'))
+    await expect(pending).rejects.toThrow('caller gave up')
+    await tokens.close()
   })
 })
 
