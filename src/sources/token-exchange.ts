@@ -279,7 +279,12 @@ class Exchange {
   }
 }
 
-/** The token, expiring no later than `limit` (the subject token's expiry), when one is known. */
+/**
+ * The token, expiring no later than `limit` (the subject token's expiry), when one is known. A
+ * capped token is not renewed early (its `refreshAt` is its expiry, unless the server asked for
+ * an earlier one): exchanging the same subject again cannot give a token that lasts longer, and
+ * the subject's own renewal brings a new subject, hence a new key and a new exchange.
+ */
 function capExpiry(token: AccessToken, limit: number | undefined): AccessToken {
   if (limit === undefined || token.expiresAt <= limit) return token
   return new AccessToken({
@@ -289,7 +294,7 @@ function capExpiry(token: AccessToken, limit: number | undefined): AccessToken {
     requestedScopes: token.requestedScopes,
     issuedAt: token.issuedAt,
     expiresAt: limit,
-    refreshAt: token.refreshAt !== undefined && token.refreshAt < limit ? token.refreshAt : undefined,
+    refreshAt: token.refreshAt !== undefined && token.refreshAt < limit ? token.refreshAt : limit,
     extra: token.extra,
   })
 }

@@ -84,6 +84,15 @@ async function failure(promise: Promise<unknown>): Promise<TokenkeeperError> {
   return error
 }
 
+/** Lets pending I/O (a background renewal against the local server) finish until `done()`. */
+async function flushUntil(done: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await done()) return
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  throw new Error('the condition never held')
+}
+
 function manager(maxEntries?: number): TokenManager {
   return new TokenManager({ clock, random: () => 0.5, ...(maxEntries === undefined ? {} : { maxEntries }) })
 }
@@ -187,6 +196,23 @@ describe('tokenExchange: the subject from another source through the same manage
     expect(exchangeRequests() - count).toBe(1)
     expect(exchanges.at(-1)!.get('subject_token')).toBe(secondSubject.value)
     expect(second.expiresAt).toBe(secondSubject.expiresAt)
+    await tokens.close()
+  })
+
+  it('renewed in the subject’s advisory window: one exchange per subject, none for the old one', async () => {
+    const tokens = manager()
+    const source = exchangeOf()
+    await tokens.get(source)
+    const firstSubject = await tokens.get(userSource())
+    const count = exchangeRequests()
+    // 80 % of the subject's 10 minutes (random 0.5): its background renewal starts.
+    await clock.advanceAsync(481_000)
+    const during = await tokens.get(source)
+    await flushUntil(async () => (await tokens.get(userSource())).value !== firstSubject.value)
+    const after = await tokens.get(source)
+    expect(after.value).not.toBe(during.value)
+    expect(exchangeRequests() - count).toBe(1)
+    expect(exchanges.at(-1)!.get('subject_token')).toBe((await tokens.get(userSource())).value)
     await tokens.close()
   })
 
