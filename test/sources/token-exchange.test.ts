@@ -12,6 +12,7 @@ import {
   clientSecretBasic,
   isOAuthError,
   isTokenkeeperError,
+  memoryStore,
   OAuthError,
   TOKEN_TYPES,
   TokenManager,
@@ -534,6 +535,57 @@ describe('bad token-exchange inputs and answers (docs/ERRORS.md)', () => {
     for (const [change, message] of cases) {
       expect(() => tokenExchange({ ...base, ...change })).toThrow(message)
     }
+  })
+})
+
+describe('tokenExchange with a shared store', () => {
+  it('two managers sharing a store exchange one subject once: the per-subject key is the same everywhere', async () => {
+    const store = memoryStore()
+    const a = new TokenManager({ clock, random: () => 0.5, store })
+    const b = new TokenManager({ clock, random: () => 0.5, store })
+    const subject = (await userSource().fetchToken()).value
+    const count = exchangeRequests()
+    const fromA = await a.get(exchangeOf({ subjectToken: () => subject }))
+    const fromB = await b.get(exchangeOf({ subjectToken: () => subject }))
+    expect(fromB.value).toBe(fromA.value)
+    expect(exchangeRequests() - count).toBe(1)
+    expect(b.stats().storeHits).toBe(1)
+    await a.close()
+    await b.close()
+  })
+})
+
+describe('the test token server’s token-exchange grant', () => {
+  async function post(fields: [string, string][]): Promise<{ status: number; error: unknown }> {
+    const response = await fetch(server.tokenUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams([['grant_type', EXCHANGE], ...fields]),
+    })
+    const body = (await response.json()) as { error?: unknown }
+    return { status: response.status, error: body.error }
+  }
+
+  it('refuses missing, repeated and unpaired parameters, and an expired subject', async () => {
+    const subject = (await userSource().fetchToken()).value
+    const type: [string, string] = ['subject_token_type', TOKEN_TYPES.accessToken]
+    expect(await post([type])).toEqual({ status: 400, error: 'invalid_request' })
+    expect(await post([['subject_token', subject]])).toEqual({ status: 400, error: 'invalid_request' })
+    expect(await post([['subject_token', subject], ['subject_token', subject], type])).toEqual({
+      status: 400,
+      error: 'invalid_request',
+    })
+    expect(await post([['subject_token', subject], type, ['actor_token', subject]])).toEqual({
+      status: 400,
+      error: 'invalid_request',
+    })
+    expect(await post([['subject_token', 'never-issued'], type])).toEqual({
+      status: 400,
+      error: 'invalid_grant',
+    })
+    expect((await post([['subject_token', subject], type])).status).toBe(200)
+    await clock.advanceAsync(600_000)
+    expect(await post([['subject_token', subject], type])).toEqual({ status: 400, error: 'invalid_grant' })
   })
 })
 
