@@ -58,6 +58,12 @@ export type CoreErrorCode =
   | 'DISCOVERY_ISSUER_MISMATCH'
   | 'INVALID_DISCOVERY_DOCUMENT'
   | 'AUTH_METHOD_NOT_SUPPORTED'
+  // Token exchange (RFC 8693): the token to exchange, and what the answer says it issued.
+  | 'SUBJECT_TOKEN_UNAVAILABLE'
+  | 'SUBJECT_TOKEN_EXPIRED'
+  | 'ACTOR_TOKEN_UNAVAILABLE'
+  | 'ACTOR_TOKEN_EXPIRED'
+  | 'INVALID_ISSUED_TOKEN_TYPE'
   // Configuration and lifecycle.
   | 'INSECURE_TOKEN_URL'
   | 'SOURCE_FAILED'

@@ -61,9 +61,17 @@ export {
   type TokenFunctionResult,
   type TokenSourceOptions,
 } from './sources/custom.js'
+export {
+  tokenExchange,
+  TOKEN_EXCHANGE_GRANT,
+  TOKEN_TYPES,
+  type ExchangeTokenContext,
+  type ExchangeTokenProvider,
+  type TokenExchangeOptions,
+} from './sources/token-exchange.js'
 export type { EndpointOptions } from './sources/endpoint.js'
 export type { PrivateKeyInput, SigningAlgorithm } from './sources/signing.js'
-export type { FetchTokenOptions, TokenSource } from './sources/types.js'
+export type { FetchTokenOptions, TokenSource, TokenSourceContext } from './sources/types.js'
 export {
   TokenManager,
   type GetTokenOptions,

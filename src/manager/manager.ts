@@ -309,12 +309,42 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         return entry.resolved as Promise<AccessToken>
       }
     }
+    if (typeof (source as TokenSource | undefined)?.resolve === 'function')
+      return this.#getResolved(source, options)
     const waitMs =
       options?.waitForRecoveryMs === undefined
         ? this.#waitForRecoveryMs
         : checkWaitMs(options.waitForRecoveryMs, 'TokenManager.get: waitForRecoveryMs')
     if (waitMs !== undefined && waitMs > 0) return this.#waitThrough(source, options?.signal, waitMs)
     return this.#wait(source, entry, options?.signal)
+  }
+
+  /**
+   * A `get` of a source resolved per call ({@link TokenSource.resolve}, token exchange): the
+   * token is cached under the key of the source it resolves to.
+   */
+  async #getResolved(source: TokenSource, options: GetTokenOptions | undefined): Promise<AccessToken> {
+    return this.get(await this.#resolve(source, options?.signal), options)
+  }
+
+  /** The source `source.resolve` names for this call, through this manager's own `get`. */
+  async #resolve(source: TokenSource, signal: AbortSignal | undefined): Promise<TokenSource> {
+    if (this.#closed) throw closedError()
+    if (signal?.aborted === true) throw signal.reason
+    const mistake = sourceMistake(source, 'TokenManager.get')
+    if (mistake !== undefined) throw mistake
+    const resolving = (source.resolve as NonNullable<TokenSource['resolve']>).call(source, {
+      get: (other, options) => this.get(other, options),
+      signal,
+      clock: this.#clock,
+    })
+    const resolved = await (signal === undefined ? resolving : raceAbort(resolving, signal))
+    const wrong = sourceMistake(resolved, `TokenManager.get: ${source.key} resolved to something that`)
+    if (wrong !== undefined) throw wrong
+    if (typeof resolved.resolve === 'function') {
+      throw new TypeError(`TokenManager.get: ${source.key} resolved to a source that must be resolved again`)
+    }
+    return resolved
   }
 
   /**
@@ -377,8 +407,13 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     })
   }
 
-  /** The cached token if it may be used now (not in its mandatory window). Synchronous, no I/O. */
+  /**
+   * The cached token if it may be used now (not in its mandatory window). Synchronous, no I/O.
+   * Always `undefined` for a source resolved per call (token exchange), whose entry depends on
+   * an input only a `get` reads.
+   */
   peek(source: TokenSource): AccessToken | undefined {
+    if (typeof (source as TokenSource | undefined)?.resolve === 'function') return undefined
     const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
     if (entry === undefined || entry.token === undefined) return undefined
     return this.#clock.now() < entry.mustRefreshAt ? entry.token : undefined
@@ -393,6 +428,16 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   async invalidate(source: TokenSource, options: InvalidateOptions = {}): Promise<boolean> {
     const mistake = sourceMistake(source, 'TokenManager.invalidate')
     if (mistake !== undefined) throw mistake
+    if (typeof source.resolve === 'function') {
+      // The entry of the current input (subject token); none to drop when it cannot be read.
+      let resolved: TokenSource
+      try {
+        resolved = await this.#resolve(source, undefined)
+      } catch {
+        return false
+      }
+      return this.invalidate(resolved, options)
+    }
     if (typeof source.whenKeyKnown === 'function') await source.whenKeyKnown()
     const key = source.key
     const given = options.token

@@ -29,8 +29,8 @@ export interface ClientAssertionOptions {
 const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/
 
-/** The assertion's `exp` in epoch seconds, when it is a JWT that has one. Never verifies. */
-function expiryOf(assertion: string): number | undefined {
+/** A JWT's `exp` in epoch seconds, when the value is a JWT that has one. Never verifies. @internal */
+export function expiryOf(assertion: string): number | undefined {
   const parts = assertion.split('.')
   if (parts.length !== 3) return undefined
   try {

@@ -48,7 +48,20 @@ export interface EndpointOptions {
   readonly clock?: Clock
 }
 
+/**
+ * {@link EndpointOptions} as a source hands them over: a source whose grant allows several
+ * `audience` parameters (token exchange, RFC 8693 §2.1) passes an array.
+ */
+export type EndpointInput = Omit<EndpointOptions, 'audience'> & {
+  readonly audience?: string | readonly string[] | undefined
+}
+
 const RESERVED_PARAMS = new Set([
+  'subject_token',
+  'subject_token_type',
+  'actor_token',
+  'actor_token_type',
+  'requested_token_type',
   'grant_type',
   'scope',
   'audience',
@@ -83,14 +96,14 @@ export class TokenEndpoint {
   /** The last document the key segment was computed from, and that segment. */
   #keyedFrom: AuthorizationServerMetadata | undefined
   #discoveredKeyUrl = ''
-  readonly #options: Omit<EndpointOptions, 'tokenUrl'>
+  readonly #options: Omit<EndpointInput, 'tokenUrl'>
   readonly #params: readonly (readonly [string, string])[]
   /** Values that may be secret (extra parameters): kept out of every error. */
   readonly #paramSecrets: readonly string[]
   readonly #keySuffix: string
 
   constructor(
-    options: Omit<EndpointOptions, 'tokenUrl'> & { readonly tokenUrl?: string | URL | undefined },
+    options: Omit<EndpointInput, 'tokenUrl'> & { readonly tokenUrl?: string | URL | undefined },
     what: string,
     discovery?: EndpointDiscovery,
   ) {
@@ -120,7 +133,14 @@ export class TokenEndpoint {
     positive(options.maxResponseBytes, 'maxResponseBytes', what)
     positive(options.defaultLifetimeMs, 'defaultLifetimeMs', what)
     const params: [string, string][] = []
-    if (options.audience !== undefined) params.push(['audience', options.audience])
+    // One string keeps its place and key segment; an array is sent as one parameter each, sorted.
+    const audiences =
+      options.audience === undefined
+        ? []
+        : typeof options.audience === 'string'
+          ? [options.audience]
+          : [...new Set(options.audience)].sort()
+    for (const audience of audiences) params.push(['audience', audience])
     const resources = options.resource === undefined ? [] : [options.resource].flat()
     for (const resource of [...new Set(resources)].sort()) params.push(['resource', resource])
     const extras = Object.entries(options.extraParams ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -131,7 +151,7 @@ export class TokenEndpoint {
     this.#params = params
     this.#paramSecrets = extras.map(([, value]) => String(value))
     this.#options = options
-    const audience = options.audience === undefined ? '' : `|aud=${keyPart(options.audience)}`
+    const audience = audiences.map((one) => `|aud=${keyPart(one)}`).join('')
     const resource = resources.length === 0 ? '' : `|res=${keyPart([...new Set(resources)].sort().join(' '))}`
     const extra = extras.length === 0 ? '' : `|x=${fingerprint('extra-params', JSON.stringify(extras))}`
     // Options that change which token is returned or accepted, and headers (which may carry

@@ -62,6 +62,8 @@ export type TokenServerFault =
       readonly refreshIn?: number | string | null
       readonly tokenType?: string
       readonly scope?: string | null
+      /** The RFC 8693 §2.2.1 `issued_token_type` of a token-exchange answer (`null` omits it). */
+      readonly issuedTokenType?: string | null
     }
 
 /**

@@ -115,6 +115,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     includeScopeInResponse: options.includeScopeInResponse ?? true,
     tokenType: options.tokenType ?? 'Bearer',
     grantScopes: options.grantScopes ?? strictScopePolicy,
+    exchangeTargets: options.exchangeTargets,
   }
 
   const counters: ResourceCounters & TokenCounters = {

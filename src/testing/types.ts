@@ -23,6 +23,11 @@ export interface TokenServerOptions {
   readonly clients?: readonly TestClient[]
   /** Trusted issuers for the RFC 7523 §2.1 JWT-bearer grant. */
   readonly jwtBearerIssuers?: readonly JwtBearerIssuer[]
+  /**
+   * Targets the RFC 8693 token-exchange grant may issue tokens for (`audience` and `resource`
+   * values); any other is refused with `invalid_target`. Default: any target.
+   */
+  readonly exchangeTargets?: readonly string[]
   /** Token lifetime; sent as `expires_in` rounded to whole seconds, which the server also honours. Default 3600 s. */
   readonly tokenLifetimeMs?: number
   /** When set, responses carry `refresh_in` (this, in whole seconds). */
@@ -175,8 +180,8 @@ export interface HoldHandle {
  * A running RFC 6749 token endpoint on 127.0.0.1 with a protected resource, fault injection and
  * exact counters. Start one with `startTokenServer()`.
  *
- * Paths: `/token` (RFC 6749 §4.4 and RFC 7523 §2.1), `/resource` (RFC 6750 protected API),
- * `/.well-known/oauth-authorization-server` (RFC 8414 metadata; see
+ * Paths: `/token` (RFC 6749 §4.4, RFC 7523 §2.1 and RFC 8693), `/resource` (RFC 6750 protected
+ * API), `/.well-known/oauth-authorization-server` (RFC 8414 metadata; see
  * {@link TokenServerDiscoveryOptions} for more).
  *
  * @example

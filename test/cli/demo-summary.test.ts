@@ -49,6 +49,7 @@ function phase(kind: 'tokenkeeper' | 'naive', maxDelayMs: number): PhaseResult {
       resourceRejectedUnknown: 0,
       resourceRejectedRevoked: 0,
       resourceRejectedScope: 0,
+      discoveryRequests: 0,
       byClient: {},
     },
     renewals: { count: 1, tokenRequestsPerRenewal: 1, maxTokenRequestsInOneRenewal: 1 },

@@ -28,6 +28,8 @@ const expected: Record<string, RegExp> = {
   'undici.ts': /undici request: 200 global fetch: 200\nafter revocation: 50 of 50 ok\ntoken requests: 2/,
   'got-and-ky.ts': /got: 50 of 50 ok\nky: 50 of 50 ok\ntoken requests: 3/,
   'azure.ts': /distinct tokens: 2\ntoken requests: 2\nrefresh after 45 min of 60/,
+  'token-exchange.ts':
+    /same exchanged token: true; token requests: 2\nissued_token_type: urn:ietf:params:oauth:token-type:access_token\nexpires with its subject: true\nanother subject, another token: true\nunknown audience: invalid_target\n/,
   'testing-your-code.ts':
     /same token during the outage: true\nafter expiry: SERVER_ERROR retryable: true\nrecovered: true/,
 }

@@ -16,8 +16,12 @@ import {
   isOAuthError,
   jwtBearer,
   privateKeyJwt,
+  TOKEN_TYPES,
+  TokenManager,
+  tokenExchange,
   tokenSource,
   type ClientAuth,
+  type TokenSourceContext,
   type TokenSource,
 } from '../../src/index.js'
 import { closedPort, formFields, startLocalServer, type LocalServer } from '../wire/local-server.js'
@@ -37,6 +41,13 @@ const ASSERTION = [
   ),
   'c2lnbmF0dXJlLW11c3Qtbm90LWxlYWs',
 ].join('.')
+/** A user's token to exchange (JWT-shaped, valid until 2100), and an actor token. */
+const SUBJECT = [
+  Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT' })).toString('base64url'),
+  Buffer.from(JSON.stringify({ sub: 'SUBJECT-must-not-leak-321', exp: 4_102_444_800 })).toString('base64url'),
+  'c3ViamVjdC1zaWduYXR1cmU',
+].join('.')
+const ACTOR = 'ACTOR-must-not-leak-654'
 const ASSERTION_FILE = join(mkdtempSync(join(tmpdir(), 'tk-secrets-')), 'token')
 writeFileSync(ASSERTION_FILE, `${ASSERTION}\n`)
 
@@ -368,5 +379,102 @@ describe('errors never carry credentials', () => {
       expect(caught).toBeInstanceOf(TypeError)
       expectNoLeak(caught, KEY_MATERIAL)
     }
+  })
+})
+
+/** Token-exchange sources: the subject from a function or a source, with an actor, with client auth. */
+function exchangeSources(url: string): Record<string, TokenSource> {
+  return {
+    'subject provider': tokenExchange({
+      tokenUrl: url,
+      subjectToken: () => SUBJECT,
+      subjectTokenType: TOKEN_TYPES.jwt,
+    }),
+    'subject source + actor + basic': tokenExchange({
+      tokenUrl: url,
+      clientId: 'svc',
+      auth: clientSecretBasic(SECRET),
+      subjectToken: tokenSource('user', () => ({ access_token: SUBJECT, expires_in: 600 })),
+      subjectTokenType: TOKEN_TYPES.accessToken,
+      actorToken: () => Promise.resolve(ACTOR),
+      actorTokenType: TOKEN_TYPES.accessToken,
+      audience: ['a', 'b'],
+    }),
+  }
+}
+
+/** A context that gets other sources' tokens directly, as a manager would from its cache. */
+const directContext: TokenSourceContext = {
+  get: (source) => source.fetchToken(),
+  clock: { now: () => Date.now(), setTimer: () => ({ cancel: () => undefined }) },
+}
+
+describe('token exchange: the subject and actor tokens never show', () => {
+  beforeAll(() => {
+    server.route('/exchange', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({
+          access_token: TOKEN,
+          expires_in: 3600,
+          issued_token_type: TOKEN_TYPES.accessToken,
+        }),
+      )
+    })
+    server.route('/exchange-no-type', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ access_token: TOKEN, expires_in: 3600 }))
+    })
+  })
+
+  it.each(Object.keys(exchangeSources('https://idp.example/token')))(
+    '%s: the source and the source it resolves to for one subject',
+    async (name) => {
+      const source = exchangeSources(`${server.origin}/exchange`)[name]!
+      expectNoLeak(source, [SECRET, SUBJECT, ACTOR])
+      const resolved = await source.resolve!(directContext)
+      expectNoLeak(resolved, [SECRET, SUBJECT, ACTOR, SUBJECT.split('.')[1]!])
+      expect(resolved.key).not.toBe(source.key)
+      expect(inspect(resolved)).toContain(resolved.key)
+    },
+  )
+
+  it.each(Object.keys(exchangeSources('https://idp.example/token')))(
+    '%s: a manager’s token, events, stats and errors',
+    async (name) => {
+      const tokens = new TokenManager()
+      const seen: unknown[] = []
+      for (const event of ['refreshStart', 'refreshSuccess', 'refreshFailure', 'miss', 'hit'] as const) {
+        tokens.on(event, (payload: unknown) => seen.push(payload))
+      }
+      const token = await tokens.get(exchangeSources(`${server.origin}/exchange`)[name]!)
+      expect(token.value).toBe(TOKEN)
+      const refused = await tokens.get(exchangeSources(echoUrl)[name]!).catch((error: unknown) => error)
+      expect(isOAuthError(refused, 'invalid_client')).toBe(true)
+      expect((refused as Error).message).toContain('[redacted]')
+      const untyped = await tokens
+        .get(exchangeSources(`${server.origin}/exchange-no-type`)[name]!)
+        .catch((error: unknown) => error)
+      expect(untyped).toMatchObject({ code: 'INVALID_ISSUED_TOKEN_TYPE' })
+      for (const shown of [token, refused, untyped, seen, tokens.stats()]) {
+        expectNoLeak(shown, [SECRET, SUBJECT, ACTOR])
+      }
+      await tokens.close()
+    },
+  )
+
+  it('a subject provider that fails: the error names the provider, never a token', async () => {
+    const source = tokenExchange({
+      tokenUrl: `${server.origin}/exchange`,
+      subjectToken: () => SUBJECT.split('.').slice(0, 2).join('.') + '.', // an unusable JWT
+      subjectTokenType: TOKEN_TYPES.jwt,
+      actorToken: () => {
+        throw new Error('no actor')
+      },
+      actorTokenType: TOKEN_TYPES.accessToken,
+    })
+    const caught = await source.fetchToken().catch((error: unknown) => error)
+    expect(caught).toMatchObject({ code: 'ACTOR_TOKEN_UNAVAILABLE' })
+    expectNoLeak(caught, [SUBJECT, SUBJECT.split('.')[1]!])
   })
 })

@@ -8,9 +8,13 @@ import {
   isOAuthError,
   isTokenkeeperError,
   memoryStore,
+  TOKEN_TYPES,
   TokenManager,
+  tokenExchange,
   tokenSource,
   type AnyTokenkeeperError,
+  type ExchangeTokenContext,
+  type TokenSourceContext,
   type OAuthError,
   type TokenkeeperErrorCode,
   type TokenSource,
@@ -55,6 +59,33 @@ describe('public types', () => {
     expect(byIssuer.key).toBe(
       `cc|discovery:https://idp.example/${source.key.slice('cc|https://idp.example/token'.length)}`,
     )
+  })
+
+  it('token exchange', () => {
+    const exchange = tokenExchange({
+      tokenUrl: 'https://idp.example/token',
+      subjectToken: (ctx) => {
+        expectTypeOf(ctx).toEqualTypeOf<ExchangeTokenContext>()
+        return Promise.resolve('subject')
+      },
+      subjectTokenType: TOKEN_TYPES.accessToken,
+      actorToken: source,
+      actorTokenType: TOKEN_TYPES.accessToken,
+      audience: ['a', 'b'],
+    })
+    expectTypeOf(exchange).toEqualTypeOf<TokenSource>()
+    expectTypeOf<TokenSource['resolve']>().toEqualTypeOf<
+      ((context: TokenSourceContext) => Promise<TokenSource>) | undefined
+    >()
+    expectTypeOf(TOKEN_TYPES.jwt).toEqualTypeOf<'urn:ietf:params:oauth:token-type:jwt'>()
+    expect(() =>
+      tokenExchange({
+        tokenUrl: 'https://idp.example/token',
+        // @ts-expect-error the subject token is a function or a source, never a raw string
+        subjectToken: 'raw',
+        subjectTokenType: TOKEN_TYPES.jwt,
+      }),
+    ).toThrow(TypeError)
   })
 
   it('events are typed', () => {

@@ -129,26 +129,20 @@ export async function startDemoServer(options: {
   return { server, clientSecret }
 }
 
-/** What the server counted between two snapshots of its counters. */
+/** What the server counted between two snapshots of its counters (`inFlight` is the later one). */
 export function countedSince(before: TokenServerStats, after: TokenServerStats): TokenServerStats {
   const byClient: Record<string, number> = {}
   for (const [client, count] of Object.entries(after.byClient)) {
     const delta = count - (before.byClient[client] ?? 0)
     if (delta !== 0) byClient[client] = delta
   }
-  return {
-    tokenRequests: after.tokenRequests - before.tokenRequests,
-    tokensIssued: after.tokensIssued - before.tokensIssued,
-    failures: after.failures - before.failures,
-    inFlight: after.inFlight,
-    resourceCalls: after.resourceCalls - before.resourceCalls,
-    resourceAccepted: after.resourceAccepted - before.resourceAccepted,
-    resourceRejectedExpired: after.resourceRejectedExpired - before.resourceRejectedExpired,
-    resourceRejectedUnknown: after.resourceRejectedUnknown - before.resourceRejectedUnknown,
-    resourceRejectedRevoked: after.resourceRejectedRevoked - before.resourceRejectedRevoked,
-    resourceRejectedScope: after.resourceRejectedScope - before.resourceRejectedScope,
-    byClient,
+  const counted: Record<string, unknown> = { ...after, byClient }
+  for (const [name, value] of Object.entries(after)) {
+    const earlier: unknown = before[name as keyof TokenServerStats]
+    if (name !== 'inFlight' && typeof value === 'number' && typeof earlier === 'number')
+      counted[name] = value - earlier
   }
+  return counted as unknown as TokenServerStats
 }
 
 /**
