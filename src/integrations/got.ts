@@ -1,3 +1,10 @@
+/**
+ * `tokenkeeper/got`: {@link gotTokens}, hooks for `got.extend()` (got 14) that send the
+ * manager's tokens by route and renew once on a 401. See `docs/INTEGRATIONS.md`.
+ *
+ * @packageDocumentation
+ * @module tokenkeeper/got
+ */
 import type { AfterResponseHook, BeforeErrorHook, BeforeRequestHook, Options, RequestError } from 'got'
 import { InsufficientScopeError } from '../errors.js'
 import type { Authorization, Authorizer } from '../http/authorizer.js'

@@ -1,3 +1,10 @@
+/**
+ * `tokenkeeper/otel`: {@link instrument} records a manager's metrics and spans through
+ * `@opentelemetry/api` (an optional peer dependency). See `docs/INTEGRATIONS.md`.
+ *
+ * @packageDocumentation
+ * @module tokenkeeper/otel
+ */
 import { createHash } from 'node:crypto'
 import {
   context,

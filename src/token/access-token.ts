@@ -73,8 +73,9 @@ export class AccessToken {
   readonly #extra: Readonly<Record<string, unknown>>
 
   /**
-   * @throws TypeError when `value` is not header-safe (visible ASCII, see
-   * {@link isHeaderSafeToken}) or `type` is not an HTTP token: such a token could not be sent.
+   * @throws TypeError when `value` is not header-safe (visible ASCII without spaces, as the
+   * `b64token` of RFC 6750 §2.1 allows) or `type` is not an HTTP token: such a token could not be
+   * sent.
    * The message never contains the value.
    */
   constructor(init: AccessTokenInit) {
