@@ -18,9 +18,13 @@ export type { RouteRequest, SourceChooser, SourceRoutes } from './routes.js'
 
 /** The hooks to pass to `got.extend()`. */
 export interface GotTokenHooks {
+  /** got's `hooks` option; `got.extend()` appends them to the instance's own hooks. */
   readonly hooks: {
+    /** Sets `Authorization` for the request's source (a request with its own is left alone). */
     readonly beforeRequest: BeforeRequestHook[]
+    /** On a 401, invalidates the token that was sent and retries once; on a 403 `insufficient_scope`, rejects. */
     readonly afterResponse: AfterResponseHook[]
+    /** Replaces the token with `[redacted]` in the options an error keeps, and unwraps `InsufficientScopeError`. */
     readonly beforeError: BeforeErrorHook[]
   }
 }

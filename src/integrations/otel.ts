@@ -51,6 +51,7 @@ export interface InstrumentOptions {
 export interface Instrumentation {
   /** Removes the listeners and callbacks; refreshes still in flight end their span unfinished. */
   stop(): void
+  /** {@link Instrumentation.stop}, for `using instrumentation = instrument(tokens)`. */
   [Symbol.dispose](): void
 }
 

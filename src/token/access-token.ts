@@ -151,10 +151,12 @@ export class AccessToken {
     }
   }
 
+  /** `[AccessToken Bearer expiresAt=<ISO date>]`: what string conversion shows, never the value. */
   toString(): string {
     return `[AccessToken ${this.type} expiresAt=${new Date(this.expiresAt).toISOString()}]`
   }
 
+  /** What `util.inspect` and `console.log` show: {@link AccessToken.toJSON}, never the value. */
   [inspect.custom](): string {
     return `AccessToken ${inspect(this.toJSON())}`
   }

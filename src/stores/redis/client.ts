@@ -31,7 +31,10 @@ export interface IoredisLike {
    * ioredis `Cluster` only: the master nodes, each able to send raw commands, for commands that
    * must visit every master (SCAN in `clear()`).
    */
-  nodes?(role: 'master'): readonly { call(command: string, ...args: (string | number)[]): Promise<unknown> }[]
+  nodes?(role: 'master'): readonly {
+    /** Sends one raw command to this node. */
+    call(command: string, ...args: (string | number)[]): Promise<unknown>
+  }[]
 }
 
 /**
