@@ -52,7 +52,7 @@ export interface RefreshFailureEvent {
   readonly durationMs: number
   /** The error's code when it is a tokenkeeper error, else `UNKNOWN`. */
   readonly code: TokenkeeperErrorCode | 'UNKNOWN'
-  /** The error's message, scrubbed of every secret the request carried. */
+  /** The error's message; tokenkeeper's own errors never contain a token or secret. */
   readonly message: string
   /** Whether the failure may pass by itself (network, 5xx, 429): it is retried with backoff. */
   readonly retryable: boolean

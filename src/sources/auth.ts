@@ -18,7 +18,7 @@ export interface ClientAuthContext {
   readonly clientId: string
   /** The token endpoint URL as configured: the default `aud` of a client assertion. */
   readonly tokenUrl: string
-  /** The instant of the request on the source's clock (epoch ms): an assertion's `iat`. */
+  /** The calendar time of the request on the source's clock (epoch ms): an assertion's `iat`. */
   readonly now: number
   /** The form body of the token request; a method may add its fields (`client_assertion`, ...). */
   readonly body: URLSearchParams
