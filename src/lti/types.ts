@@ -127,7 +127,7 @@ export interface LineItemFields {
   readonly startDateTime?: string
   /** When the activity is due: ISO 8601 with a time zone designator. */
   readonly endDateTime?: string
-  /** Whether the platform may show the grades to learners (AGS 2.0 §3.2.14). */
+  /** Whether the platform may show the grades to learners. */
   readonly gradesReleased?: boolean
   readonly [extension: string]: unknown
 }
@@ -199,7 +199,7 @@ export interface LtiResult {
   readonly userId: string
   /** The grade, on the scale of `resultMaximum`; `null` or absent when there is none yet. */
   readonly resultScore?: number | null
-  /** The scale of `resultScore`; 1 when absent (AGS 2.0 §3.3.4.5). */
+  /** The scale of `resultScore`; 1 when absent, as AGS 2.0 says. */
   readonly resultMaximum?: number
   /** The LTI user id of who scored it. */
   readonly scoringUserId?: string
