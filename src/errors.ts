@@ -132,14 +132,22 @@ export class TokenkeeperError<C extends TokenkeeperErrorCode = TokenkeeperErrorC
 
 /** The fields of an RFC 6749 §5.2 error response. */
 export interface OAuthErrorFields {
+  /** The error code, e.g. `invalid_client`, `invalid_grant`, `invalid_scope`. */
   readonly error: string
+  /** A human-readable description, when the server sent one. */
   readonly error_description?: string | undefined
+  /** A link to a page about the error, when the server sent one. */
   readonly error_uri?: string | undefined
 }
 
 /** What is kept of the HTTP response behind an error: never its body. */
 export interface ErrorResponseInfo {
+  /** The HTTP status code, e.g. `400`. */
   readonly status: number
+  /**
+   * A few headers by lower-case name (`content-type`, `retry-after`, `date`, `www-authenticate`,
+   * `location`, when present), each scrubbed of the request's secrets.
+   */
   readonly headers: Readonly<Record<string, string>>
 }
 

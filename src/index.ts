@@ -1,3 +1,29 @@
+/**
+ * `tokenkeeper`: OAuth 2.0 access tokens, obtained once and kept. A {@link TokenManager} caches
+ * the token of each {@link TokenSource}, lets one token request serve every concurrent caller,
+ * renews the token in the background before it runs out and rides out an outage of the token
+ * endpoint on the token it has. Sources: {@link clientCredentials} (with
+ * {@link clientSecretBasic}, {@link clientSecretPost} or {@link privateKeyJwt}), {@link jwtBearer},
+ * {@link googleServiceAccount} and {@link tokenSource} for any function of yours. Stores:
+ * {@link memoryStore} (the default) or `redisStore` from `tokenkeeper/redis`.
+ *
+ * @example
+ * ```ts
+ * import { TokenManager, clientCredentials, clientSecretBasic } from 'tokenkeeper'
+ *
+ * const tokens = new TokenManager()
+ * const source = clientCredentials({
+ *   tokenUrl: 'https://idp.example/oauth/token',
+ *   clientId: 'svc-a',
+ *   auth: clientSecretBasic(process.env.CLIENT_SECRET!),
+ * })
+ * const api = tokens.fetch(source)
+ * const res = await api('https://api.example/v1/things')
+ * ```
+ *
+ * @packageDocumentation
+ * @module tokenkeeper
+ */
 export { systemClock, type Clock, type Timer } from './clock.js'
 export {
   InsufficientScopeError,
@@ -98,6 +124,13 @@ export {
   type TokenManagerEvents,
 } from './manager/events.js'
 export { type AuthorizedFetchOptions } from './manager/fetch.js'
+export type {
+  AnswerContext,
+  Authorization,
+  Authorizer,
+  ResourceRequest,
+  ResourceResponse,
+} from './http/authorizer.js'
 export type { LogFields, LogMethod, TokenkeeperLogger } from './manager/logging.js'
 export {
   backoffDelayMs,

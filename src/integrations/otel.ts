@@ -1,3 +1,10 @@
+/**
+ * `tokenkeeper/otel`: {@link instrument} records a manager's metrics and spans through
+ * `@opentelemetry/api` (an optional peer dependency). See `docs/INTEGRATIONS.md`.
+ *
+ * @packageDocumentation
+ * @module tokenkeeper/otel
+ */
 import { createHash } from 'node:crypto'
 import {
   context,
@@ -45,6 +52,7 @@ export interface InstrumentOptions {
 export interface Instrumentation {
   /** Removes the listeners and callbacks; refreshes still in flight end their span unfinished. */
   stop(): void
+  /** {@link Instrumentation.stop}, for `using instrumentation = instrument(tokens)`. */
   [Symbol.dispose](): void
 }
 

@@ -118,6 +118,7 @@ export interface LtiRetryOptions {
  * ```
  */
 export interface LtiRetryEvent {
+  /** The HTTP method of the call, e.g. `POST`. */
   readonly method: string
   /** The URL without its query string. */
   readonly endpoint: string

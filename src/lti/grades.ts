@@ -84,7 +84,9 @@ interface State {
  * ```
  */
 export interface ScorePostResult {
+  /** `posted`: the platform accepted the score; `superseded`: a newer score was posted first, this one was dropped. */
   readonly outcome: 'posted' | 'superseded'
+  /** How many times the score was sent (1 when the first attempt was accepted). */
   readonly attempts: number
   /** The timestamp of the last attempt sent. */
   readonly timestamp: string
@@ -375,6 +377,7 @@ export class GradeService {
     return this.#state.source
   }
 
+  /** `{ lineItemsUrl, lineItemUrl, uses, key }`: what `JSON.stringify` shows; no token, no key material. */
   toJSON(): Record<string, unknown> {
     return {
       lineItemsUrl: this.lineItemsUrl,
@@ -384,6 +387,7 @@ export class GradeService {
     }
   }
 
+  /** What `util.inspect` and `console.log` show: {@link GradeService.toJSON}. */
   [inspect.custom](): string {
     return `GradeService ${inspect(this.toJSON())}`
   }

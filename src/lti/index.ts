@@ -16,6 +16,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module tokenkeeper/lti
  */
 export { ACTIVITY_PROGRESS, GRADING_PROGRESS, LtiClaims, LtiMediaTypes, LtiScopes } from './constants.js'
 export {

@@ -48,7 +48,9 @@ export interface MembersQuery {
  * ```
  */
 export interface MembershipPage {
+  /** The context (course) the roster belongs to. */
   readonly context: MembershipContext
+  /** The members on this page. */
   readonly members: readonly Member[]
   /** The `rel="differences"` link: where to ask later for what changed since this answer. */
   readonly differencesUrl: string | undefined
@@ -188,10 +190,12 @@ export class MembershipsService {
     return this.#source
   }
 
+  /** `{ membershipsUrl, key }`: what `JSON.stringify` shows; no token, no key material. */
   toJSON(): Record<string, unknown> {
     return { membershipsUrl: this.membershipsUrl, key: this.#source.key }
   }
 
+  /** What `util.inspect` and `console.log` show: {@link MembershipsService.toJSON}. */
   [inspect.custom](): string {
     return `MembershipsService ${inspect(this.toJSON())}`
   }

@@ -6,12 +6,15 @@ export type RefreshMode = 'foreground' | 'background'
 
 /** A cache hit. `window` says whether the token is still fresh or already due for renewal. */
 export interface HitEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** `fresh`: no renewal due; `advisory`: served while a background renewal is due or running. */
   readonly window: 'fresh' | 'advisory'
 }
 
 /** A call that could not be served from memory. */
 export interface MissEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
   /** `cold`: nothing cached; `expired`: the cached token reached its mandatory window. */
   readonly reason: 'cold' | 'expired'
@@ -19,15 +22,21 @@ export interface MissEvent {
 
 /** A token request (or store read) started for a key. */
 export interface RefreshStartEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** Whether callers wait for this refresh (`foreground`) or it runs behind a served token. */
   readonly mode: RefreshMode
 }
 
 /** A refresh ended with a token. */
 export interface RefreshSuccessEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** Whether callers wait for this refresh (`foreground`) or it runs behind a served token. */
   readonly mode: RefreshMode
+  /** How long the refresh took, on the manager's clock (ms). */
   readonly durationMs: number
+  /** When the new token expires (epoch ms). */
   readonly expiresAt: number
   /** `fetch`: from the token endpoint; `store`: another process's token, read from the store. */
   readonly origin: 'fetch' | 'store'
@@ -35,12 +44,17 @@ export interface RefreshSuccessEvent {
 
 /** A refresh failed. No token or secret is ever part of an event. */
 export interface RefreshFailureEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** Whether callers wait for this refresh (`foreground`) or it runs behind a served token. */
   readonly mode: RefreshMode
+  /** How long the refresh took until it failed, on the manager's clock (ms). */
   readonly durationMs: number
   /** The error's code when it is a tokenkeeper error, else `UNKNOWN`. */
   readonly code: TokenkeeperErrorCode | 'UNKNOWN'
+  /** The error's message; tokenkeeper's own errors never contain a token or secret. */
   readonly message: string
+  /** Whether the failure may pass by itself (network, 5xx, 429): it is retried with backoff. */
   readonly retryable: boolean
   /** No new token request for this key before this instant (epoch ms). */
   readonly retryAt: number
@@ -50,14 +64,19 @@ export interface RefreshFailureEvent {
 
 /** A cached token was served while its renewal is failing (an outage being ridden out). */
 export interface StaleEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** When the served token expires (epoch ms). */
   readonly expiresAt: number
 }
 
 /** A store operation failed; the manager carried on as if it were a cache miss. */
 export interface StoreErrorEvent {
+  /** The source's cache key ({@link TokenSource.key}), or `undefined` when the operation had none (`subscribe`, `clear`, `close`). */
   readonly key: string | undefined
+  /** The {@link TokenStore} operation that failed. */
   readonly operation: 'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'wait' | 'subscribe' | 'close'
+  /** The store error's message (stores put no token in their messages). */
   readonly message: string
 }
 
@@ -74,6 +93,7 @@ export interface LockWaitEvent {
 
 /** A caller was given the remembered error at once: the key is backing off after a failure. */
 export interface FailFastEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
   /** The remembered error's code when it is a tokenkeeper error, else `UNKNOWN`. */
   readonly code: TokenkeeperErrorCode | 'UNKNOWN'
@@ -83,7 +103,9 @@ export interface FailFastEvent {
 
 /** A token was invalidated (or an invalidation found a newer token and left it). */
 export interface InvalidateEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** Whether a token was removed; `false` when the cache already held a newer token (or none). */
   readonly removed: boolean
   /** `local`: this manager's call; `remote`: a store event from elsewhere. */
   readonly origin: 'local' | 'remote'
@@ -91,28 +113,46 @@ export interface InvalidateEvent {
 
 /** Every event a {@link TokenManager} emits, by name. */
 export interface TokenManagerEvents {
+  /** A call served from memory. Emitted on every cache hit: listening costs on the hot path. */
   hit: [HitEvent]
+  /** A call that could not be served from memory. */
   miss: [MissEvent]
+  /** A token request (or store read) started. */
   refreshStart: [RefreshStartEvent]
+  /** A refresh ended with a token. */
   refreshSuccess: [RefreshSuccessEvent]
+  /** A refresh failed. */
   refreshFailure: [RefreshFailureEvent]
+  /** A cached token was served while its renewal is failing. */
   stale: [StaleEvent]
+  /** A store operation failed; the manager carried on without the store. */
   storeError: [StoreErrorEvent]
+  /** A token was invalidated, here or (through the store) elsewhere. */
   invalidate: [InvalidateEvent]
+  /** A caller got the remembered error at once while the key backs off. */
   failFast: [FailFastEvent]
   lockWait: [LockWaitEvent]
 }
 
 /** The `node:diagnostics_channel` channel names, one per event: `tokenkeeper:<event>`. */
 export const CHANNEL_NAMES = {
+  /** Carries {@link HitEvent}. */
   hit: 'tokenkeeper:hit',
+  /** Carries {@link MissEvent}. */
   miss: 'tokenkeeper:miss',
+  /** Carries {@link RefreshStartEvent}. */
   refreshStart: 'tokenkeeper:refresh:start',
+  /** Carries {@link RefreshSuccessEvent}. */
   refreshSuccess: 'tokenkeeper:refresh:success',
+  /** Carries {@link RefreshFailureEvent}. */
   refreshFailure: 'tokenkeeper:refresh:failure',
+  /** Carries {@link StaleEvent}. */
   stale: 'tokenkeeper:stale',
+  /** Carries {@link StoreErrorEvent}. */
   storeError: 'tokenkeeper:store:error',
+  /** Carries {@link InvalidateEvent}. */
   invalidate: 'tokenkeeper:invalidate',
+  /** Carries {@link FailFastEvent}. */
   failFast: 'tokenkeeper:fail-fast',
   lockWait: 'tokenkeeper:lock:wait',
 } as const satisfies Record<keyof TokenManagerEvents, string>

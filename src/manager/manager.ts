@@ -38,7 +38,12 @@ export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<Bac
    * Renew recently used tokens by timer at their refresh point, even with no calls. `true`
    * means keys used within the last 15 minutes; `{ idleMs }` sets that span.
    */
-  readonly proactive?: boolean | { readonly idleMs?: number }
+  readonly proactive?:
+    | boolean
+    | {
+        /** Keys used within this many milliseconds are renewed by timer. Default 15 minutes. */
+        readonly idleMs?: number
+      }
   /** How long a fleet-wide fetch lock lives (a dead holder blocks others no longer). Default 15 s. */
   readonly lockTtlMs?: number
   /**
@@ -543,6 +548,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     }
   }
 
+  /** {@link TokenManager.close}, for `await using tokens = new TokenManager()`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }

@@ -7,6 +7,7 @@ import { fingerprint } from './fingerprint.js'
 
 /** What a client assertion provider is told about the request it is for. */
 export interface ClientAssertionContext {
+  /** The client's `client_id` as configured (an empty string when the source has none). */
   readonly clientId: string
   /** The token endpoint URL: the `aud` a platform-issued assertion is usually minted for. */
   readonly tokenUrl: string

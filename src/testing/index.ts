@@ -11,6 +11,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module tokenkeeper/testing
  */
 export { startTokenServer } from './token-server.js'
 export { createTestClock, type TestClock } from './test-clock.js'

@@ -70,7 +70,9 @@ export const grantAllowedSubset: ScopeGrantPolicy = (requested, allowed) => {
  * ```
  */
 export type JwtBearerIssuer = VerificationKeys & {
+  /** The `iss` of the assertions this entry verifies; distinct across entries. */
   readonly issuer: string
+  /** The scopes its tokens may be granted. Default: any scope, as requested. */
   readonly allowedScopes?: readonly string[]
 }
 

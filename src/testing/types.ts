@@ -106,17 +106,23 @@ export interface TokenServerDiscoveryOptions {
 export interface TokenServerStats {
   /** Token requests received (any method, any outcome). */
   readonly tokenRequests: number
+  /** Tokens issued (a `latency`, `slow-body` or `token` fault still issues one). */
   readonly tokensIssued: number
   /** Token requests answered with a fault or an error (no token issued). */
   readonly failures: number
   /** Token requests received and not yet answered (held, delayed, hanging). */
   readonly inFlight: number
+  /** Requests to `/resource`, any outcome. */
   readonly resourceCalls: number
+  /** Resource calls with a valid token holding every scope asked for (200). */
   readonly resourceAccepted: number
+  /** Resource calls with an expired token (401 `invalid_token`). */
   readonly resourceRejectedExpired: number
   /** Resource calls with no bearer token or one the server never issued. */
   readonly resourceRejectedUnknown: number
+  /** Resource calls with a revoked token (401 `invalid_token`). */
   readonly resourceRejectedRevoked: number
+  /** Resource calls whose token lacks a scope named in `?scope=` (403 `insufficient_scope`). */
   readonly resourceRejectedScope: number
   /** Token requests per claimed client id (counted once the request body has been read). */
   readonly byClient: Readonly<Record<string, number>>
@@ -142,19 +148,31 @@ export interface TokenServerStats {
 export interface TokenRequestRecord {
   /** Arrival time by the server clock. */
   readonly at: number
+  /** The HTTP method, e.g. `POST`. */
   readonly method: string
   /** The client id the request claimed (authenticated or not). */
   readonly clientId: string | undefined
+  /** The form's `grant_type`, e.g. `client_credentials`. */
   readonly grantType: string | undefined
+  /**
+   * How the client authenticated as presented (not whether it succeeded): `none` for no
+   * credentials, `multiple` for more than one method at once (which RFC 6749 §2.3 forbids).
+   */
   readonly authMethod: ClientAuthMethod | 'none' | 'multiple' | undefined
   /** Requested scopes. */
   readonly scopes: readonly string[]
+  /** The HTTP status answered; `undefined` while pending and for `hang` and `reset`. */
   readonly status: number | undefined
   /** The OAuth `error` code of a refusal. */
   readonly error: string | undefined
   /** The kind of fault applied to this request. */
   readonly fault: TokenServerFault['kind'] | undefined
+  /**
+   * The request headers by lower-case name; `authorization` keeps only its scheme
+   * (`Basic [redacted]`), `dpop` is `[redacted]` and `cookie` is left out.
+   */
   readonly headers: Readonly<Record<string, string>>
+  /** The request's `Content-Type` as sent. */
   readonly contentType: string | undefined
 }
 
@@ -206,6 +224,7 @@ export interface TokenServer extends AsyncDisposable {
   readonly resourceUrl: string
   /** Token requests received, oldest first (live view; see {@link TokenRequestRecord}). */
   readonly requests: readonly TokenRequestRecord[]
+  /** The counters now, as a snapshot. */
   stats(): TokenServerStats
   /** What the server knows about a token it issued, or `undefined`. */
   introspect(token: string): TokenIntrospection | undefined

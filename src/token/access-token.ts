@@ -73,8 +73,9 @@ export class AccessToken {
   readonly #extra: Readonly<Record<string, unknown>>
 
   /**
-   * @throws TypeError when `value` is not header-safe (visible ASCII, see
-   * {@link isHeaderSafeToken}) or `type` is not an HTTP token: such a token could not be sent.
+   * @throws TypeError when `value` is not header-safe (visible ASCII without spaces, as the
+   * `b64token` of RFC 6750 §2.1 allows) or `type` is not an HTTP token: such a token could not be
+   * sent.
    * The message never contains the value.
    */
   constructor(init: AccessTokenInit) {
@@ -150,10 +151,12 @@ export class AccessToken {
     }
   }
 
+  /** `[AccessToken Bearer expiresAt=<ISO date>]`: what string conversion shows, never the value. */
   toString(): string {
     return `[AccessToken ${this.type} expiresAt=${new Date(this.expiresAt).toISOString()}]`
   }
 
+  /** What `util.inspect` and `console.log` show: {@link AccessToken.toJSON}, never the value. */
   [inspect.custom](): string {
     return `AccessToken ${inspect(this.toJSON())}`
   }
