@@ -86,8 +86,11 @@ export interface StoreErrorEvent {
  * on to ask the token endpoint itself (the holder died, failed twice, or the wait ran out).
  */
 export interface LockWaitEvent {
+  /** The cache key waited on. */
   readonly key: string
+  /** How long this process waited, in ms, from finding the lock taken to the end of the wait. */
   readonly waitedMs: number
+  /** `store`: the holder's token arrived; `fetch`: this process went on to fetch itself. */
   readonly outcome: 'store' | 'fetch'
 }
 
@@ -131,6 +134,7 @@ export interface TokenManagerEvents {
   invalidate: [InvalidateEvent]
   /** A caller got the remembered error at once while the key backs off. */
   failFast: [FailFastEvent]
+  /** This process stopped waiting for another process's fetch lock in the shared store. */
   lockWait: [LockWaitEvent]
 }
 
@@ -154,6 +158,7 @@ export const CHANNEL_NAMES = {
   invalidate: 'tokenkeeper:invalidate',
   /** Carries {@link FailFastEvent}. */
   failFast: 'tokenkeeper:fail-fast',
+  /** Carries {@link LockWaitEvent}. */
   lockWait: 'tokenkeeper:lock:wait',
 } as const satisfies Record<keyof TokenManagerEvents, string>
 

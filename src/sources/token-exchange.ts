@@ -23,11 +23,17 @@ export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exch
  * ```
  */
 export const TOKEN_TYPES = Object.freeze({
+  /** An OAuth 2.0 access token issued by the authorization server (RFC 8693 §3). */
   accessToken: 'urn:ietf:params:oauth:token-type:access_token',
+  /** An OAuth 2.0 refresh token (RFC 8693 §3). */
   refreshToken: 'urn:ietf:params:oauth:token-type:refresh_token',
+  /** An OpenID Connect ID token (RFC 8693 §3). */
   idToken: 'urn:ietf:params:oauth:token-type:id_token',
+  /** A base64url-encoded SAML 1.1 assertion (RFC 8693 §3). */
   saml1: 'urn:ietf:params:oauth:token-type:saml1',
+  /** A base64url-encoded SAML 2.0 assertion (RFC 8693 §3). */
   saml2: 'urn:ietf:params:oauth:token-type:saml2',
+  /** A JWT of any kind (RFC 8693 §3, RFC 7519). */
   jwt: 'urn:ietf:params:oauth:token-type:jwt',
 } as const)
 
