@@ -1,8 +1,8 @@
 import { inspect } from 'node:util'
 import type { AccessToken } from '../token/access-token.js'
 import type { ClientAuth } from './auth.js'
-import { checkIssuer, DiscoveryCache } from './discovery.js'
-import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
+import type { DiscoveryCache } from './discovery.js'
+import { endpointFrom, type EndpointOptions, type TokenEndpoint } from './endpoint.js'
 import { keyPart } from './fingerprint.js'
 import type { FetchTokenOptions, TokenSource } from './types.js'
 
@@ -40,23 +40,6 @@ function isClientAuth(value: unknown): value is ClientAuth {
   )
 }
 
-/** The endpoint of `options`: a `tokenUrl`, or an `issuer` to discover (a TypeError for neither or both). */
-function endpointOf(options: ClientCredentialsOptions, what: string): TokenEndpoint {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options are required`)
-  if (options.issuer === undefined) {
-    if (options.discovery !== undefined) throw new TypeError(`${what}: discovery needs an issuer`)
-    return new TokenEndpoint(options, what)
-  }
-  if (options.tokenUrl !== undefined) throw new TypeError(`${what}: give tokenUrl or issuer, not both`)
-  if (options.discovery !== undefined && !(options.discovery instanceof DiscoveryCache)) {
-    throw new TypeError(`${what}: discovery must be a DiscoveryCache`)
-  }
-  return new TokenEndpoint(options, what, {
-    issuer: checkIssuer(options.issuer, `${what}: issuer`),
-    cache: options.discovery,
-  })
-}
-
 class ClientCredentialsSource implements TokenSource {
   readonly #endpoint: TokenEndpoint
   readonly #clientId: string
@@ -67,7 +50,7 @@ class ClientCredentialsSource implements TokenSource {
   #key: string
 
   constructor(options: ClientCredentialsOptions) {
-    this.#endpoint = endpointOf(options, 'clientCredentials')
+    this.#endpoint = endpointFrom(options, 'clientCredentials')
     if (typeof options.clientId !== 'string' || options.clientId.length === 0) {
       throw new TypeError('clientCredentials: clientId must be a non-empty string')
     }

@@ -6,11 +6,12 @@ import { parseTokenResponse } from '../token/parse.js'
 import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
 import type { ClientAuth } from './auth.js'
 import {
+  checkIssuer,
+  DiscoveryCache,
   processDiscoveryCache,
   resolveTokenEndpoint,
   tokenUrlKeyPart,
   type AuthorizationServerMetadata,
-  type DiscoveryCache,
 } from './discovery.js'
 import { fingerprint, keyPart } from './fingerprint.js'
 import type { FetchTokenOptions } from './types.js'
@@ -241,6 +242,26 @@ export class TokenEndpoint {
    * JWT-bearer assertion's `scope` claim), for an omitted response `scope` and
    * `requireRequestedScopes`.
    */
+  /**
+   * The token endpoint to send to: the configured one, or the one the issuer's discovery document
+   * names (discovered once per issuer per process; its checks, `authMethod`'s included, apply).
+   */
+  async resolveUrl(
+    authMethod: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ readonly url: URL; readonly tokenUrl: string }> {
+    if (this.#fixed !== undefined) return this.#fixed
+    const discovery = this.#discovery as { issuer: string; cache: DiscoveryCache }
+    return resolveTokenEndpoint(discovery.issuer, {
+      authMethod,
+      cache: discovery.cache,
+      fetch: this.#options.fetch,
+      timeoutMs: this.#options.timeoutMs,
+      maxResponseBytes: this.#options.maxResponseBytes,
+      signal,
+    })
+  }
+
   async request(
     grant: readonly (readonly [string, string])[],
     auth: ClientAuth | undefined,
@@ -256,16 +277,7 @@ export class TokenEndpoint {
     for (const [name, value] of this.#params) body.append(name, value)
     const headers: Record<string, string> = { ...this.#options.headers }
     const used = [...secrets, ...this.#paramSecrets]
-    const { url, tokenUrl } =
-      this.#fixed ??
-      (await resolveTokenEndpoint((this.#discovery as { issuer: string }).issuer, {
-        authMethod: auth?.method,
-        cache: this.#discovery?.cache,
-        fetch: this.#options.fetch,
-        timeoutMs: this.#options.timeoutMs,
-        maxResponseBytes: this.#options.maxResponseBytes,
-        signal: options?.signal,
-      }))
+    const { url, tokenUrl } = await this.resolveUrl(auth?.method, options?.signal)
     if (auth !== undefined && clientId !== undefined) {
       used.push(...(await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })))
     } else if (clientId !== undefined) {
@@ -299,4 +311,34 @@ export class TokenEndpoint {
         : { acceptedTokenTypes: this.#options.acceptedTokenTypes }),
     })
   }
+}
+
+/** Where a source's options say its token endpoint is: a `tokenUrl`, or an `issuer` to discover. */
+export interface EndpointLocation {
+  readonly tokenUrl?: string | URL | undefined
+  readonly issuer?: string | URL | undefined
+  readonly discovery?: DiscoveryCache | undefined
+}
+
+/**
+ * The endpoint of a source's options: from `tokenUrl`, or from an `issuer` to discover (a
+ * TypeError for neither or both, or a `discovery` cache without an issuer). @internal
+ */
+export function endpointFrom(
+  options: Omit<EndpointInput, 'tokenUrl'> & EndpointLocation,
+  what: string,
+): TokenEndpoint {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options are required`)
+  if (options.issuer === undefined) {
+    if (options.discovery !== undefined) throw new TypeError(`${what}: discovery needs an issuer`)
+    return new TokenEndpoint(options, what)
+  }
+  if (options.tokenUrl !== undefined) throw new TypeError(`${what}: give tokenUrl or issuer, not both`)
+  if (options.discovery !== undefined && !(options.discovery instanceof DiscoveryCache)) {
+    throw new TypeError(`${what}: discovery must be a DiscoveryCache`)
+  }
+  return new TokenEndpoint(options, what, {
+    issuer: checkIssuer(options.issuer, `${what}: issuer`),
+    cache: options.discovery,
+  })
 }

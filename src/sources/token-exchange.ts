@@ -5,7 +5,8 @@ import { describeEndpoint } from '../http/url.js'
 import { AccessToken } from '../token/access-token.js'
 import type { ClientAuth } from './auth.js'
 import { expiryOf } from './client-assertion.js'
-import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
+import type { DiscoveryCache } from './discovery.js'
+import { endpointFrom, type EndpointOptions, type TokenEndpoint } from './endpoint.js'
 import { fingerprint, keyPart } from './fingerprint.js'
 import type { FetchTokenOptions, TokenSource, TokenSourceContext } from './types.js'
 
@@ -51,7 +52,18 @@ export interface ExchangeTokenContext {
 export type ExchangeTokenProvider = (context: ExchangeTokenContext) => string | Promise<string>
 
 /** Options of {@link tokenExchange}. */
-export interface TokenExchangeOptions extends Omit<EndpointOptions, 'audience'> {
+export interface TokenExchangeOptions extends Omit<EndpointOptions, 'audience' | 'tokenUrl'> {
+  /** The token endpoint. Must be https, or http to a loopback address. Or give `issuer`. */
+  readonly tokenUrl?: string | URL
+  /**
+   * The authorization server's issuer identifier, instead of `tokenUrl`: its `token_endpoint` is
+   * discovered as for {@link clientCredentials} (RFC 8414, then OpenID Connect; once per issuer
+   * per process; the document's `issuer` must match exactly, and list the `auth` method). The
+   * subject token is read once the endpoint is known.
+   */
+  readonly issuer?: string | URL
+  /** With `issuer`: the cache of discovered documents. Default: one shared by the whole process. */
+  readonly discovery?: DiscoveryCache
   /**
    * The token to exchange (RFC 8693 §2.1 `subject_token`): a function called for every `get`, or
    * another {@link TokenSource}, whose token then comes from the same manager (cached and renewed
@@ -181,7 +193,7 @@ class Exchange {
   readonly keyTail: string
 
   constructor(options: TokenExchangeOptions) {
-    this.endpoint = new TokenEndpoint(options, 'tokenExchange')
+    this.endpoint = endpointFrom(options, 'tokenExchange')
     const o = options
     for (const [name, value] of [
       ['subjectTokenType', o.subjectTokenType],
@@ -258,14 +270,15 @@ class Exchange {
     if (o.requestedTokenType !== undefined) grant.push(['requested_token_type', o.requestedTokenType])
     const secrets = actor === undefined ? [subject.value] : [subject.value, actor.value]
     const token = await this.endpoint.request(grant, o.auth, o.clientId, options, secrets)
-    this.#checkIssuedType(token)
+    const { url } = await this.endpoint.resolveUrl(o.auth?.method, options?.signal)
+    this.#checkIssuedType(token, url)
     return capExpiry(token, subject.expiresAt)
   }
 
   /** RFC 8693 §2.2.1: `issued_token_type` is required, and must be the requested type when one was asked for. */
-  #checkIssuedType(token: AccessToken): void {
+  #checkIssuedType(token: AccessToken, url: URL): void {
     const issued = token.extra['issued_token_type']
-    const where = `token response from ${describeEndpoint(this.endpoint.url)}`
+    const where = `token response from ${describeEndpoint(url)}`
     // Only the field is named, never what the server sent in it.
     if (typeof issued !== 'string' || issued === '') {
       throw new TokenkeeperError(
@@ -356,7 +369,9 @@ class TokenExchangeSource implements TokenSource {
 
   async resolve(context: TokenSourceContext): Promise<TokenSource> {
     const exchange = this.#exchange
-    const tokenUrl = exchange.endpoint.tokenUrl
+    // With an issuer: discovered first, so that the provider is told the real token endpoint
+    // and the key names it (the one a tokenUrl source has).
+    const { tokenUrl } = await exchange.endpoint.resolveUrl(exchange.options.auth?.method, context.signal)
     const [subject, actor] = await Promise.all([
       exchange.subject.read(context, tokenUrl),
       exchange.actor?.read(context, tokenUrl),

@@ -18,6 +18,7 @@ import {
   TokenManager,
   tokenExchange,
   tokenSource,
+  DiscoveryCache,
   type FetchLike,
   type TokenExchangeOptions,
   type TokenSource,
@@ -234,6 +235,74 @@ describe('tokenExchange: the subject from another source through the same manage
     expect(isOAuthError(error.cause, 'invalid_client')).toBe(true)
     expect(exchangeRequests()).toBe(count)
     await tokens.close()
+  })
+})
+
+describe('tokenExchange({ issuer })', () => {
+  it('discovers the token endpoint once, tells the provider that URL, and shares tokens with a tokenUrl source', async () => {
+    const tokens = manager()
+    const discovery = new DiscoveryCache({ clock })
+    const told: string[] = []
+    const subject = (await userSource().fetchToken({ clock })).value
+    const provider = (ctx: { tokenUrl: string }) => {
+      told.push(ctx.tokenUrl)
+      return subject
+    }
+    const options = {
+      clientId: 'gateway',
+      auth: clientSecretBasic('gateway-secret-0123456789'),
+      subjectToken: provider,
+      subjectTokenType: TOKEN_TYPES.accessToken,
+      audience: 'orders-api',
+      fetch: recordingFetch,
+    }
+    const byIssuer = tokenExchange({ ...options, issuer: server.issuer, discovery })
+    const discoveredBefore = server.stats().discoveryRequests
+    const before = exchangeRequests()
+    const [a, b] = await Promise.all([tokens.get(byIssuer), tokens.get(byIssuer)])
+    expect(b.value).toBe(a.value)
+    expect(server.stats().discoveryRequests - discoveredBefore).toBe(1)
+    expect(exchangeRequests() - before).toBe(1)
+    expect(told).toEqual([server.tokenUrl, server.tokenUrl])
+    // The same subject through a source built with the token URL: the same key, no new exchange.
+    const byUrl = tokenExchange({ ...options, tokenUrl: server.tokenUrl })
+    expect((await tokens.get(byUrl)).value).toBe(a.value)
+    expect(exchangeRequests() - before).toBe(1)
+    await tokens.close()
+  })
+
+  it('a discovery document for another issuer fails the get before the subject is read or anything is sent', async () => {
+    const tokens = manager()
+    let read = 0
+    const wrong = tokenExchange({
+      issuer: `${server.issuer}/other`,
+      discovery: new DiscoveryCache({ clock }),
+      clientId: 'gateway',
+      auth: clientSecretBasic('gateway-secret-0123456789'),
+      subjectToken: () => {
+        read++
+        return jwt(600_000)
+      },
+      subjectTokenType: TOKEN_TYPES.jwt,
+      fetch: recordingFetch,
+    })
+    const before = exchangeRequests()
+    const error = await failure(tokens.get(wrong))
+    expect(error.code).toMatch(/^DISCOVERY_/)
+    expect(read).toBe(0)
+    expect(exchangeRequests()).toBe(before)
+    await tokens.close()
+  })
+
+  it('tokenUrl and issuer together, or discovery without issuer, are TypeErrors', () => {
+    const base = { subjectToken: () => 'x', subjectTokenType: TOKEN_TYPES.jwt }
+    expect(() => tokenExchange({ ...base, tokenUrl: server.tokenUrl, issuer: server.issuer })).toThrow(
+      /give tokenUrl or issuer, not both/,
+    )
+    expect(() =>
+      tokenExchange({ ...base, tokenUrl: server.tokenUrl, discovery: new DiscoveryCache() }),
+    ).toThrow(/discovery needs an issuer/)
+    expect(() => tokenExchange(base)).toThrow(TypeError)
   })
 })
 
