@@ -5,6 +5,7 @@ import type { AgsClaim, LineItem, LineItemFields, Member, NrpsClaim } from '../.
 import type { FaultHandle, TokenServerFault } from '../faults.js'
 import type { TokenIntrospection } from '../issued-tokens.js'
 import type { HoldHandle, TokenRequestRecord } from '../types.js'
+import type { LtiRateLimit, LtiServiceFault } from './throttling.js'
 
 /**
  * A tool registered with the test LTI platform. Its keys come as a JWKS whose keys all have a
@@ -68,6 +69,12 @@ export interface LtiPlatformOptions {
   readonly port?: number
   /** How many token and service requests the logs keep. Default 100 000 each. */
   readonly maxRecordedRequests?: number
+  /**
+   * Canvas-style request-cost throttling of the services (a leaky bucket; `X-Request-Cost` and
+   * `X-Rate-Limit-Remaining` on every answer, `403 Forbidden (Rate Limit Exceeded)` or 429 when
+   * the budget is spent). Default: no throttling and no rate-limit headers.
+   */
+  readonly rateLimit?: LtiRateLimit
 }
 
 /**
@@ -215,6 +222,10 @@ export interface LtiPlatformStats {
   /** 404/405: unknown route, course, line item or method. */
   readonly rejectedNotFound: number
   readonly scoresAccepted: number
+  /** Throttled service answers (by `rateLimit` or a `throttle` fault). */
+  readonly throttled: number
+  /** Service requests a service fault applied to. */
+  readonly serviceFaults: number
   readonly byClient: Readonly<Record<string, number>>
 }
 
@@ -248,7 +259,24 @@ export interface LtiPlatform extends AsyncDisposable {
   revokeAll(): number
   inject(fault: TokenServerFault, options?: { readonly times?: number }): FaultHandle
   setFault(fault: TokenServerFault | undefined): void
+  /** Removes every token-endpoint and service fault. */
   clearFaults(): void
+  /**
+   * Queues a fault for the next `times` service requests (default 1) that `match` accepts
+   * (default: every one): `{ kind: 'unavailable', retryAfterSeconds: 2 }, { times: 20 }` is a
+   * burst of 503s.
+   */
+  injectServiceFault(
+    fault: LtiServiceFault,
+    options?: {
+      readonly times?: number
+      readonly match?: (request: { readonly method: string; readonly path: string }) => boolean
+    },
+  ): FaultHandle
+  /** A fault for every service request that no queued fault takes; `undefined` ends it. */
+  setServiceFault(fault: LtiServiceFault | undefined): void
+  /** What is left of the `rateLimit` budget now; `undefined` without `rateLimit`. */
+  rateLimitRemaining(): number | undefined
   hold(): HoldHandle
   waitForTokenRequests(count: number, options?: { readonly timeoutMs?: number }): Promise<void>
   close(): Promise<void>
