@@ -138,14 +138,6 @@ export async function syncRostersInBulk(
       // a hook's failure must not change the run
     }
   }
-  const hooks = {
-    pace: pacer.pace,
-    onAnswer: pacer.onAnswer,
-    onRetry: () => {
-      totals.retried += 1
-      progress()
-    },
-  }
   const urlOf = (claim: NrpsClaim): string | undefined => {
     const url: unknown =
       typeof claim === 'object' && claim !== null ? claim.context_memberships_url : undefined
@@ -155,6 +147,10 @@ export async function syncRostersInBulk(
     totals.inProgress += 1
     let pages = 0
     let members = 0
+    const hooks = pacer.hooks(() => {
+      totals.retried += 1
+      progress()
+    })
     try {
       for await (const page of reader.pages(claim, options.query ?? {}, signal, hooks)) {
         await onPage(page, { index, claim })
@@ -170,6 +166,7 @@ export async function syncRostersInBulk(
       totals.failed += 1
       courses.push({ index, claim, membershipsUrl: urlOf(claim), outcome: 'failed', pages, members, error })
     } finally {
+      hooks.release()
       totals.inProgress -= 1
       progress()
     }

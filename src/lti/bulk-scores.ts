@@ -184,16 +184,12 @@ export async function postScoresInBulk(
       return undefined // reported when it runs
     }
   }
-  const hooks = {
-    pace: pacer.pace,
-    onAnswer: pacer.onAnswer,
-    onRetry: () => {
-      retried += 1
-      progress()
-    },
-  }
   const run = async (score: BulkScore, index: number): Promise<void> => {
     inProgress += 1
+    const hooks = pacer.hooks(() => {
+      retried += 1
+      progress()
+    })
     try {
       const lineItem = lineItems.get(score) ?? poster.lineItemOf(score)
       lineItems.delete(score)
@@ -203,6 +199,7 @@ export async function postScoresInBulk(
     } catch (error) {
       failed.push({ index, score, error })
     } finally {
+      hooks.release()
       inProgress -= 1
       progress()
     }

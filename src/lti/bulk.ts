@@ -66,6 +66,7 @@ export function checkIterable(items: unknown, what: string): void {
 export class Pacer {
   #state: PacingState
   #inFlight = 0
+  #waiting = 0
   #throttled = 0
   readonly #clock: Clock
   readonly #signal: AbortSignal
@@ -81,6 +82,50 @@ export class Pacer {
   /** Items that may be in progress now. */
   get allowed(): number {
     return allowedConcurrency(this.#state)
+  }
+
+  /** Items waiting for a retry: they do not count against `allowed` while they wait. */
+  get waiting(): number {
+    return this.#waiting
+  }
+
+  /**
+   * The hooks of one item's calls: pacing before each attempt, what each answer said, and the
+   * waits for a retry (counted by `waiting`). `release()` when the item is done.
+   */
+  hooks(onRetry: () => void): {
+    readonly pace: () => Promise<void>
+    readonly onAnswer: (info: RateInfo) => void
+    readonly onRetry: () => void
+    release(): void
+  } {
+    let waiting = false
+    const resume = (): void => {
+      if (!waiting) return
+      waiting = false
+      this.#waiting -= 1
+    }
+    return {
+      pace: async () => {
+        resume()
+        await this.pace()
+      },
+      onAnswer: this.onAnswer,
+      onRetry: () => {
+        if (!waiting) {
+          waiting = true
+          this.#waiting += 1
+          this.changed()
+        }
+        onRetry()
+      },
+      release: resume,
+    }
+  }
+
+  /** The ceiling the caller gave. */
+  get maxConcurrency(): number {
+    return this.#state.maxConcurrency
   }
 
   /** Throttled answers received (429, Canvas's rate-limit 403). */
@@ -178,7 +223,8 @@ export async function runPool<T>(
   let failure: { readonly error: unknown } | undefined
   try {
     while (!signal.aborted) {
-      if (running.size >= pacer.allowed) {
+      // Items waiting for a retry leave their place to others, up to twice the ceiling in all.
+      if (running.size - pacer.waiting >= pacer.allowed || running.size >= 2 * pacer.maxConcurrency) {
         await nextChange()
         continue
       }

@@ -67,7 +67,9 @@ const REFILL_WINDOW_MS = 50
 /** Weight of a new refill sample. */
 const REFILL_WEIGHT = 0.3
 /** The budget counts as low below this many times the cost of the calls in progress and the next. */
-const LOW_BUDGET_FACTOR = 2
+const LOW_BUDGET_FACTOR = 1
+/** The cut when the budget runs low (gentler than the halving on a throttled answer). */
+const LOW_BUDGET_CUT = 0.9
 /** First concurrency of a run (slow start from here). */
 const INITIAL_CONCURRENCY = 2
 
@@ -151,7 +153,7 @@ export function answered(previous: PacingState, answer: PacingAnswer): PacingSta
       }
     }
     if (answer.throttled || answer.status === 503) return cutBy(state, 0.5)
-    if (remaining < needed * LOW_BUDGET_FACTOR) return cutBy(state, 0.75)
+    if (remaining < needed * LOW_BUDGET_FACTOR) return cutBy(state, LOW_BUDGET_CUT)
     return grow(state)
   }
   if (answer.throttled || answer.status === 503) return cutBy(state, 0.5)

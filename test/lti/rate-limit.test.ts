@@ -88,10 +88,11 @@ describe('bulk pacing (pure)', () => {
     }
     expect(state.refillPerMs).toBeCloseTo(0.1, 5)
     expect(remaining).toBe(19)
-    // Low (19 < 2 × cost × (in flight + 1)) once the estimate exists? Not yet at 19: 2 × 2 × 2 = 8.
+    // Not low at 19: the call in flight and the next need 2 × 2 = 4.
     expect(state.spacingMs).toBe(0)
-    state = answered(started(state, 410), ok(410, { remaining: 5, cost: 2, inFlight: 1 }))
+    state = answered(started(state, 410), ok(410, { remaining: 3, cost: 2, inFlight: 1 }))
     expect(state.spacingMs).toBeCloseTo(20, 5) // 2 units at 0.1 per ms
+    expect(state.notBefore).toBeCloseTo(420, 5) // the missing unit, 10 ms
     expect(startDelayMs(state, 410)).toBeCloseTo(20, 5)
     expect(startDelayMs(state, 430)).toBe(0)
   })
@@ -101,7 +102,7 @@ describe('bulk pacing (pure)', () => {
     state = answered(state, ok(1_000, { remaining: 2, cost: 2, inFlight: 3 }))
     // needs 2 × (3 + 1) = 8 units, has 2: 6 units at 0.1 per ms
     expect(startDelayMs(state, 1_000)).toBeCloseTo(60, 5)
-    expect(allowedConcurrency(state)).toBe(1) // cut by a quarter from 2
+    expect(allowedConcurrency(state)).toBe(1) // cut from 2
   })
 
   it('a full bucket says nothing of the refill: no estimate from answers at the ceiling', () => {
