@@ -51,7 +51,16 @@ export interface PacingState {
   /** Estimated refill of the platform's budget, in units per ms. */
   readonly refillPerMs: number | undefined
   /** The start of the window the refill is estimated over. */
-  readonly window: { readonly at: number; readonly remaining: number; readonly spent: number } | undefined
+  readonly window:
+    | { readonly at: number; readonly remaining: number; readonly spent: number; readonly inFlight: number }
+    | undefined
+  /** The typical `X-Request-Cost` of an answer. */
+  readonly typicalCost: number | undefined
+  /**
+   * The remaining budget below which the platform throttles, as learnt from throttled answers
+   * (Canvas throttles while budget remains: a request in progress holds a pre-flight penalty).
+   */
+  readonly floor: number
   /** The largest remaining budget seen: the bucket's size, as far as is known. */
   readonly ceiling: number
   /** Space between two request starts while the budget is low; 0 otherwise. */
@@ -66,10 +75,10 @@ export interface PacingState {
 const REFILL_WINDOW_MS = 50
 /** Weight of a new refill sample. */
 const REFILL_WEIGHT = 0.3
-/** The budget counts as low below this many times the cost of the calls in progress and the next. */
-const LOW_BUDGET_FACTOR = 1
+/** Requests are spaced while the headroom is below this many times the cost of the calls in progress and the next. */
+const LOW_BUDGET_FACTOR = 2
 /** The cut when the budget runs low (gentler than the halving on a throttled answer). */
-const LOW_BUDGET_CUT = 0.9
+const LOW_BUDGET_CUT = 0.75
 /** First concurrency of a run (slow start from here). */
 const INITIAL_CONCURRENCY = 2
 
@@ -82,6 +91,8 @@ export function initialPacing(maxConcurrency: number): PacingState {
     answersSinceCut: 0,
     refillPerMs: undefined,
     window: undefined,
+    typicalCost: undefined,
+    floor: 0,
     ceiling: 0,
     spacingMs: 0,
     notBefore: 0,
@@ -116,46 +127,70 @@ function grow(state: PacingState): PacingState {
 }
 
 /** The refill estimate after an answer with both headers. */
-function estimateRefill(state: PacingState, at: number, remaining: number, cost: number): PacingState {
+function estimateRefill(
+  state: PacingState,
+  at: number,
+  remaining: number,
+  cost: number,
+  inFlight: number,
+): PacingState {
   const ceiling = Math.max(state.ceiling, remaining)
   const window = state.window
   // A full bucket hides its refill (remaining cannot rise above the ceiling): start again.
   const nearCeiling = remaining >= ceiling - cost
   if (window === undefined || nearCeiling) {
-    return { ...state, ceiling, window: nearCeiling ? undefined : { at, remaining, spent: 0 } }
+    return { ...state, ceiling, window: nearCeiling ? undefined : { at, remaining, spent: 0, inFlight } }
   }
   const spent = window.spent + cost
-  if (at - window.at < REFILL_WINDOW_MS) return { ...state, ceiling, window: { ...window, spent } }
+  // Platforms that hold a pre-flight penalty per request in progress (Canvas) move the remaining
+  // budget with the number of requests in flight: compare only instants with as many in flight.
+  if (at - window.at < REFILL_WINDOW_MS || inFlight !== window.inFlight) {
+    return { ...state, ceiling, window: { ...window, spent } }
+  }
   const sample = Math.max(0, (remaining - window.remaining + spent) / (at - window.at))
   const refillPerMs =
     state.refillPerMs === undefined
       ? sample
       : state.refillPerMs + REFILL_WEIGHT * (sample - state.refillPerMs)
-  return { ...state, ceiling, refillPerMs, window: { at, remaining, spent: 0 } }
+  return { ...state, ceiling, refillPerMs, window: { at, remaining, spent: 0, inFlight } }
 }
 
 /** The state after an answer (any status). @internal */
 export function answered(previous: PacingState, answer: PacingAnswer): PacingState {
   let state: PacingState = { ...previous, answersSinceCut: previous.answersSinceCut + 1 }
-  const { at, remaining, cost } = answer
-  if (answer.retryAfterMs !== undefined && (answer.throttled || answer.status === 503)) {
+  const { at, remaining } = answer
+  const congested = answer.throttled || answer.status === 503
+  if (answer.retryAfterMs !== undefined && congested) {
     state = { ...state, notBefore: Math.max(state.notBefore, at + answer.retryAfterMs) }
   }
-  if (remaining !== undefined && cost !== undefined && cost > 0) {
-    state = estimateRefill(state, at, remaining, cost)
-    const refill = state.refillPerMs
-    const needed = cost * (answer.inFlight + 1)
-    if (refill !== undefined && refill > 0) {
-      const low = remaining < needed * LOW_BUDGET_FACTOR
-      state = { ...state, spacingMs: low ? cost / refill : 0 }
-      if (remaining < needed) {
-        state = { ...state, notBefore: Math.max(state.notBefore, at + (needed - remaining) / refill) }
-      }
+  if (answer.cost !== undefined && answer.cost > 0) {
+    const typical = state.typicalCost
+    state = {
+      ...state,
+      typicalCost: typical === undefined ? answer.cost : typical + REFILL_WEIGHT * (answer.cost - typical),
     }
-    if (answer.throttled || answer.status === 503) return cutBy(state, 0.5)
-    if (remaining < needed * LOW_BUDGET_FACTOR) return cutBy(state, LOW_BUDGET_CUT)
-    return grow(state)
   }
-  if (answer.throttled || answer.status === 503) return cutBy(state, 0.5)
-  return answer.status >= 200 && answer.status < 300 ? grow(state) : state
+  const cost = state.typicalCost
+  if (remaining === undefined || cost === undefined) {
+    if (congested) return cutBy(state, 0.5)
+    return answer.status >= 200 && answer.status < 300 ? grow(state) : state
+  }
+  if (answer.throttled) {
+    // Throttled with budget left: the platform throttles above 0 (a pre-flight penalty). Keep above that.
+    state = { ...state, floor: Math.max(state.floor, remaining + cost) }
+  } else if (answer.cost !== undefined && answer.cost > 0) {
+    state = estimateRefill(state, at, remaining, answer.cost, answer.inFlight)
+  }
+  const headroom = remaining - state.floor
+  const needed = cost * (answer.inFlight + 1)
+  const refill = state.refillPerMs
+  if (refill !== undefined && refill > 0) {
+    state = { ...state, spacingMs: headroom < needed * LOW_BUDGET_FACTOR ? cost / refill : 0 }
+    if (headroom < needed) {
+      state = { ...state, notBefore: Math.max(state.notBefore, at + (needed - headroom) / refill) }
+    }
+  }
+  if (congested) return cutBy(state, 0.5)
+  if (headroom < needed * LOW_BUDGET_FACTOR) return cutBy(state, LOW_BUDGET_CUT)
+  return grow(state)
 }
