@@ -112,4 +112,30 @@ describe('bulk pacing (pure)', () => {
     expect(state.spacingMs).toBe(0)
     expect(allowedConcurrency(state)).toBe(4)
   })
+
+  it('a throttled answer with budget left teaches the floor the platform throttles at (a pre-flight penalty)', () => {
+    let state: PacingState = { ...initialPacing(8), refillPerMs: 0.01, typicalCost: 1, ceiling: 700 }
+    state = answered(state, ok(0, { status: 403, throttled: true, remaining: 42, cost: 0, inFlight: 4 }))
+    expect(state.floor).toBe(43)
+    // 1 below the floor; 4 in flight and the next need 5 more: 6 units at 0.01 per ms.
+    expect(state.notBefore).toBeCloseTo(600, 5)
+    // 60 left is 17 above the floor: more than twice what 4 in flight and the next need.
+    state = answered(state, ok(10, { remaining: 60, cost: 1, inFlight: 4 }))
+    expect(state.spacingMs).toBe(0)
+    state = answered(state, ok(20, { remaining: 47, cost: 1, inFlight: 4 }))
+    // 4 above the floor: spaced by cost ÷ refill (and held until 1 more unit is back, 120 < 600).
+    expect(state.spacingMs).toBeCloseTo(100, 5)
+    expect(state.notBefore).toBeCloseTo(600, 5)
+  })
+
+  it('the refill is estimated only between answers with as many requests in flight', () => {
+    let state: PacingState = { ...initialPacing(8), ceiling: 700 }
+    state = answered(state, ok(0, { remaining: 300, cost: 1, inFlight: 4 }))
+    // One more request in flight holds a penalty of 50: the budget drops, which is no refill.
+    state = answered(state, ok(100, { remaining: 250, cost: 1, inFlight: 5 }))
+    expect(state.refillPerMs).toBeUndefined()
+    state = answered(state, ok(200, { remaining: 300, cost: 1, inFlight: 4 }))
+    // 200 ms, 2 units spent, none lost: 2 / 200 per ms.
+    expect(state.refillPerMs).toBeCloseTo(0.01, 5)
+  })
 })
