@@ -92,5 +92,23 @@ describe('MembershipsService.syncRosters', () => {
     await expect(roster.syncRosters(claims, 'save' as never)).rejects.toThrow(TypeError)
     await expect(roster.syncRosters(claims, () => undefined, { concurrency: 100 })).rejects.toThrow(TypeError)
     await expect(roster.syncRosters(null as never, () => undefined)).rejects.toThrow(TypeError)
+    await expect(roster.syncRosters(claims, () => undefined, { onProgress: 'log' as never })).rejects.toThrow(
+      TypeError,
+    )
+    await expect(roster.syncRosters(claims, () => undefined, { concurrency: 0 })).rejects.toThrow(TypeError)
+  })
+
+  it('a failing async iterable of claims rejects the sync once the courses in progress settled', async () => {
+    const { roster, claims } = await setup(1)
+    let pages = 0
+    async function* broken(): AsyncGenerator<NrpsClaim> {
+      yield claims[0]!
+      throw new Error('claims store down')
+    }
+    const pending = roster.syncRosters(broken(), () => {
+      pages += 1
+    })
+    await expect(pending).rejects.toThrow('claims store down')
+    expect(pages).toBe(2) // 8 learners in pages of 5
   })
 })
