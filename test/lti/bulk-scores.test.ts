@@ -93,6 +93,28 @@ describe('GradeService.postScores', () => {
     expect([...stamps].sort()).toEqual(stamps)
   })
 
+  it('timestamps stay strictly increasing per line item and user across retries and concurrency', async () => {
+    const { grades, course, item, learner, platform, clock } = await setup({}, 4)
+    // 80 scores for 4 learners at concurrency 16, with 503s and throttled answers forcing retries.
+    platform.injectServiceFault({ kind: 'unavailable', retryAfterSeconds: 1 }, { times: 6 })
+    platform.injectServiceFault({ kind: 'throttle', status: 429 }, { times: 6 })
+    const input = Array.from({ length: 80 }, (_, i) => score(learner((i % 4) + 1), i % 11))
+    const result = await settle(clock, grades.postScores(input, { concurrency: 16 }))
+    expect(result).toMatchObject({ posted: 80, retried: 12 })
+    // The platform refuses a timestamp not later than the last of that user (400): none was refused.
+    expect(platform.stats().rejectedInvalid).toBe(0)
+    for (let n = 1; n <= 4; n++) {
+      const mine = course.scores(item.id).filter((s) => s.userId === learner(n))
+      const stamps = mine.map((s) => s.timestamp)
+      expect(new Set(stamps).size).toBe(20)
+      expect([...stamps].sort()).toEqual(stamps)
+      // and in input order
+      expect(mine.map((s) => s.scoreGiven)).toEqual(
+        input.filter((s) => s.userId === learner(n)).map((s) => s.scoreGiven),
+      )
+    }
+  })
+
   it('lists every failure with its typed error, and posts the rest', async () => {
     const { grades, learner } = await setup({}, 3)
     const input: BulkScore[] = [
