@@ -249,6 +249,10 @@ export async function runPool<T>(
         }
         entry = { item: next.value, index: read, key: keyOf(next.value) }
         read += 1
+        if (signal.aborted) {
+          ready.push(entry) // read while the run was being aborted: not started
+          continue
+        }
         if (entry.key !== undefined && busy.has(entry.key)) {
           const queue = waiting.get(entry.key) ?? []
           queue.push(entry)

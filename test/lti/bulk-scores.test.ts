@@ -214,6 +214,30 @@ describe('GradeService.postScores', () => {
     )
   })
 
+  it('an abort while the async iterable is slow to yield: the item it yields then is not sent', async () => {
+    const { grades, learner, platform } = await setup()
+    const controller = new AbortController()
+    let release: () => void = () => undefined
+    async function* slow(): AsyncGenerator<BulkScore> {
+      yield score(learner(1))
+      await new Promise<void>((resolve) => (release = resolve))
+      yield score(learner(2))
+      yield score(learner(3))
+    }
+    let posted = 0
+    const pending = grades.postScores(slow(), {
+      signal: controller.signal,
+      onProgress: (p) => (posted = p.posted),
+    })
+    while (posted === 0) await new Promise((resolve) => setImmediate(resolve))
+    controller.abort(new Error('stop'))
+    release()
+    const result = await pending
+    expect(result).toMatchObject({ aborted: true, total: 2, posted: 1 })
+    expect(result.notSent).toEqual([{ index: 1, score: score(learner(2)) }])
+    expect(platform.stats().scoresAccepted).toBe(1)
+  })
+
   it('against a request-cost budget: paced below it (almost no throttled answer) where a naive loop is throttled', async () => {
     const rateLimit = { budget: 20, refillPerSecond: 100 }
     const bulk = await setup({ rateLimit })
