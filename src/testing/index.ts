@@ -36,6 +36,7 @@ export {
   type GoogleTokenRequestRecord,
 } from './google-endpoint.js'
 export { startLtiPlatform } from './lti/platform.js'
+export type { LtiRateLimit, LtiServiceFault } from './lti/throttling.js'
 export type {
   LtiContextSeed,
   LtiMemberSeed,

@@ -5,6 +5,7 @@ import type { AgsClaim, LineItem, LineItemFields, Member, NrpsClaim } from '../.
 import type { FaultHandle, TokenServerFault } from '../faults.js'
 import type { TokenIntrospection } from '../issued-tokens.js'
 import type { HoldHandle, TokenRequestRecord } from '../types.js'
+import type { LtiRateLimit, LtiServiceFault } from './throttling.js'
 
 /**
  * A tool registered with the test LTI platform. Its keys come as a JWKS whose keys all have a
@@ -73,6 +74,12 @@ export interface LtiPlatformOptions {
   readonly port?: number
   /** How many token and service requests the logs keep. Default 100 000 each. */
   readonly maxRecordedRequests?: number
+  /**
+   * Canvas-style request-cost throttling of the services (a leaky bucket; `X-Request-Cost` and
+   * `X-Rate-Limit-Remaining` on every answer, `403 Forbidden (Rate Limit Exceeded)` or 429 when
+   * the budget is spent). Default: no throttling and no rate-limit headers.
+   */
+  readonly rateLimit?: LtiRateLimit
 }
 
 /**
@@ -253,6 +260,10 @@ export interface LtiPlatformStats {
   readonly rejectedNotFound: number
   /** Scores accepted (successful POSTs to a `/scores` URL). */
   readonly scoresAccepted: number
+  /** Throttled service answers (by `rateLimit` or a `throttle` fault). */
+  readonly throttled: number
+  /** Service requests a service fault applied to. */
+  readonly serviceFaults: number
   /** Token requests per claimed client id. */
   readonly byClient: Readonly<Record<string, number>>
 }
@@ -300,8 +311,24 @@ export interface LtiPlatform extends AsyncDisposable {
   inject(fault: TokenServerFault, options?: { readonly times?: number }): FaultHandle
   /** Sets (or with `undefined` clears) a fault applied to every token request not given a queued one. */
   setFault(fault: TokenServerFault | undefined): void
-  /** Removes the standing fault and every queued fault. */
+  /** Removes every token-endpoint and service fault. */
   clearFaults(): void
+  /**
+   * Queues a fault for the next `times` service requests (default 1) that `match` accepts
+   * (default: every one): `{ kind: 'unavailable', retryAfterSeconds: 2 }, { times: 20 }` is a
+   * burst of 503s.
+   */
+  injectServiceFault(
+    fault: LtiServiceFault,
+    options?: {
+      readonly times?: number
+      readonly match?: (request: { readonly method: string; readonly path: string }) => boolean
+    },
+  ): FaultHandle
+  /** A fault for every service request that no queued fault takes; `undefined` ends it. */
+  setServiceFault(fault: LtiServiceFault | undefined): void
+  /** What is left of the `rateLimit` budget now; `undefined` without `rateLimit`. */
+  rateLimitRemaining(): number | undefined
   /** Makes token requests wait, unanswered, until `release()`; a second call returns the same hold. */
   hold(): HoldHandle
   /** Resolves once `count` token requests have arrived in total; rejects after `timeoutMs` (default 10 s) or on close. */
