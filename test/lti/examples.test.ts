@@ -106,11 +106,13 @@ describe.skipIf(redisSuite() === 'skip')('LTI fleet example (50 processes sharin
     // lifetime would be two processes fetching for the same renewal.
     const closest = Number(/closest two token requests: (\d+) ms/.exec(result.stdout)?.[1])
     const degraded = Number(
-      /store errors and failed refreshes across the fleet: (\d+)/.exec(result.stdout)?.[1],
+      /store errors, failed refreshes and lock waits given up across the fleet: (\d+)/.exec(
+        result.stdout,
+      )?.[1],
     )
     expect(degraded).toBeGreaterThanOrEqual(0)
-    // Only a process that lost Redis (a command timed out on a starved machine) may fetch beside
-    // another: that is the documented fallback, and it is counted.
+    // Only a process that lost Redis (a command timed out on a starved machine) or gave up
+    // waiting for another's lock may fetch beside another: the documented fallbacks, counted.
     if (degraded === 0) expect(closest).toBeGreaterThanOrEqual(5_000)
     expect(result.stdout).not.toMatch(/PRIVATE KEY|tkt_/)
   })
