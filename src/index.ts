@@ -110,6 +110,7 @@ export {
   subscribeChannel,
   type FailFastEvent,
   type LockWaitEvent,
+  type TokenManagerListener,
   type TokenkeeperChannelMessages,
   type TokenkeeperChannelName,
   type HitEvent,

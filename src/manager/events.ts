@@ -1,4 +1,5 @@
 import { channel, subscribe, unsubscribe, type Channel } from 'node:diagnostics_channel'
+import { EventEmitter } from 'node:events'
 import type { TokenkeeperErrorCode } from '../errors.js'
 
 /** Whether a refresh was awaited by callers or ran in the background. */
@@ -211,5 +212,51 @@ export function subscribeChannel<N extends TokenkeeperChannelName>(
   subscribe(name, onMessage)
   return () => {
     unsubscribe(name, onMessage)
+  }
+}
+
+/** A listener of one {@link TokenManager} event. */
+export type TokenManagerListener<K extends keyof TokenManagerEvents> = (...event: TokenManagerEvents[K]) => void
+
+/**
+ * Where a manager's events go: its own listeners (`tokens.on`) and the process-wide
+ * `node:diagnostics_channel` channels. One check, {@link ManagerEvents.wants}, says whether
+ * anyone listens, so that an event nobody hears is not even built. Composed into the manager,
+ * which exposes `on`/`once`/`off` but no `emit`: only the manager publishes. @internal
+ */
+export class ManagerEvents {
+  readonly #emitter = new EventEmitter()
+
+  /** Whether anyone listens to `name`, here or on its channel. */
+  wants(name: keyof TokenManagerEvents): boolean {
+    return channels[name].hasSubscribers || this.#emitter.listenerCount(name) > 0
+  }
+
+  /** Publishes on the channel and to the listeners, to those that listen. */
+  publish<K extends keyof TokenManagerEvents>(name: K, event: TokenManagerEvents[K][0]): void {
+    const dc = channels[name]
+    if (dc.hasSubscribers) dc.publish(event)
+    if (this.#emitter.listenerCount(name) > 0) this.#emitter.emit(name, event)
+  }
+
+  on<K extends keyof TokenManagerEvents>(name: K, listener: TokenManagerListener<K>): void {
+    this.#emitter.on(name, listener as (...args: unknown[]) => void)
+  }
+
+  once<K extends keyof TokenManagerEvents>(name: K, listener: TokenManagerListener<K>): void {
+    this.#emitter.once(name, listener as (...args: unknown[]) => void)
+  }
+
+  off<K extends keyof TokenManagerEvents>(name: K, listener: TokenManagerListener<K>): void {
+    this.#emitter.off(name, listener as (...args: unknown[]) => void)
+  }
+
+  removeAll(name?: keyof TokenManagerEvents): void {
+    if (name === undefined) this.#emitter.removeAllListeners()
+    else this.#emitter.removeAllListeners(name)
+  }
+
+  listenerCount(name: keyof TokenManagerEvents): number {
+    return this.#emitter.listenerCount(name)
   }
 }

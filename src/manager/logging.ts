@@ -1,5 +1,4 @@
-import type { EventEmitter } from 'node:events'
-import type { TokenManagerEvents } from './events.js'
+import type { ManagerEvents } from './events.js'
 
 /** A log method: pino's, winston's and `console`'s all fit. */
 export type LogMethod = (...args: never[]) => unknown
@@ -56,7 +55,7 @@ export function checkLogger(logger: unknown): asserts logger is TokenkeeperLogge
  * by design), codes and error messages (scrubbed), never a token.
  */
 export function subscribeLogger(
-  manager: EventEmitter<TokenManagerEvents>,
+  manager: Pick<ManagerEvents, 'on'>,
   logger: TokenkeeperLogger,
   now: () => number,
 ): void {

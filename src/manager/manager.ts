@@ -1,11 +1,15 @@
-import { EventEmitter } from 'node:events'
 import { systemClock, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import type { TokenSource } from '../sources/types.js'
 import type { StoreEvent, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { tokenId } from '../token/serialize.js'
-import { channels, type RefreshMode, type TokenManagerEvents } from './events.js'
+import {
+  ManagerEvents,
+  type RefreshMode,
+  type TokenManagerEvents,
+  type TokenManagerListener,
+} from './events.js'
 import { Authorizer } from '../http/authorizer.js'
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
 import { CallAbandoned, raceAbort, whenAborted, withinDeadline } from '../abort.js'
@@ -195,7 +199,8 @@ function failureFacts(error: unknown): { retryable: boolean; retryAfterMs: numbe
  * await tokens.close()
  * ```
  */
-export class TokenManager extends EventEmitter<TokenManagerEvents> {
+export class TokenManager {
+  readonly #events = new ManagerEvents()
   readonly #entries: EntryTable
   /** Every flight in progress, kept here or detached by eviction: close() waits for them all. */
   readonly #flights = new Set<Promise<AccessToken>>()
@@ -225,7 +230,6 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   #inFlight = 0
 
   constructor(options: TokenManagerOptions = {}) {
-    super()
     const policy = { ...DEFAULT_REFRESH_POLICY, ...DEFAULT_BACKOFF_POLICY }
     for (const name of Object.keys(policy) as (keyof typeof policy)[]) {
       const value = options[name]
@@ -308,7 +312,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         this.#hits++
         entry.used = true
         entry.lastUsedAt = now
-        if (channels.hit.hasSubscribers || this.listenerCount('hit') > 0)
+        if (this.#events.wants('hit'))
           this.#publish('hit', { key: entry.key, window: action === 'fresh' ? 'fresh' : 'advisory' })
         if (action !== 'fresh') this.#advisory(entry, source, action === 'advisory-renew')
         return entry.resolved as Promise<AccessToken>
@@ -580,7 +584,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     entry.used = existing !== undefined
     entry.lastUsedAt = now
     this.#misses++
-    if (channels.miss.hasSubscribers || this.listenerCount('miss') > 0) {
+    if (this.#events.wants('miss')) {
       this.#publish('miss', { key: entry.key, reason: entry.token === undefined ? 'cold' : 'expired' })
     }
     const action = getAction(entry, now)
@@ -602,7 +606,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   /** Counts a caller given the remembered error at once, and says so to whoever listens. */
   #failedFast(key: string, error: unknown, retryAt: number): void {
     this.#failFast++
-    if (channels.failFast.hasSubscribers || this.listenerCount('failFast') > 0) {
+    if (this.#events.wants('failFast')) {
       this.#publish('failFast', { key, code: isTokenkeeperError(error) ? error.code : 'UNKNOWN', retryAt })
     }
   }
@@ -611,7 +615,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   #advisory(entry: Entry, source: TokenSource, renew: boolean): void {
     if (entry.failure !== undefined) {
       this.#staleServed++
-      if (channels.stale.hasSubscribers || this.listenerCount('stale') > 0) {
+      if (this.#events.wants('stale')) {
         this.#publish('stale', { key: entry.key, expiresAt: entry.token?.expiresAt ?? 0 })
       }
     }
@@ -818,9 +822,54 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   }
 
   #publish<K extends keyof TokenManagerEvents>(name: K, ...event: TokenManagerEvents[K]): void {
-    const dc = channels[name]
-    if (dc.hasSubscribers) dc.publish(event[0])
-    if (this.listenerCount(name) > 0)
-      (this.emit as (n: K, ...e: TokenManagerEvents[K]) => boolean)(name, ...event)
+    this.#events.publish(name, event[0])
+  }
+
+  /**
+   * Listens to an event of this manager (see {@link TokenManagerEvents}; the same payloads go to
+   * the `node:diagnostics_channel` channels of {@link CHANNEL_NAMES}). Listeners are called
+   * synchronously; one that throws is not caught.
+   *
+   * @example
+   * ```ts
+   * tokens.on('refreshFailure', (event) => console.warn(event.key, event.code, event.retryAt))
+   * ```
+   */
+  on<K extends keyof TokenManagerEvents>(name: K, listener: TokenManagerListener<K>): this {
+    this.#events.on(name, listener)
+    return this
+  }
+
+  /** Like {@link TokenManager.on}, for the next event of that name only. */
+  once<K extends keyof TokenManagerEvents>(name: K, listener: TokenManagerListener<K>): this {
+    this.#events.once(name, listener)
+    return this
+  }
+
+  /** Removes a listener added with {@link TokenManager.on} or {@link TokenManager.once}. */
+  off<K extends keyof TokenManagerEvents>(name: K, listener: TokenManagerListener<K>): this {
+    this.#events.off(name, listener)
+    return this
+  }
+
+  /** The same as {@link TokenManager.on} (the `EventEmitter` name). */
+  addListener<K extends keyof TokenManagerEvents>(name: K, listener: TokenManagerListener<K>): this {
+    return this.on(name, listener)
+  }
+
+  /** The same as {@link TokenManager.off} (the `EventEmitter` name). */
+  removeListener<K extends keyof TokenManagerEvents>(name: K, listener: TokenManagerListener<K>): this {
+    return this.off(name, listener)
+  }
+
+  /** Removes every listener of `name`, or of every event when no name is given. */
+  removeAllListeners(name?: keyof TokenManagerEvents): this {
+    this.#events.removeAll(name)
+    return this
+  }
+
+  /** How many listeners `name` has on this manager (channel subscribers not counted). */
+  listenerCount(name: keyof TokenManagerEvents): number {
+    return this.#events.listenerCount(name)
   }
 }

@@ -228,6 +228,36 @@ describe('events and diagnostics channels', () => {
   })
 })
 
+describe('listening to a manager', () => {
+  it('on, once, off and their EventEmitter names work; nothing but the manager can emit', async () => {
+    const tokens = new TokenManager()
+    closeAfterTest(tokens)
+    const source = tokenSource('listeners', () => ({ access_token: 'listener-token', expires_in: 3600 }))
+    const seen: string[] = []
+    const always = (event: { key: string }) => seen.push(`on:${event.key}`)
+    const first = () => seen.push('once')
+    const aliased = () => seen.push('alias')
+    expect(tokens.on('refreshStart', always)).toBe(tokens)
+    tokens.once('refreshStart', first)
+    tokens.addListener('refreshStart', aliased)
+    expect(tokens.listenerCount('refreshStart')).toBe(3)
+    await tokens.get(source)
+    expect(seen).toEqual([`on:${source.key}`, 'once', 'alias'])
+    expect(tokens.listenerCount('refreshStart')).toBe(2)
+    tokens.removeListener('refreshStart', aliased)
+    tokens.off('refreshStart', always)
+    expect(tokens.listenerCount('refreshStart')).toBe(0)
+    tokens.on('hit', always).on('miss', always)
+    tokens.removeAllListeners('hit')
+    expect([tokens.listenerCount('hit'), tokens.listenerCount('miss')]).toEqual([0, 1])
+    tokens.removeAllListeners()
+    expect(tokens.listenerCount('miss')).toBe(0)
+    // Events are the manager's to publish: no emit (a user could forge a refreshFailure).
+    expect('emit' in tokens).toBe(false)
+    expect((tokens as unknown as Record<string, unknown>)['emit']).toBeUndefined()
+  })
+})
+
 describe('no token value leaks', () => {
   it('appears in no event, channel message, stats(), util.inspect or JSON of the manager', async () => {
     const channels = listenToChannels()

@@ -6,7 +6,6 @@ import {
   type TokenSource,
   type TokenManager,
 } from '../../src/index.js'
-import type { EventEmitter } from 'node:events'
 import { afterEach } from 'vitest'
 import { CHANNEL_NAMES, TokenManager as Manager } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
@@ -169,7 +168,7 @@ export function recordEvents(manager: TokenManager): {
   const record = Object.fromEntries(names.map((name) => [name, [] as unknown[]])) as {
     [K in keyof TokenManagerEvents]: TokenManagerEvents[K][0][]
   }
-  const emitter = manager as EventEmitter
+  const emitter = manager
   for (const name of names) {
     emitter.on(name, (event: unknown) => {
       ;(record[name] as unknown[]).push(event)

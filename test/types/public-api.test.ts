@@ -90,6 +90,8 @@ describe('public types', () => {
 
   it('events are typed', () => {
     const tokens = new TokenManager()
+    // @ts-expect-error only the manager publishes its events
+    expect(tokens.emit).toBeUndefined()
     tokens.on('refreshFailure', (event) => {
       expectTypeOf(event.code).toEqualTypeOf<TokenkeeperErrorCode | 'UNKNOWN'>()
       expectTypeOf(event.retryAt).toEqualTypeOf<number>()
