@@ -216,7 +216,9 @@ export function subscribeChannel<N extends TokenkeeperChannelName>(
 }
 
 /** A listener of one {@link TokenManager} event. */
-export type TokenManagerListener<K extends keyof TokenManagerEvents> = (...event: TokenManagerEvents[K]) => void
+export type TokenManagerListener<K extends keyof TokenManagerEvents> = (
+  ...event: TokenManagerEvents[K]
+) => void
 
 /**
  * Where a manager's events go: its own listeners (`tokens.on`) and the process-wide
