@@ -184,8 +184,11 @@ export async function runPhase(
     const samples: { atMs: number; calls: number; failed: number }[] = []
     const tick = (): void => {
       const progress = workload.progress()
-      const elapsedMs = Math.min(Date.now() - startedAt, settings.durationMs)
-      samples.push({ atMs: elapsedMs, calls: progress.calls, failed: progress.failed })
+      const sinceStart = Date.now() - startedAt
+      const elapsedMs = Math.min(sinceStart, settings.durationMs)
+      // Unclamped: calls still running at the deadline end after it, and their failures must
+      // fall in an interval of their own, not in one of zero length.
+      samples.push({ atMs: sinceStart, calls: progress.calls, failed: progress.failed })
       onTick({
         kind: settings.kind,
         elapsedMs,

@@ -88,7 +88,10 @@ function requestsChart(phase: PhaseResult, kind: 'tokenkeeper' | 'naive', spanMs
   const maxErrors = Math.max(1, ...errorRates.map((e) => e.rate))
   if (errorRates.some((e) => e.rate > 0)) {
     const d = errorRates
-      .map((e, i) => `${i === 0 ? 'M' : 'L'}${x(e.atMs).toFixed(1)},${y(e.rate, maxErrors).toFixed(1)}`)
+      .map(
+        (e, i) =>
+          `${i === 0 ? 'M' : 'L'}${x(Math.min(e.atMs, spanMs)).toFixed(1)},${y(e.rate, maxErrors).toFixed(1)}`,
+      )
       .join(' ')
     parts.push(
       `<path class="errors" d="${d}" fill="none" stroke="${COLORS.failed}" stroke-width="1.5" stroke-dasharray="4 2"/>`,
