@@ -1,10 +1,12 @@
 import { inspect } from 'node:util'
+import { deadline, raceAbort } from '../abort.js'
 import { systemClock, wallTime, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError, type CoreErrorCode } from '../errors.js'
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../http/token-request.js'
 import { describeEndpoint } from '../http/url.js'
 import { AccessToken } from '../token/access-token.js'
 import type { ClientAuth } from './auth.js'
-import { expiryOf } from './client-assertion.js'
+import { describeExp, expiryOf } from './client-assertion.js'
 import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
 import { fingerprint, keyPart } from './fingerprint.js'
 import type { FetchTokenOptions, TokenSource, TokenSourceContext } from './types.js'
@@ -43,11 +45,15 @@ export interface ExchangeTokenContext {
   readonly tokenUrl: string
   /** The current time in epoch milliseconds (wall clock). */
   readonly now: number
-  /** Ends the caller's wait. */
+  /** Ends the caller's wait; also aborts when the provider takes longer than the source's `timeoutMs`. */
   readonly signal: AbortSignal | undefined
 }
 
-/** Returns the token to exchange (a user's access token, an ID token, ...). Called for every `get`. */
+/**
+ * Returns the token to exchange (a user's access token, an ID token, ...). Called for every
+ * `get`; an answer slower than the source's `timeoutMs` (default 10 s) is
+ * `SUBJECT_TOKEN_UNAVAILABLE` (`ACTOR_TOKEN_UNAVAILABLE`).
+ */
 export type ExchangeTokenProvider = (context: ExchangeTokenContext) => string | Promise<string>
 
 /** Options of {@link tokenExchange}. */
@@ -102,8 +108,12 @@ class TokenInput {
   /** A fingerprint of the configuration (not the token), for the source's own key. */
   readonly origin: string
 
-  constructor(role: 'subject' | 'actor', input: unknown) {
+  /** How long a provider may take. */
+  readonly #timeoutMs: number
+
+  constructor(role: 'subject' | 'actor', input: unknown, timeoutMs: number) {
     this.#role = role
+    this.#timeoutMs = timeoutMs
     if (isTokenSource(input)) {
       this.where = `source ${input.key}`
       this.origin = fingerprint('exchange-source', input.key)
@@ -146,10 +156,19 @@ class TokenInput {
       return { value: token.value, expiresAt: token.expiresAt }
     }
     let value: unknown
+    // A provider that never answers (and ignores its signal) must not hold the caller for ever.
+    const limit = deadline(this.#timeoutMs, context.signal)
     try {
-      value = await input({ tokenUrl, now, signal: context.signal })
+      value = await raceAbort(
+        Promise.resolve().then(() => input({ tokenUrl, now, signal: limit.signal })),
+        limit.signal,
+      )
     } catch (error) {
+      if (context.signal?.aborted === true) throw context.signal.reason
+      if (limit.timedOut) this.#fail(unavailable, `did not answer within ${this.#timeoutMs} ms`, true)
       this.#fail(unavailable, 'failed (its own error is error.cause)', true, error)
+    } finally {
+      limit.dispose()
     }
     if (typeof value !== 'string' || value.trim() === '') this.#fail(unavailable, 'is empty', true)
     const token = value.trim()
@@ -162,7 +181,7 @@ class TokenInput {
       const ago = Math.round((now - exp * 1000) / 1000)
       this.#fail(
         this.#role === 'subject' ? 'SUBJECT_TOKEN_EXPIRED' : 'ACTOR_TOKEN_EXPIRED',
-        `expired ${ago} s ago (exp ${new Date(exp * 1000).toISOString()}); nothing was sent`,
+        `expired ${ago} s ago (exp ${describeExp(exp)}); nothing was sent`,
         true,
       )
     }
@@ -209,8 +228,9 @@ class Exchange {
     if (o.clientId !== undefined && (typeof o.clientId !== 'string' || o.clientId === '')) {
       throw new TypeError('tokenExchange: clientId must be a non-empty string')
     }
-    this.subject = new TokenInput('subject', o.subjectToken)
-    this.actor = o.actorToken === undefined ? undefined : new TokenInput('actor', o.actorToken)
+    const timeoutMs = o.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    this.subject = new TokenInput('subject', o.subjectToken, timeoutMs)
+    this.actor = o.actorToken === undefined ? undefined : new TokenInput('actor', o.actorToken, timeoutMs)
     this.options = options
     const client =
       o.clientId === undefined
