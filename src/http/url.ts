@@ -28,7 +28,8 @@ export function checkTokenUrl(raw: string | URL, what = 'tokenUrl'): URL {
   if (url.username !== '' || url.password !== '') {
     throw new TypeError(`${what} must not contain credentials; pass them through the auth option`)
   }
-  if (url.hash !== '') throw new TypeError(`${what} must not contain a fragment`)
+  // `url.hash` is empty for a bare `#`, which is a fragment all the same (RFC 6749 §3.2).
+  if (url.hash !== '' || String(raw).includes('#')) throw new TypeError(`${what} must not contain a fragment`)
   if (url.protocol === 'https:') return url
   if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return url
   throw new TokenkeeperError(

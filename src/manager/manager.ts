@@ -592,7 +592,9 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     const pending = keyKnown || typeof source.whenKeyKnown !== 'function' ? undefined : source.whenKeyKnown()
     if (pending !== undefined) {
       const next = (): Promise<AccessToken> => this.#wait(source, this.#entries.get(source.key), signal, true)
-      const known = pending.then(next, next)
+      // close() ends the wait at once (next() then rejects with MANAGER_CLOSED), even while the
+      // discovery request goes on.
+      const known = raceAbort(pending, this.#closing.signal).then(next, next)
       return signal === undefined ? known : raceAbort(known, signal)
     }
     const now = this.#clock.now()

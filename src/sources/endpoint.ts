@@ -4,7 +4,9 @@ import { checkTokenUrl, describeEndpoint } from '../http/url.js'
 import { isHttpToken, type AccessToken } from '../token/access-token.js'
 import { parseTokenResponse } from '../token/parse.js'
 import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
-import type { ClientAuth } from './auth.js'
+import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
+import { SecretSet } from '../secrets.js'
+import { heldSecrets, type ClientAuth } from './auth.js'
 import {
   processDiscoveryCache,
   resolveTokenEndpoint,
@@ -72,6 +74,22 @@ const RESERVED_PARAMS = new Set([
   'client_assertion_type',
   'assertion',
 ])
+
+/**
+ * A discovery failure as this source may show it: the cache's error is shared by every source of
+ * the issuer and quotes what the server sent (its `issuer`, its methods, a host), so a server
+ * that echoes this source's secret there gets a copy without it.
+ */
+function withoutSecrets(error: unknown, secrets: SecretSet): unknown {
+  if (!isTokenkeeperError(error)) return error
+  const message = secrets.scrub(error.message)
+  if (message === error.message) return error
+  return new TokenkeeperError(error.code, message, {
+    retryable: error.retryable,
+    ...(error.status === undefined ? {} : { status: error.status }),
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+  })
+}
 
 function positive(value: number | undefined, name: string, what: string): void {
   if (value !== undefined && (!Number.isFinite(value) || value <= 0)) {
@@ -235,6 +253,28 @@ export class TokenEndpoint {
     return this.#keySuffix
   }
 
+  /** The discovered token endpoint; its errors without this source's secrets. */
+  async #discover(
+    auth: ClientAuth | undefined,
+    options: FetchTokenOptions | undefined,
+    used: readonly string[],
+    headers: Readonly<Record<string, string>>,
+  ): Promise<{ readonly url: URL; readonly tokenUrl: string }> {
+    const { issuer, cache } = this.#discovery as { issuer: string; cache: DiscoveryCache }
+    try {
+      return await resolveTokenEndpoint(issuer, {
+        authMethod: auth?.method,
+        cache,
+        fetch: this.#options.fetch,
+        timeoutMs: this.#options.timeoutMs,
+        maxResponseBytes: this.#options.maxResponseBytes,
+        signal: options?.signal,
+      })
+    } catch (error) {
+      throw withoutSecrets(error, new SecretSet([...used, ...heldSecrets(auth), ...Object.values(headers)]))
+    }
+  }
+
   /**
    * Sends one token request with `grant` parameters and the given client authentication.
    * `requestedScopes`: what the grant asked for when not through the `scope` field (the
@@ -256,16 +296,7 @@ export class TokenEndpoint {
     for (const [name, value] of this.#params) body.append(name, value)
     const headers: Record<string, string> = { ...this.#options.headers }
     const used = [...secrets, ...this.#paramSecrets]
-    const { url, tokenUrl } =
-      this.#fixed ??
-      (await resolveTokenEndpoint((this.#discovery as { issuer: string }).issuer, {
-        authMethod: auth?.method,
-        cache: this.#discovery?.cache,
-        fetch: this.#options.fetch,
-        timeoutMs: this.#options.timeoutMs,
-        maxResponseBytes: this.#options.maxResponseBytes,
-        signal: options?.signal,
-      }))
+    const { url, tokenUrl } = this.#fixed ?? (await this.#discover(auth, options, used, headers))
     if (auth !== undefined && clientId !== undefined) {
       used.push(...(await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })))
     } else if (clientId !== undefined) {
