@@ -3,7 +3,7 @@ import { wallTime, type Clock } from '../clock.js'
 import { OAuthError, TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
 import { parseRetryAfter } from './retry-after.js'
 import { causeChain, safeCause, scrubText, SecretSet } from '../secrets.js'
-import { describeEndpoint } from './url.js'
+import { describeEndpoint, writtenHost } from './url.js'
 
 /** The subset of the WHATWG `fetch` signature tokenkeeper uses; inject your own for proxies. */
 export type FetchLike = (input: string | URL, init: RequestInit) => Promise<Response>
@@ -296,8 +296,9 @@ export async function sendHttp(request: HttpExchange): Promise<HttpAnswer> {
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel().catch(() => undefined)
       let target = 'elsewhere'
+      const location = response.headers.get('location') ?? ''
       try {
-        target = new URL(response.headers.get('location') ?? '', request.url).host
+        target = scrubText(writtenHost(location) ?? new URL(location, request.url).host, request.secrets, 200)
       } catch {
         // an unreadable Location is still a redirect
       }

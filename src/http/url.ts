@@ -42,3 +42,12 @@ export function checkTokenUrl(raw: string | URL, what = 'tokenUrl'): URL {
 export function describeEndpoint(url: URL): string {
   return `POST ${url.host}${url.pathname}`
 }
+
+/**
+ * The host (and port) of an absolute URL as written, without user-info; `undefined` when `text`
+ * is not an absolute URL. A parsed URL lowercases its host, so a secret a server echoed there
+ * would no longer match its scrubbed forms: messages quoting a server's URL use this.
+ */
+export function writtenHost(text: string): string | undefined {
+  return /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?([^/?#]*)/i.exec(text)?.[1]
+}

@@ -10,7 +10,7 @@ import { raceAbort } from '../abort.js'
 import { systemClock, wallTime, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { jsonOf, sendHttp, statusError, type FetchLike } from '../http/token-request.js'
-import { checkTokenUrl } from '../http/url.js'
+import { checkTokenUrl, writtenHost } from '../http/url.js'
 import { backoffDelayMs, type BackoffPolicy } from '../manager/policy.js'
 import { scrubText, SecretSet } from '../secrets.js'
 import { fingerprint, keyPart } from './fingerprint.js'
@@ -165,7 +165,15 @@ export function parseMetadata(
   try {
     tokenEndpoint = checkTokenUrl(raw, `the token_endpoint of ${issuer}`)
   } catch (error) {
-    if (isTokenkeeperError(error)) throw error // INSECURE_TOKEN_URL
+    if (isTokenkeeperError(error)) {
+      // INSECURE_TOKEN_URL, quoting the host as the document wrote it (see writtenHost).
+      const host = scrubText(writtenHost(raw) ?? '', new SecretSet(), 200)
+      throw new TokenkeeperError(
+        'INSECURE_TOKEN_URL',
+        `the token_endpoint of ${issuer} must use https (http is allowed only for loopback addresses), got ${scrubText(raw.split(':')[0] ?? '', new SecretSet(), 16)}://${host}`,
+        { retryable: false },
+      )
+    }
     throw invalid(
       endpoint,
       `has a token_endpoint that is not a usable URL (${(error as Error).message})`,
