@@ -594,6 +594,22 @@ const BAD_DISCOVERY: readonly BadDiscovery[] = [
     timeoutMs: 200,
     message: /oauth-authorization-server did not answer within 200 ms/,
   },
+  {
+    name: 'a document whose body stops after its first bytes, timeoutMs (200)',
+    code: 'TIMEOUT',
+    // Headers at once, then a stream that neither ends nor heeds the request's signal.
+    fetch: () =>
+      Promise.resolve(
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start: (controller) => controller.enqueue(new TextEncoder().encode('{"issuer":')),
+          }),
+          { headers: { 'content-type': 'application/json' } },
+        ),
+      ),
+    timeoutMs: 200,
+    message: /oauth-authorization-server did not answer within 200 ms/,
+  },
 ]
 
 const RETRYABLE = new Set<TokenkeeperErrorCode>(['TIMEOUT', 'SERVER_ERROR'])
