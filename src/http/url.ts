@@ -14,11 +14,17 @@ export function isLoopbackHost(hostname: string): boolean {
 
 /**
  * Parses a token endpoint URL and refuses anything but `https:` (or `http:` to a loopback
- * address, for development and tests). Credentials in the URL and fragments are refused too.
+ * address, for development and tests). Credentials in the URL, fragments, spaces and control
+ * characters are refused too.
  * Throws a `TypeError` for a malformed URL and a `TokenkeeperError` (`INSECURE_TOKEN_URL`) for
  * an insecure one, at construction, before any request is made.
  */
 export function checkTokenUrl(raw: string | URL, what = 'tokenUrl'): URL {
+  // The URL parser drops them, but the string as given is what a client assertion's `aud` is.
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (typeof raw === 'string' && /[\u0000-\u0020\u007f-\u009f]/.test(raw)) {
+    throw new TypeError(`${what} must not contain spaces or control characters (a line break from a file?)`)
+  }
   let url: URL
   try {
     url = new URL(raw)

@@ -156,11 +156,6 @@ export function parseMetadata(
   }
   const raw = fields['token_endpoint']
   if (typeof raw !== 'string' || raw === '') throw invalid(endpoint, 'has no token_endpoint', status)
-  // The URL parser would drop them, but the string as given is a client assertion's `aud`.
-  // eslint-disable-next-line no-control-regex -- control characters are what is refused
-  if (/[\u0000-\u0020\u007f-\u009f]/.test(raw)) {
-    throw invalid(endpoint, 'has a token_endpoint with spaces or control characters', status)
-  }
   let tokenEndpoint: URL
   try {
     tokenEndpoint = checkTokenUrl(raw, `the token_endpoint of ${issuer}`)

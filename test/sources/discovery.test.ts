@@ -426,6 +426,16 @@ describe('construction', () => {
     ['an issuer with a fragment', { issuer: 'https://idp.example/#a' }, /must not contain a fragment/],
     ['an issuer that is not a URL', { issuer: 'idp.example' }, /issuer is not a valid absolute URL/],
     [
+      'an issuer with a line break (as read from a file)',
+      { issuer: 'https://idp.example\n' },
+      /issuer must not contain spaces or control characters/,
+    ],
+    [
+      'a tokenUrl with a leading space',
+      { tokenUrl: ' https://idp.example/token' },
+      /tokenUrl must not contain spaces or control characters/,
+    ],
+    [
       'discovery without issuer',
       { tokenUrl: 'https://idp.example/token', discovery: new DiscoveryCache() },
       /needs an issuer/,
@@ -579,7 +589,7 @@ const BAD_DISCOVERY: readonly BadDiscovery[] = [
     name: 'a token_endpoint with a line break inside (which the URL parser would drop)',
     code: 'INVALID_DISCOVERY_DOCUMENT',
     discovery: { metadata: { token_endpoint: 'https://idp.example/tok\nen' } },
-    message: /has a token_endpoint with spaces or control characters/,
+    message: /token_endpoint that is not a usable URL .*must not contain spaces or control characters/,
   },
   {
     name: 'a token_endpoint with an empty fragment (#)',
