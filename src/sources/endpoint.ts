@@ -296,9 +296,13 @@ export class TokenEndpoint {
     for (const [name, value] of this.#params) body.append(name, value)
     const headers: Record<string, string> = { ...this.#options.headers }
     const used = [...secrets, ...this.#paramSecrets]
+    // The credentials a granted scope must not repeat (not parameter values, which may be words).
+    const granted = [...secrets]
     const { url, tokenUrl } = this.#fixed ?? (await this.#discover(auth, options, used, headers))
     if (auth !== undefined && clientId !== undefined) {
-      used.push(...(await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })))
+      const credentials = await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })
+      used.push(...credentials)
+      granted.push(...credentials)
     } else if (clientId !== undefined) {
       body.set('client_id', clientId)
     }
@@ -315,6 +319,7 @@ export class TokenEndpoint {
       sentAssertion: body.has('client_assertion') || body.has('assertion'),
     })
     return parseTokenResponse(result.json, {
+      secrets: new SecretSet(granted),
       issuedAt: result.sentAt,
       status: result.status,
       requestedScopes,

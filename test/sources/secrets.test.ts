@@ -516,6 +516,36 @@ describe('token exchange: the subject and actor tokens never show', () => {
     },
   )
 
+  it('an answer whose scope repeats the subject token or the client secret is INVALID_SCOPE_FIELD (scopes are shown)', async () => {
+    for (const echoed of [SUBJECT, SECRET]) {
+      const source = tokenExchange({
+        tokenUrl: 'https://idp.example/token',
+        clientId: 'gateway',
+        auth: clientSecretPost(SECRET),
+        subjectToken: () => SUBJECT,
+        subjectTokenType: TOKEN_TYPES.jwt,
+        fetch: () =>
+          Promise.resolve(
+            Response.json({
+              access_token: TOKEN,
+              expires_in: 60,
+              issued_token_type: TOKEN_TYPES.accessToken,
+              scope: `orders:read ${echoed}`,
+            }),
+          ),
+      })
+      const tokens = new TokenManager()
+      const caught = await tokens.get(source).catch((error: unknown) => error)
+      expect(caught).toMatchObject({
+        code: 'INVALID_SCOPE_FIELD',
+        message:
+          'token response from POST idp.example/token has a scope that repeats a credential the request sent',
+      })
+      expectNoLeak(caught, [SECRET, SUBJECT, TOKEN])
+      await tokens.close()
+    }
+  })
+
   it('a subject provider that fails: the error names the provider, never a token', async () => {
     const source = tokenExchange({
       tokenUrl: `${server.origin}/exchange`,
