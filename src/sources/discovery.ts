@@ -123,8 +123,11 @@ function invalid(endpoint: string, why: string, status: number): TokenkeeperErro
 
 /** A short, printable rendering of a value the server sent, for a message. */
 function shown(value: unknown): string {
-  if (typeof value !== 'string')
-    return value === undefined ? 'none' : `a ${value === null ? 'null' : typeof value}`
+  if (typeof value !== 'string') {
+    if (value === undefined) return 'none'
+    if (value === null) return 'null'
+    return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`
+  }
   return `"${scrubText(value, new SecretSet(), 200)}"`
 }
 

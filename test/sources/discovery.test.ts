@@ -347,6 +347,20 @@ describe('hostile discovery documents and servers', () => {
     expect(error.message.length).toBeLessThan(400)
   })
 
+  it.each([
+    [42, 'a number'],
+    [null, 'null'],
+    [{ href: issuer }, 'an object'],
+    [[issuer], 'an array'],
+  ])('an issuer of another type (%j) is DISCOVERY_ISSUER_MISMATCH naming its kind', async (value, kind) => {
+    const source = issuerSource(issuer, new DiscoveryCache(), {
+      fetch: serving({ issuer: value, token_endpoint: 'https://idp.example/token' }),
+    })
+    const error = await failure(source.fetchToken())
+    expect(error.code).toBe('DISCOVERY_ISSUER_MISMATCH')
+    expect(error.message).toContain(`names issuer ${kind}, not "${issuer}"`)
+  })
+
   it('close() while discovery is in flight: the get rejects with MANAGER_CLOSED and close() resolves', async () => {
     const tokens = new TokenManager()
     let asked = 0
