@@ -1,9 +1,9 @@
-import { deadline } from '../abort.js'
+import { deadline, raceAbort } from '../abort.js'
 import { wallTime, type Clock } from '../clock.js'
 import { OAuthError, TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
 import { parseRetryAfter } from './retry-after.js'
 import { causeChain, safeCause, scrubText, SecretSet } from '../secrets.js'
-import { describeEndpoint } from './url.js'
+import { describeEndpoint, writtenHost } from './url.js'
 
 /** The subset of the WHATWG `fetch` signature tokenkeeper uses; inject your own for proxies. */
 export type FetchLike = (input: string | URL, init: RequestInit) => Promise<Response>
@@ -281,18 +281,24 @@ export async function sendHttp(request: HttpExchange): Promise<HttpAnswer> {
   }
 
   try {
-    const response = await doFetch(request.url, {
-      method: request.method,
-      headers: request.headers,
-      ...(request.body === undefined ? {} : { body: request.body }),
-      redirect: 'manual',
+    // Raced against the deadline: an injected fetch that ignores its signal (or a body stream
+    // that never ends) still ends at `timeoutMs`, so no request, discovery included, hangs.
+    const response = await raceAbort(
+      doFetch(request.url, {
+        method: request.method,
+        headers: request.headers,
+        ...(request.body === undefined ? {} : { body: request.body }),
+        redirect: 'manual',
+        signal,
+      }),
       signal,
-    })
+    )
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel().catch(() => undefined)
       let target = 'elsewhere'
+      const location = response.headers.get('location') ?? ''
       try {
-        target = new URL(response.headers.get('location') ?? '', request.url).host
+        target = scrubText(writtenHost(location) ?? new URL(location, request.url).host, request.secrets, 200)
       } catch {
         // an unreadable Location is still a redirect
       }
@@ -303,10 +309,9 @@ export async function sendHttp(request: HttpExchange): Promise<HttpAnswer> {
       )
     }
     try {
-      const text = await readCapped(
-        response,
-        request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
-        endpoint,
+      const text = await raceAbort(
+        readCapped(response, request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, endpoint),
+        signal,
       )
       return { response, text, sentAt }
     } catch (error) {

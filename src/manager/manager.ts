@@ -124,6 +124,8 @@ export interface TokenManagerStats {
 
 const DEFAULT_IDLE_MS = 15 * 60_000
 const REJECTED_MEMORY = 4
+/** How many sources resolved per call may be nested (a token exchange whose subject is one). */
+const MAX_RESOLVE_DEPTH = 8
 
 function noop(): void {}
 
@@ -332,22 +334,41 @@ export class TokenManager {
    * A `get` of a source resolved per call ({@link TokenSource.resolve}, token exchange): the
    * token is cached under the key of the source it resolves to.
    */
-  async #getResolved(source: TokenSource, options: GetTokenOptions | undefined): Promise<AccessToken> {
-    return this.get(await this.#resolve(source, options?.signal), options)
+  async #getResolved(
+    source: TokenSource,
+    options: GetTokenOptions | undefined,
+    depth = 0,
+  ): Promise<AccessToken> {
+    return this.get(await this.#resolve(source, options?.signal, depth), options)
   }
 
-  /** The source `source.resolve` names for this call, through this manager's own `get`. */
-  async #resolve(source: TokenSource, signal: AbortSignal | undefined): Promise<TokenSource> {
+  /**
+   * The source `source.resolve` names for this call, through this manager's own `get`. `depth`
+   * counts the resolutions this one is inside (a subject that is itself resolved per call): a
+   * chain longer than {@link MAX_RESOLVE_DEPTH} is a cycle, and fails instead of recursing
+   * until the stack overflows. The wait ends on the caller's signal and on `close()`, even if
+   * `resolve` (a subject provider) never settles.
+   */
+  async #resolve(source: TokenSource, signal: AbortSignal | undefined, depth = 0): Promise<TokenSource> {
     if (this.#closed) throw closedError()
     if (signal?.aborted === true) throw signal.reason
     const mistake = sourceMistake(source, 'TokenManager.get')
     if (mistake !== undefined) throw mistake
+    if (depth >= MAX_RESOLVE_DEPTH) {
+      throw new TypeError(
+        `TokenManager.get: ${source.key} is resolved inside ${depth} other resolutions; does a source's subject resolve through the source itself?`,
+      )
+    }
     const resolving = (source.resolve as NonNullable<TokenSource['resolve']>).call(source, {
-      get: (other, options) => this.get(other, options),
+      get: (other, options) =>
+        typeof (other as TokenSource | undefined)?.resolve === 'function'
+          ? this.#getResolved(other, options, depth + 1)
+          : this.get(other, options),
       signal,
       clock: this.#clock,
     })
-    const resolved = await (signal === undefined ? resolving : raceAbort(resolving, signal))
+    const closing = raceAbort(resolving, this.#closing.signal)
+    const resolved = await (signal === undefined ? closing : raceAbort(closing, signal))
     const wrong = sourceMistake(resolved, `TokenManager.get: ${source.key} resolved to something that`)
     if (wrong !== undefined) throw wrong
     if (typeof resolved.resolve === 'function') {
@@ -575,7 +596,9 @@ export class TokenManager {
     const pending = keyKnown || typeof source.whenKeyKnown !== 'function' ? undefined : source.whenKeyKnown()
     if (pending !== undefined) {
       const next = (): Promise<AccessToken> => this.#wait(source, this.#entries.get(source.key), signal, true)
-      const known = pending.then(next, next)
+      // close() ends the wait at once (next() then rejects with MANAGER_CLOSED), even while the
+      // discovery request goes on.
+      const known = raceAbort(pending, this.#closing.signal).then(next, next)
       return signal === undefined ? known : raceAbort(known, signal)
     }
     const now = this.#clock.now()

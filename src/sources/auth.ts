@@ -52,6 +52,16 @@ function checkSecret(secret: unknown, what: string): string {
 /** Client secrets, kept outside the objects so no reflection or inspection can reach them. */
 const secrets = new WeakMap<SecretAuth, string>()
 
+/**
+ * The secret a client authentication holds before any request (a client secret), for scrubbing
+ * text read before it is applied (a discovery document); none for methods whose credential is
+ * made per request. @internal
+ */
+export function heldSecrets(auth: ClientAuth | undefined): readonly string[] {
+  const secret = auth instanceof SecretAuth ? secrets.get(auth) : undefined
+  return secret === undefined ? [] : [secret]
+}
+
 abstract class SecretAuth implements ClientAuth {
   abstract readonly method: ClientAuthMethod
   readonly fingerprint: string

@@ -43,6 +43,15 @@ export function expiryOf(assertion: string): number | undefined {
 }
 
 /**
+ * A JWT's `exp` (seconds) for a message: its ISO date, or the number itself when it is outside
+ * the range of dates (`-1e20`), which `toISOString()` would throw a `RangeError` for.
+ */
+export function describeExp(exp: number): string {
+  const date = new Date(exp * 1000)
+  return Number.isNaN(date.getTime()) ? String(exp) : date.toISOString()
+}
+
+/**
  * Checks an assertion before it is sent: a non-empty visible-ASCII string, and not expired when
  * it is a JWT with `exp`. Errors name `where`, never the assertion.
  */
@@ -65,7 +74,7 @@ function checked(assertion: unknown, where: string, now: number): string {
     const ago = Math.round((now - exp * 1000) / 1000)
     throw new TokenkeeperError(
       'ASSERTION_EXPIRED',
-      `the client assertion from ${where} expired ${ago} s ago (exp ${new Date(exp * 1000).toISOString()}); the platform should have replaced it`,
+      `the client assertion from ${where} expired ${ago} s ago (exp ${describeExp(exp)}); the platform should have replaced it`,
       { retryable: true },
     )
   }

@@ -10,7 +10,7 @@ import { raceAbort } from '../abort.js'
 import { systemClock, wallTime, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { jsonOf, sendHttp, statusError, type FetchLike } from '../http/token-request.js'
-import { checkTokenUrl } from '../http/url.js'
+import { checkTokenUrl, writtenHost } from '../http/url.js'
 import { backoffDelayMs, type BackoffPolicy } from '../manager/policy.js'
 import { scrubText, SecretSet } from '../secrets.js'
 import { fingerprint, keyPart } from './fingerprint.js'
@@ -57,9 +57,18 @@ export interface DiscoveryCacheOptions {
    * keep getting the cached document meanwhile, and keep it if the new request fails. Default 1 hour.
    */
   readonly maxAgeMs?: number
+  /**
+   * Most issuers kept; the least recently used is forgotten first (a source of a forgotten
+   * issuer discovers it again at its next use). Bounds the memory of a process that is handed
+   * ever new issuer URLs. Default 1,000.
+   */
+  readonly maxEntries?: number
 }
 
 const DEFAULT_MAX_AGE_MS = 3_600_000
+const DEFAULT_MAX_ENTRIES = 1_000
+/** How many `token_endpoint_auth_methods_supported` values a message lists, each at most 64 characters. */
+const SHOWN_METHODS = 10
 /** Failed discoveries: 1 s, 2 s, 4 s ... up to 1 min, at least 30 s for errors a retry cannot fix. */
 const DISCOVERY_BACKOFF: BackoffPolicy = Object.freeze({
   baseBackoffMs: 1_000,
@@ -114,8 +123,11 @@ function invalid(endpoint: string, why: string, status: number): TokenkeeperErro
 
 /** A short, printable rendering of a value the server sent, for a message. */
 function shown(value: unknown): string {
-  if (typeof value !== 'string')
-    return value === undefined ? 'none' : `a ${value === null ? 'null' : typeof value}`
+  if (typeof value !== 'string') {
+    if (value === undefined) return 'none'
+    if (value === null) return 'null'
+    return Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`
+  }
   return `"${scrubText(value, new SecretSet(), 200)}"`
 }
 
@@ -151,7 +163,15 @@ export function parseMetadata(
   try {
     tokenEndpoint = checkTokenUrl(raw, `the token_endpoint of ${issuer}`)
   } catch (error) {
-    if (isTokenkeeperError(error)) throw error // INSECURE_TOKEN_URL
+    if (isTokenkeeperError(error)) {
+      // INSECURE_TOKEN_URL, quoting the host as the document wrote it (see writtenHost).
+      const host = scrubText(writtenHost(raw) ?? '', new SecretSet(), 200)
+      throw new TokenkeeperError(
+        'INSECURE_TOKEN_URL',
+        `the token_endpoint of ${issuer} must use https (http is allowed only for loopback addresses), got ${scrubText(raw.split(':')[0] ?? '', new SecretSet(), 16)}://${host}`,
+        { retryable: false },
+      )
+    }
     throw invalid(
       endpoint,
       `has a token_endpoint that is not a usable URL (${(error as Error).message})`,
@@ -252,9 +272,13 @@ export async function discover(
  * §2; absent, only `client_secret_basic`). @internal
  */
 export function checkAuthMethod(metadata: AuthorizationServerMetadata, method: string): void {
-  if (metadata.tokenEndpointAuthMethods.includes(method)) return
+  const methods = metadata.tokenEndpointAuthMethods
+  if (methods.includes(method)) return
+  // The server's strings, bounded and without control characters (no forged log lines).
+  const shownMethods = methods.slice(0, SHOWN_METHODS).map((one) => scrubText(one, new SecretSet(), 64))
+  if (methods.length > SHOWN_METHODS) shownMethods.push(`and ${methods.length - SHOWN_METHODS} more`)
   const listed = metadata.authMethodsListed
-    ? `it supports ${metadata.tokenEndpointAuthMethods.join(', ') || 'none'} (token_endpoint_auth_methods_supported)`
+    ? `it supports ${shownMethods.join(', ') || 'none'} (token_endpoint_auth_methods_supported)`
     : 'its metadata lists no token_endpoint_auth_methods_supported, which means client_secret_basic only (RFC 8414 §2)'
   throw new TokenkeeperError(
     'AUTH_METHOD_NOT_SUPPORTED',
@@ -276,7 +300,8 @@ interface DiscoveryEntry {
  * once older than `maxAgeMs` (callers are served the cached one meanwhile, and through a failed
  * refresh). A failed discovery is remembered for a backoff (1 s doubling to 1 min with jitter,
  * `Retry-After` honoured, at least 30 s for errors a retry cannot fix): callers within it get
- * the same error at once, the next one after it tries again. Sources share one process-wide
+ * the same error at once, the next one after it tries again. At most `maxEntries` issuers are
+ * kept (default 1,000), the least recently used forgotten first. Sources share one process-wide
  * cache unless given their own (`discovery` option), which tests do to inject a clock.
  *
  * @example
@@ -296,19 +321,29 @@ export class DiscoveryCache {
   readonly #clock: Clock
   readonly #random: () => number
   readonly #maxAgeMs: number
+  readonly #maxEntries: number
 
   constructor(options: DiscoveryCacheOptions = {}) {
     const maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS
     if (!Number.isFinite(maxAgeMs) || maxAgeMs <= 0)
       throw new TypeError('DiscoveryCache: maxAgeMs must be a positive number of milliseconds')
+    const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES
+    if (!Number.isInteger(maxEntries) || maxEntries < 1)
+      throw new TypeError('DiscoveryCache: maxEntries must be a positive integer')
     this.#clock = options.clock ?? systemClock
     this.#random = options.random ?? Math.random
     this.#maxAgeMs = maxAgeMs
+    this.#maxEntries = maxEntries
   }
 
   /** The document discovered for `issuer`, however old, or `undefined`. No I/O. */
   peek(issuer: string): AuthorizationServerMetadata | undefined {
     return this.#entries.get(issuer)?.document
+  }
+
+  /** How many issuers are kept (documents, failures and requests in flight). */
+  get size(): number {
+    return this.#entries.size
   }
 
   /**
@@ -321,8 +356,15 @@ export class DiscoveryCache {
     let entry = this.#entries.get(issuer)
     if (entry === undefined) {
       entry = { document: undefined, fetchedAt: 0, flight: undefined, failure: undefined }
-      this.#entries.set(issuer, entry)
+      // The least recently used issuer goes (a request in flight finishes, uncached).
+      if (this.#entries.size >= this.#maxEntries) {
+        const oldest = this.#entries.keys().next()
+        if (oldest.done !== true) this.#entries.delete(oldest.value)
+      }
+    } else {
+      this.#entries.delete(issuer) // moved to the most recently used end
     }
+    this.#entries.set(issuer, entry)
     const now = this.#clock.now()
     const backingOff = entry.failure !== undefined && now < entry.failure.retryAt
     if (entry.document !== undefined) {

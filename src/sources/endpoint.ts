@@ -4,7 +4,9 @@ import { checkTokenUrl, describeEndpoint } from '../http/url.js'
 import { isHttpToken, type AccessToken } from '../token/access-token.js'
 import { parseTokenResponse } from '../token/parse.js'
 import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
-import type { ClientAuth } from './auth.js'
+import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
+import { SecretSet } from '../secrets.js'
+import { heldSecrets, type ClientAuth } from './auth.js'
 import {
   checkIssuer,
   DiscoveryCache,
@@ -73,6 +75,22 @@ const RESERVED_PARAMS = new Set([
   'client_assertion_type',
   'assertion',
 ])
+
+/**
+ * A discovery failure as this source may show it: the cache's error is shared by every source of
+ * the issuer and quotes what the server sent (its `issuer`, its methods, a host), so a server
+ * that echoes this source's secret there gets a copy without it.
+ */
+function withoutSecrets(error: unknown, secrets: SecretSet): unknown {
+  if (!isTokenkeeperError(error)) return error
+  const message = secrets.scrub(error.message)
+  if (message === error.message) return error
+  return new TokenkeeperError(error.code, message, {
+    retryable: error.retryable,
+    ...(error.status === undefined ? {} : { status: error.status }),
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+  })
+}
 
 function positive(value: number | undefined, name: string, what: string): void {
   if (value !== undefined && (!Number.isFinite(value) || value <= 0)) {
@@ -237,31 +255,43 @@ export class TokenEndpoint {
   }
 
   /**
+   * The token endpoint to send to: the configured one, or the one the issuer's discovery document
+   * names (discovered once per issuer per process; its checks, `authMethod`'s included, apply).
+   */
+  async resolveUrl(
+    auth: ClientAuth | undefined,
+    signal: AbortSignal | undefined,
+    secrets: readonly string[] = [],
+  ): Promise<{ readonly url: URL; readonly tokenUrl: string }> {
+    if (this.#fixed !== undefined) return this.#fixed
+    const { issuer, cache } = this.#discovery as { issuer: string; cache: DiscoveryCache }
+    try {
+      return await resolveTokenEndpoint(issuer, {
+        authMethod: auth?.method,
+        cache,
+        fetch: this.#options.fetch,
+        timeoutMs: this.#options.timeoutMs,
+        maxResponseBytes: this.#options.maxResponseBytes,
+        signal,
+      })
+    } catch (error) {
+      // A document may echo what this source holds: its error is a copy without those.
+      const held = [
+        ...secrets,
+        ...this.#paramSecrets,
+        ...heldSecrets(auth),
+        ...Object.values(this.#options.headers ?? {}),
+      ]
+      throw withoutSecrets(error, new SecretSet(held))
+    }
+  }
+
+  /**
    * Sends one token request with `grant` parameters and the given client authentication.
    * `requestedScopes`: what the grant asked for when not through the `scope` field (the
    * JWT-bearer assertion's `scope` claim), for an omitted response `scope` and
    * `requireRequestedScopes`.
    */
-  /**
-   * The token endpoint to send to: the configured one, or the one the issuer's discovery document
-   * names (discovered once per issuer per process; its checks, `authMethod`'s included, apply).
-   */
-  async resolveUrl(
-    authMethod: string | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<{ readonly url: URL; readonly tokenUrl: string }> {
-    if (this.#fixed !== undefined) return this.#fixed
-    const discovery = this.#discovery as { issuer: string; cache: DiscoveryCache }
-    return resolveTokenEndpoint(discovery.issuer, {
-      authMethod,
-      cache: discovery.cache,
-      fetch: this.#options.fetch,
-      timeoutMs: this.#options.timeoutMs,
-      maxResponseBytes: this.#options.maxResponseBytes,
-      signal,
-    })
-  }
-
   async request(
     grant: readonly (readonly [string, string])[],
     auth: ClientAuth | undefined,
@@ -277,9 +307,13 @@ export class TokenEndpoint {
     for (const [name, value] of this.#params) body.append(name, value)
     const headers: Record<string, string> = { ...this.#options.headers }
     const used = [...secrets, ...this.#paramSecrets]
-    const { url, tokenUrl } = await this.resolveUrl(auth?.method, options?.signal)
+    // The credentials a granted scope must not repeat (not parameter values, which may be words).
+    const granted = [...secrets]
+    const { url, tokenUrl } = await this.resolveUrl(auth, options?.signal, used)
     if (auth !== undefined && clientId !== undefined) {
-      used.push(...(await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })))
+      const credentials = await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })
+      used.push(...credentials)
+      granted.push(...credentials)
     } else if (clientId !== undefined) {
       body.set('client_id', clientId)
     }
@@ -296,6 +330,7 @@ export class TokenEndpoint {
       sentAssertion: body.has('client_assertion') || body.has('assertion'),
     })
     return parseTokenResponse(result.json, {
+      secrets: new SecretSet(granted),
       issuedAt: result.sentAt,
       status: result.status,
       requestedScopes,

@@ -1,10 +1,12 @@
 import { inspect } from 'node:util'
+import { deadline, raceAbort } from '../abort.js'
 import { systemClock, wallTime, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError, type CoreErrorCode } from '../errors.js'
+import { DEFAULT_REQUEST_TIMEOUT_MS } from '../http/token-request.js'
 import { describeEndpoint } from '../http/url.js'
 import { AccessToken } from '../token/access-token.js'
 import type { ClientAuth } from './auth.js'
-import { expiryOf } from './client-assertion.js'
+import { describeExp, expiryOf } from './client-assertion.js'
 import type { DiscoveryCache } from './discovery.js'
 import { endpointFrom, type EndpointOptions, type TokenEndpoint } from './endpoint.js'
 import { fingerprint, keyPart } from './fingerprint.js'
@@ -44,11 +46,15 @@ export interface ExchangeTokenContext {
   readonly tokenUrl: string
   /** The current time in epoch milliseconds (wall clock). */
   readonly now: number
-  /** Ends the caller's wait. */
+  /** Ends the caller's wait; also aborts when the provider takes longer than the source's `timeoutMs`. */
   readonly signal: AbortSignal | undefined
 }
 
-/** Returns the token to exchange (a user's access token, an ID token, ...). Called for every `get`. */
+/**
+ * Returns the token to exchange (a user's access token, an ID token, ...). Called for every
+ * `get`; an answer slower than the source's `timeoutMs` (default 10 s) is
+ * `SUBJECT_TOKEN_UNAVAILABLE` (`ACTOR_TOKEN_UNAVAILABLE`).
+ */
 export type ExchangeTokenProvider = (context: ExchangeTokenContext) => string | Promise<string>
 
 /** Options of {@link tokenExchange}. */
@@ -114,8 +120,12 @@ class TokenInput {
   /** A fingerprint of the configuration (not the token), for the source's own key. */
   readonly origin: string
 
-  constructor(role: 'subject' | 'actor', input: unknown) {
+  /** How long a provider may take. */
+  readonly #timeoutMs: number
+
+  constructor(role: 'subject' | 'actor', input: unknown, timeoutMs: number) {
     this.#role = role
+    this.#timeoutMs = timeoutMs
     if (isTokenSource(input)) {
       this.where = `source ${input.key}`
       this.origin = fingerprint('exchange-source', input.key)
@@ -158,10 +168,19 @@ class TokenInput {
       return { value: token.value, expiresAt: token.expiresAt }
     }
     let value: unknown
+    // A provider that never answers (and ignores its signal) must not hold the caller for ever.
+    const limit = deadline(this.#timeoutMs, context.signal)
     try {
-      value = await input({ tokenUrl, now, signal: context.signal })
+      value = await raceAbort(
+        Promise.resolve().then(() => input({ tokenUrl, now, signal: limit.signal })),
+        limit.signal,
+      )
     } catch (error) {
+      if (context.signal?.aborted === true) throw context.signal.reason
+      if (limit.timedOut) this.#fail(unavailable, `did not answer within ${this.#timeoutMs} ms`, true)
       this.#fail(unavailable, 'failed (its own error is error.cause)', true, error)
+    } finally {
+      limit.dispose()
     }
     if (typeof value !== 'string' || value.trim() === '') this.#fail(unavailable, 'is empty', true)
     const token = value.trim()
@@ -174,7 +193,7 @@ class TokenInput {
       const ago = Math.round((now - exp * 1000) / 1000)
       this.#fail(
         this.#role === 'subject' ? 'SUBJECT_TOKEN_EXPIRED' : 'ACTOR_TOKEN_EXPIRED',
-        `expired ${ago} s ago (exp ${new Date(exp * 1000).toISOString()}); nothing was sent`,
+        `expired ${ago} s ago (exp ${describeExp(exp)}); nothing was sent`,
         true,
       )
     }
@@ -221,8 +240,9 @@ class Exchange {
     if (o.clientId !== undefined && (typeof o.clientId !== 'string' || o.clientId === '')) {
       throw new TypeError('tokenExchange: clientId must be a non-empty string')
     }
-    this.subject = new TokenInput('subject', o.subjectToken)
-    this.actor = o.actorToken === undefined ? undefined : new TokenInput('actor', o.actorToken)
+    const timeoutMs = o.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+    this.subject = new TokenInput('subject', o.subjectToken, timeoutMs)
+    this.actor = o.actorToken === undefined ? undefined : new TokenInput('actor', o.actorToken, timeoutMs)
     this.options = options
     const client =
       o.clientId === undefined
@@ -270,7 +290,7 @@ class Exchange {
     if (o.requestedTokenType !== undefined) grant.push(['requested_token_type', o.requestedTokenType])
     const secrets = actor === undefined ? [subject.value] : [subject.value, actor.value]
     const token = await this.endpoint.request(grant, o.auth, o.clientId, options, secrets)
-    const { url } = await this.endpoint.resolveUrl(o.auth?.method, options?.signal)
+    const { url } = await this.endpoint.resolveUrl(o.auth, options?.signal)
     this.#checkIssuedType(token, url)
     return capExpiry(token, subject.expiresAt)
   }
@@ -371,7 +391,7 @@ class TokenExchangeSource implements TokenSource {
     const exchange = this.#exchange
     // With an issuer: discovered first, so that the provider is told the real token endpoint
     // and the key names it (the one a tokenUrl source has).
-    const { tokenUrl } = await exchange.endpoint.resolveUrl(exchange.options.auth?.method, context.signal)
+    const { tokenUrl } = await exchange.endpoint.resolveUrl(exchange.options.auth, context.signal)
     const [subject, actor] = await Promise.all([
       exchange.subject.read(context, tokenUrl),
       exchange.actor?.read(context, tokenUrl),

@@ -1,4 +1,5 @@
 import { TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
+import type { SecretSet } from '../secrets.js'
 import { AccessToken, isHeaderSafeToken, isHttpToken } from './access-token.js'
 import { normalizeScopes } from './scopes.js'
 
@@ -26,6 +27,12 @@ export interface ParseTokenResponseOptions {
   readonly endpoint?: string
   /** The HTTP status of the response, for errors; absent when there was no HTTP response. */
   readonly status?: number
+  /**
+   * The secrets the request sent (client secret, subject token, ...): a granted `scope` that
+   * repeats one is refused (`INVALID_SCOPE_FIELD`), since scopes are shown by `inspect` and JSON.
+   * @internal
+   */
+  readonly secrets?: SecretSet
 }
 
 function fail(code: TokenkeeperErrorCode, what: string, options: ParseTokenResponseOptions): never {
@@ -140,6 +147,10 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
     granted = requested
   } else if (typeof rawScope === 'string') {
     granted = normalizeScopes(rawScope.split(' '))
+    const secrets = options.secrets
+    if (secrets !== undefined && granted.some((scope) => secrets.scrub(scope) !== scope)) {
+      fail('INVALID_SCOPE_FIELD', 'has a scope that repeats a credential the request sent', options)
+    }
   } else {
     fail('INVALID_SCOPE_FIELD', `has ${kindOf(rawScope)} as scope, not a string`, options)
   }

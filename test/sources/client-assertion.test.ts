@@ -64,6 +64,14 @@ describe('clientAssertion', () => {
     expect(server.hits('/token').length).toBe(before)
   })
 
+  it('an exp outside the range of dates (-1e20) is ASSERTION_EXPIRED, not a RangeError', async () => {
+    const error = await source(() => jwt({ exp: -1e20 }))
+      .fetchToken()
+      .catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: 'ASSERTION_EXPIRED', retryable: true })
+    expect((error as Error).message).toMatch(/\(exp -100000000000000000000\)/)
+  })
+
   it.each([
     ['empty', () => ''],
     ['only whitespace', () => ' \n'],

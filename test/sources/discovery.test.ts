@@ -15,6 +15,7 @@ import {
   isTokenkeeperError,
   TokenManager,
   type ClientAuth,
+  type FetchLike,
   type TokenkeeperError,
   type TokenkeeperErrorCode,
 } from '../../src/index.js'
@@ -55,7 +56,13 @@ function manager(): TokenManager {
 function issuerSource(
   issuer: string,
   discovery: DiscoveryCache,
-  extra: { scopes?: string[]; auth?: ClientAuth; timeoutMs?: number; maxResponseBytes?: number } = {},
+  extra: {
+    scopes?: string[]
+    auth?: ClientAuth
+    timeoutMs?: number
+    maxResponseBytes?: number
+    fetch?: FetchLike
+  } = {},
 ) {
   return clientCredentials({ issuer, clientId: CLIENT, auth: clientSecretBasic(SECRET), discovery, ...extra })
 }
@@ -274,6 +281,152 @@ describe('clientCredentials({ issuer })', () => {
   })
 })
 
+/** A `fetch` that answers `document` at every well-known path and 404 elsewhere. */
+function serving(document: unknown): FetchLike {
+  return (input) =>
+    Promise.resolve(
+      new URL(input).pathname.startsWith('/.well-known/')
+        ? Response.json(document)
+        : new Response('no', { status: 404 }),
+    )
+}
+
+describe('hostile discovery documents and servers', () => {
+  const issuer = 'https://idp.example'
+
+  it('a document that echoes the client secret (issuer, methods, token_endpoint host): no rendering of the error shows it', async () => {
+    const documents = [
+      { issuer: SECRET, token_endpoint: 'https://idp.example/token' },
+      {
+        issuer,
+        token_endpoint: 'https://idp.example/token',
+        token_endpoint_auth_methods_supported: [SECRET, encodeURIComponent(SECRET)],
+      },
+      { issuer, token_endpoint: `http://${SECRET}.example/token` },
+    ]
+    for (const document of documents) {
+      const tokens = manager()
+      const messages: string[] = []
+      tokens.on('refreshFailure', (event) => messages.push(event.message))
+      const source = issuerSource(issuer, new DiscoveryCache(), { fetch: serving(document) })
+      const error = await failure(tokens.get(source))
+      expect(error.code).toMatch(/DISCOVERY_ISSUER_MISMATCH|AUTH_METHOD_NOT_SUPPORTED|INSECURE_TOKEN_URL/)
+      expect(error.message).toContain('[redacted]')
+      for (const rendering of [
+        error.message,
+        inspect(error, { depth: Infinity }),
+        JSON.stringify(error),
+        ...messages,
+        JSON.stringify(tokens.stats()),
+      ]) {
+        expect(rendering).not.toContain(SECRET)
+        expect(rendering).not.toContain(encodeURIComponent(SECRET))
+      }
+    }
+  })
+
+  it('token_endpoint_auth_methods_supported of huge strings and line breaks: the message lists 10, each cut at 64 characters, on one line', async () => {
+    const methods = [
+      'x'.repeat(100_000),
+      'forged\nWARN line',
+      ...Array.from({ length: 20 }, (_, i) => `m${i}`),
+    ]
+    const source = issuerSource(issuer, new DiscoveryCache(), {
+      fetch: serving({
+        issuer,
+        token_endpoint: 'https://idp.example/token',
+        token_endpoint_auth_methods_supported: methods,
+      }),
+      maxResponseBytes: 1_000_000,
+    })
+    const error = await failure(source.fetchToken())
+    expect(error.code).toBe('AUTH_METHOD_NOT_SUPPORTED')
+    expect(error.message).not.toContain('\n')
+    expect(error.message).toContain(`it supports ${'x'.repeat(64)}, forged WARN line, m0,`)
+    expect(error.message).toContain('m7, and 12 more (token_endpoint_auth_methods_supported)')
+    expect(error.message.length).toBeLessThan(400)
+  })
+
+  it.each([
+    [42, 'a number'],
+    [null, 'null'],
+    [{ href: issuer }, 'an object'],
+    [[issuer], 'an array'],
+  ])('an issuer of another type (%j) is DISCOVERY_ISSUER_MISMATCH naming its kind', async (value, kind) => {
+    const source = issuerSource(issuer, new DiscoveryCache(), {
+      fetch: serving({ issuer: value, token_endpoint: 'https://idp.example/token' }),
+    })
+    const error = await failure(source.fetchToken())
+    expect(error.code).toBe('DISCOVERY_ISSUER_MISMATCH')
+    expect(error.message).toContain(`names issuer ${kind}, not "${issuer}"`)
+  })
+
+  it('close() while discovery is in flight: the get rejects with MANAGER_CLOSED and close() resolves', async () => {
+    const tokens = new TokenManager()
+    let asked = 0
+    const source = issuerSource(issuer, new DiscoveryCache(), {
+      fetch: () => {
+        asked++
+        return new Promise<Response>(() => undefined) // a discovery that would last its 10 s timeout
+      },
+    })
+    const pending = failure(tokens.get(source))
+    await vi.waitFor(() => expect(asked).toBe(1))
+    await tokens.close()
+    expect(await pending).toMatchObject({ code: 'MANAGER_CLOSED' })
+  })
+
+  it('a token request whose injected fetch never settles and ignores its signal ends at timeoutMs', async () => {
+    const source = clientCredentials({
+      tokenUrl: 'https://idp.example/token',
+      clientId: CLIENT,
+      auth: clientSecretBasic(SECRET),
+      fetch: () => new Promise<Response>(() => undefined),
+      timeoutMs: 200,
+    })
+    expect(await failure(source.fetchToken())).toMatchObject({
+      code: 'TIMEOUT',
+      message: 'POST idp.example/token did not answer within 200 ms',
+    })
+  })
+
+  it('the cache keeps at most maxEntries issuers, the least recently used forgotten first', async () => {
+    const discovery = new DiscoveryCache({ maxEntries: 2 })
+    const fetchFor: FetchLike = (input) => {
+      const url = new URL(input)
+      return Promise.resolve(Response.json({ issuer: url.origin, token_endpoint: `${url.origin}/token` }))
+    }
+    const [a, b, c] = ['https://a.example', 'https://b.example', 'https://c.example']
+    await resolveTokenEndpoint(a, { cache: discovery, fetch: fetchFor })
+    await resolveTokenEndpoint(b, { cache: discovery, fetch: fetchFor })
+    await resolveTokenEndpoint(a, { cache: discovery, fetch: fetchFor }) // a is used again
+    await resolveTokenEndpoint(c, { cache: discovery, fetch: fetchFor })
+    expect(discovery.size).toBe(2)
+    expect([discovery.peek(a), discovery.peek(b), discovery.peek(c)].map(Boolean)).toEqual([
+      true,
+      false,
+      true,
+    ])
+  })
+
+  it('the process-wide default holds 1,000 issuers, whatever a configuration loop hands it', async () => {
+    const discovery = new DiscoveryCache()
+    const refusing: FetchLike = () => Promise.resolve(new Response('no', { status: 404 }))
+    for (let i = 0; i < 1_500; i++) {
+      await resolveTokenEndpoint(`https://idp-${i}.example`, { cache: discovery, fetch: refusing }).catch(
+        () => undefined,
+      )
+    }
+    expect(discovery.size).toBe(1_000)
+  })
+
+  it('maxEntries must be a positive integer', () => {
+    for (const maxEntries of [0, -1, 1.5, Number.NaN]) {
+      expect(() => new DiscoveryCache({ maxEntries })).toThrow(/maxEntries must be a positive integer/)
+    }
+  })
+})
+
 describe('construction', () => {
   const auth = clientSecretBasic(SECRET)
   it.each([
@@ -286,6 +439,16 @@ describe('construction', () => {
     ['an issuer with a query', { issuer: 'https://idp.example/?tenant=a' }, /must not contain a query/],
     ['an issuer with a fragment', { issuer: 'https://idp.example/#a' }, /must not contain a fragment/],
     ['an issuer that is not a URL', { issuer: 'idp.example' }, /issuer is not a valid absolute URL/],
+    [
+      'an issuer with a line break (as read from a file)',
+      { issuer: 'https://idp.example\n' },
+      /issuer must not contain spaces or control characters/,
+    ],
+    [
+      'a tokenUrl with a leading space',
+      { tokenUrl: ' https://idp.example/token' },
+      /tokenUrl must not contain spaces or control characters/,
+    ],
     [
       'discovery without issuer',
       { tokenUrl: 'https://idp.example/token', discovery: new DiscoveryCache() },
@@ -319,6 +482,8 @@ interface BadDiscovery {
   readonly fault?: TokenServerFault
   readonly faultTimes?: number
   readonly auth?: ClientAuth
+  /** A `fetch` for the source instead of the global one. */
+  readonly fetch?: FetchLike
   readonly timeoutMs?: number
   readonly maxResponseBytes?: number
   /** Appended to the server's issuer in the source. */
@@ -434,6 +599,41 @@ const BAD_DISCOVERY: readonly BadDiscovery[] = [
     fault: { kind: 'status', status: 503, retryAfter: 7 },
     message: /answered 503/,
   },
+  {
+    name: 'a token_endpoint with a line break inside (which the URL parser would drop)',
+    code: 'INVALID_DISCOVERY_DOCUMENT',
+    discovery: { metadata: { token_endpoint: 'https://idp.example/tok\nen' } },
+    message: /token_endpoint that is not a usable URL .*must not contain spaces or control characters/,
+  },
+  {
+    name: 'a token_endpoint with an empty fragment (#)',
+    code: 'INVALID_DISCOVERY_DOCUMENT',
+    discovery: { metadata: { token_endpoint: 'https://idp.example/token#' } },
+    message: /token_endpoint .* must not contain a fragment/,
+  },
+  {
+    name: 'an injected fetch that never settles and ignores its signal, timeoutMs (200)',
+    code: 'TIMEOUT',
+    fetch: () => new Promise<Response>(() => undefined),
+    timeoutMs: 200,
+    message: /oauth-authorization-server did not answer within 200 ms/,
+  },
+  {
+    name: 'a document whose body stops after its first bytes, timeoutMs (200)',
+    code: 'TIMEOUT',
+    // Headers at once, then a stream that neither ends nor heeds the request's signal.
+    fetch: () =>
+      Promise.resolve(
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start: (controller) => controller.enqueue(new TextEncoder().encode('{"issuer":')),
+          }),
+          { headers: { 'content-type': 'application/json' } },
+        ),
+      ),
+    timeoutMs: 200,
+    message: /oauth-authorization-server did not answer within 200 ms/,
+  },
 ]
 
 const RETRYABLE = new Set<TokenkeeperErrorCode>(['TIMEOUT', 'SERVER_ERROR'])
@@ -447,6 +647,7 @@ describe('bad discovery answers (docs/ERRORS.md)', () => {
       clientId: CLIENT,
       auth: row.auth ?? clientSecretBasic(SECRET),
       discovery: new DiscoveryCache(),
+      ...(row.fetch === undefined ? {} : { fetch: row.fetch }),
       ...(row.timeoutMs === undefined ? {} : { timeoutMs: row.timeoutMs }),
       ...(row.maxResponseBytes === undefined ? {} : { maxResponseBytes: row.maxResponseBytes }),
     })

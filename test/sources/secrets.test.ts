@@ -368,6 +368,59 @@ describe('errors never carry credentials', () => {
     for (const error of failures) expectNoLeak(error, [SECRET, ...KEY_MATERIAL])
   })
 
+  it('a discovery document that echoes the client secret (as issuer, method, token_endpoint host), raw and encoded', async () => {
+    const issuer = 'https://idp.example'
+    const encodings = [
+      SECRET,
+      encodeURIComponent(SECRET),
+      Buffer.from(SECRET).toString('base64'),
+      Buffer.from(SECRET).toString('base64url'),
+    ]
+    const documents = encodings.flatMap((echoed) => [
+      { issuer: echoed, token_endpoint: `${issuer}/token` },
+      { issuer, token_endpoint: `${issuer}/token`, token_endpoint_auth_methods_supported: [echoed] },
+      { issuer, token_endpoint: `http://${echoed}.example/token` },
+    ])
+    for (const document of documents) {
+      for (const auth of [clientSecretBasic(SECRET), clientSecretPost(SECRET)]) {
+        const source = clientCredentials({
+          issuer,
+          clientId: 'svc',
+          auth,
+          discovery: new DiscoveryCache(),
+          fetch: () => Promise.resolve(Response.json(document)),
+        })
+        const tokens = new TokenManager()
+        const messages: string[] = []
+        tokens.on('refreshFailure', (event) => messages.push(event.message))
+        const caught = await tokens.get(source).catch((error: unknown) => error)
+        expect((caught as TokenkeeperError).code).toMatch(
+          /^(DISCOVERY_ISSUER_MISMATCH|AUTH_METHOD_NOT_SUPPORTED|INSECURE_TOKEN_URL)$/,
+        )
+        expectNoLeak(caught, [...encodings, SECRET.toLowerCase()])
+        expectNoLeak(messages, [...encodings, SECRET.toLowerCase()])
+        await tokens.close()
+      }
+    }
+  })
+
+  it('a redirect whose Location host echoes the client secret (which URL parsing would lowercase)', async () => {
+    server.route('/redirect-echo', (_req, res) => {
+      res.writeHead(302, { location: `https://user:pw@${SECRET}.example/token` })
+      res.end()
+    })
+    const caught = await clientCredentials({
+      tokenUrl: `${server.origin}/redirect-echo`,
+      clientId: 'svc',
+      auth: clientSecretPost(SECRET),
+    })
+      .fetchToken()
+      .catch((error: unknown) => error)
+    expect(caught).toMatchObject({ code: 'REDIRECT_REJECTED' })
+    expect((caught as Error).message).toContain('redirecting to [redacted].example;')
+    expectNoLeak(caught, [SECRET, SECRET.toLowerCase(), 'user:pw'])
+  })
+
   it('a construction error for a broken key', () => {
     for (const key of [rsa.pem.replace('MII', 'XII'), { ...rsa.jwk, n: 'AQAB' }]) {
       let caught: unknown
@@ -462,6 +515,36 @@ describe('token exchange: the subject and actor tokens never show', () => {
       await tokens.close()
     },
   )
+
+  it('an answer whose scope repeats the subject token or the client secret is INVALID_SCOPE_FIELD (scopes are shown)', async () => {
+    for (const echoed of [SUBJECT, SECRET]) {
+      const source = tokenExchange({
+        tokenUrl: 'https://idp.example/token',
+        clientId: 'gateway',
+        auth: clientSecretPost(SECRET),
+        subjectToken: () => SUBJECT,
+        subjectTokenType: TOKEN_TYPES.jwt,
+        fetch: () =>
+          Promise.resolve(
+            Response.json({
+              access_token: TOKEN,
+              expires_in: 60,
+              issued_token_type: TOKEN_TYPES.accessToken,
+              scope: `orders:read ${echoed}`,
+            }),
+          ),
+      })
+      const tokens = new TokenManager()
+      const caught = await tokens.get(source).catch((error: unknown) => error)
+      expect(caught).toMatchObject({
+        code: 'INVALID_SCOPE_FIELD',
+        message:
+          'token response from POST idp.example/token has a scope that repeats a credential the request sent',
+      })
+      expectNoLeak(caught, [SECRET, SUBJECT, TOKEN])
+      await tokens.close()
+    }
+  })
 
   it('a subject provider that fails: the error names the provider, never a token', async () => {
     const source = tokenExchange({

@@ -73,6 +73,12 @@ function jwt(inMs: number, sub = 'alice'): string {
   return `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ sub, exp: Math.floor((clock.now() + inMs) / 1000) })}.c2ln`
 }
 
+/** A JWT-shaped token whose `exp` claim is `exp`, whatever it is. */
+function jwtWithExp(exp: unknown): string {
+  const part = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
+  return `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ sub: 'alice', exp })}.c2ln`
+}
+
 function exchangeRequests(): number {
   return server.requests.filter((request) => request.grantType === EXCHANGE).length
 }
@@ -478,6 +484,24 @@ const BAD: readonly {
     make: () => exchangeOf({ subjectToken: () => jwt(-30_000), subjectTokenType: TOKEN_TYPES.jwt }),
   },
   {
+    name: 'subject provider does not answer within timeoutMs (200)',
+    retryable: true,
+    code: 'SUBJECT_TOKEN_UNAVAILABLE',
+    sent: false,
+    message: /the subject token from provider did not answer within 200 ms/,
+    // It ignores its signal too: the deadline is the source's, not the provider's good will.
+    make: () => exchangeOf({ subjectToken: () => new Promise<string>(() => undefined), timeoutMs: 200 }),
+  },
+  {
+    name: 'subject JWT with exp -1e20 (outside the range of dates)',
+    retryable: true,
+    code: 'SUBJECT_TOKEN_EXPIRED',
+    sent: false,
+    message:
+      /the subject token from provider expired \d+ s ago \(exp -100000000000000000000\); nothing was sent/,
+    make: () => exchangeOf({ subjectToken: () => jwtWithExp(-1e20), subjectTokenType: TOKEN_TYPES.jwt }),
+  },
+  {
     name: 'actor provider throws',
     retryable: true,
     code: 'ACTOR_TOKEN_UNAVAILABLE',
@@ -692,6 +716,41 @@ describe('TokenSource.resolve in the manager', () => {
       resolve: () => Promise.resolve(loop),
     }
     await expect(tokens.get(loop)).rejects.toThrow(/resolved to a source that must be resolved again/)
+    await tokens.close()
+  })
+
+  it('close() ends a get waiting for a subject provider that never answers: MANAGER_CLOSED', async () => {
+    const tokens = manager()
+    const source = exchangeOf({ subjectToken: () => new Promise<string>(() => undefined) })
+    const pending = failure(tokens.get(source))
+    await tokens.close()
+    expect(await pending).toMatchObject({ code: 'MANAGER_CLOSED' })
+  })
+
+  it('a subject that resolves through the exchange itself fails after 8 nested resolutions, not by overflowing the stack', async () => {
+    const tokens = manager()
+    let resolutions = 0
+    // A hand-written source whose token is the exchange's own result: a cycle.
+    const proxy: TokenSource = {
+      key: 'proxy-of-the-exchange',
+      fetchToken: () => Promise.reject(new Error('unused')),
+      resolve: (ctx) => {
+        resolutions++
+        return (exchange.resolve as NonNullable<TokenSource['resolve']>)(ctx)
+      },
+    }
+    const exchange = exchangeOf({ subjectToken: proxy })
+    const before = exchangeRequests()
+    const error = await failure(tokens.get(exchange))
+    expect(error.code).toBe('SUBJECT_TOKEN_UNAVAILABLE')
+    let innermost: unknown = error
+    while ((innermost as { cause?: unknown }).cause !== undefined) innermost = (innermost as Error).cause
+    expect(innermost).toBeInstanceOf(TypeError)
+    expect(String(innermost)).toMatch(
+      /resolved inside 8 other resolutions; does a source's subject resolve through the source itself/,
+    )
+    expect(resolutions).toBe(7) // the exchange's own resolution, then 7 of the proxy inside it
+    expect(exchangeRequests() - before).toBe(0)
     await tokens.close()
   })
 
