@@ -13,7 +13,7 @@ export {
   type TokenkeeperErrorCode,
   type TokenkeeperErrorOptions,
 } from './errors.js'
-export { AccessToken, type AccessTokenInit } from './token/access-token.js'
+export { AccessToken, type AccessTokenInit, type TokenBinding } from './token/access-token.js'
 export { DEFAULT_LIFETIME_MS, parseTokenResponse, type ParseTokenResponseOptions } from './token/parse.js'
 export { normalizeScopes } from './token/scopes.js'
 export { deserializeToken, serializeToken, SERIALIZED_TOKEN_VERSION, tokenId } from './token/serialize.js'
@@ -56,6 +56,14 @@ export {
   type TokenSourceOptions,
 } from './sources/custom.js'
 export type { EndpointOptions } from './sources/endpoint.js'
+export {
+  DpopKey,
+  dpopKey,
+  generateDpopKey,
+  type DpopAlgorithm,
+  type DpopKeyPair,
+  type DpopProofClaims,
+} from './sources/dpop.js'
 export type { PrivateKeyInput, SigningAlgorithm } from './sources/signing.js'
 export type { FetchTokenOptions, TokenSource } from './sources/types.js'
 export {

@@ -35,6 +35,8 @@ export interface TokenRequest {
    * when the server hides its reason.
    */
   readonly sentAssertion?: boolean
+  /** Sees the headers of every response, before its status is looked at (DPoP nonces). */
+  readonly onResponse?: ((headers: Headers) => void) | undefined
 }
 
 /** A successful (2xx) token endpoint answer, parsed as JSON. */
@@ -261,6 +263,7 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
       redirect: 'manual',
       signal,
     })
+    request.onResponse?.(response.headers)
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel().catch(() => undefined)
       let target = 'elsewhere'

@@ -1,4 +1,4 @@
-import type { Authorizer } from '../http/authorizer.js'
+import { isDpopNonceChallenge, type Authorizer, type ResourceResponse } from '../http/authorizer.js'
 
 export { parseBearerChallenge, type RefusalMemory, type TokenProvider } from '../http/authorizer.js'
 
@@ -18,9 +18,10 @@ export function isReplayableBody(body: unknown): boolean {
 
 /**
  * Builds the fetch behind `tokens.fetch(source)`: every request carries the headers of
- * {@link Authorizer.authorize}, and every answer goes through {@link Authorizer.afterResponse}
- * (on 401: invalidate the token sent, renew, retry once when the body can be replayed; on 403
- * `insufficient_scope`: {@link InsufficientScopeError}).
+ * {@link Authorizer.authorize} (with DPoP, a fresh proof each time), and every answer goes
+ * through {@link Authorizer.afterResponse} (on 401: invalidate the token sent, renew, retry once
+ * when the body can be replayed; on a resource's DPoP nonce demand: once more with its nonce; on
+ * 403 `insufficient_scope`: {@link InsufficientScopeError}).
  */
 export function authorizedFetch(
   authorizer: Authorizer,
@@ -35,24 +36,30 @@ export function authorizedFetch(
     let request = new Request(input, init)
     const spare = replayable ? request.clone() : undefined
     const target = { method: request.method, url: request.url }
-    for (let retried = false; ; retried = true) {
+    // At most one retry with a renewed token and one with a resource's DPoP nonce.
+    let retried = false
+    let nonceRetried = false
+    for (;;) {
       const sent = await authorizer.authorize(target, { signal: request.signal })
       for (const [name, value] of Object.entries(sent.headers)) request.headers.set(name, value)
       const response = await send(request)
+      const answer: ResourceResponse = {
+        status: response.status,
+        wwwAuthenticate: response.headers.get('www-authenticate'),
+        dpopNonce: response.headers.get('dpop-nonce'),
+      }
+      const nonceDemand = sent.headers['dpop'] !== undefined && isDpopNonceChallenge(answer)
       const next = await authorizer
-        .afterResponse(
-          target,
-          sent,
-          { status: response.status, wwwAuthenticate: response.headers.get('www-authenticate') },
-          { retried, replayable },
-        )
+        .afterResponse(target, sent, answer, { retried, nonceRetried, replayable })
         .catch(async (error: unknown) => {
           await response.body?.cancel().catch(() => undefined)
           throw error
         })
       if (next === 'return' || spare === undefined) return response
       await response.body?.cancel().catch(() => undefined)
-      request = spare
+      if (nonceDemand) nonceRetried = true
+      else retried = true
+      request = spare.clone()
     }
   }
 }

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util'
 import type { AccessToken } from '../token/access-token.js'
 import type { ClientAuth } from './auth.js'
+import type { DpopKey } from './dpop.js'
 import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
 import { keyPart } from './fingerprint.js'
 import type { FetchTokenOptions, TokenSource } from './types.js'
@@ -43,6 +44,11 @@ class ClientCredentialsSource implements TokenSource {
     this.key =
       `cc|${this.#endpoint.keyUrl}|${keyPart(this.#clientId)}|` +
       `${this.#auth.method}:${this.#auth.fingerprint}${this.#endpoint.keySuffix}`
+  }
+
+  /** The DPoP key the tokens are bound to, when `dpop` was given. */
+  get dpop(): DpopKey | undefined {
+    return this.#endpoint.dpop
   }
 
   fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js'
 import type { AccessToken } from '../token/access-token.js'
+import type { DpopKey } from './dpop.js'
 
 /** Options for one call to {@link TokenSource.fetchToken}. */
 export interface FetchTokenOptions {
@@ -28,6 +29,12 @@ export interface TokenSource {
    * changes the key. The manager caches by it.
    */
   readonly key: string
+  /**
+   * The key its tokens are bound to (DPoP, RFC 9449), when the source was made with `dpop`: the
+   * fetch wrapper and the integrations sign a proof with it for every request that carries a
+   * `DPoP` token, and such tokens are never written to a shared store (see `docs/DPOP.md`).
+   */
+  readonly dpop?: DpopKey | undefined
   /** Makes one token request. No caching, no retries. */
   fetchToken(options?: FetchTokenOptions): Promise<AccessToken>
 }

@@ -26,6 +26,13 @@ export interface ParseTokenResponseOptions {
   readonly endpoint?: string
   /** The HTTP status of the response, for errors; absent when there was no HTTP response. */
   readonly status?: number
+  /**
+   * The thumbprint of the DPoP key whose proof the request carried: the token's `binding` then
+   * records it, and whether the server bound the token (`token_type: DPoP`).
+   */
+  readonly dpopJkt?: string | undefined
+  /** With `dpopJkt`: fail with `DPOP_NOT_BOUND` when the server answered an unbound token. */
+  readonly requireDpopBinding?: boolean | undefined
 }
 
 function fail(code: TokenkeeperErrorCode, what: string, options: ParseTokenResponseOptions): never {
@@ -118,6 +125,14 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
     type = canonicalTokenType(rawType)
   }
 
+  if (options.dpopJkt !== undefined && type !== 'DPoP' && options.requireDpopBinding === true) {
+    fail(
+      'DPOP_NOT_BOUND',
+      `has token_type ${type}, not DPoP, to a request with a DPoP proof (requireDpopBinding is set)`,
+      options,
+    )
+  }
+
   const expiresIn = readSeconds(body['expires_in'])
   if (Number.isNaN(expiresIn)) {
     fail('INVALID_EXPIRES_IN', 'has an expires_in that is not a finite, non-negative number', options)
@@ -161,5 +176,9 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
     expiresAt: options.issuedAt + lifetimeMs,
     refreshAt: refreshInMs === undefined ? undefined : options.issuedAt + refreshInMs,
     extra,
+    binding:
+      options.dpopJkt === undefined
+        ? undefined
+        : { method: 'dpop', jkt: options.dpopJkt, bound: type === 'DPoP' },
   })
 }
