@@ -171,6 +171,18 @@ export class Authorizer {
   }
 
   /**
+   * Remembers what any answer says for the next requests: the resource's `DPoP-Nonce` (RFC 9449
+   * §9), when the request carried a proof. {@link Authorizer.afterResponse} does it too; call it
+   * for answers you do not hand to `afterResponse`.
+   */
+  observe(request: ResourceRequest, sent: Authorization, response: ResourceResponse): void {
+    const dpop = this.#source.dpop
+    if (dpop === undefined || sent.headers['dpop'] === undefined) return
+    if (typeof response.dpopNonce !== 'string') return
+    dpop.rememberNonce(new URL(request.url).origin, response.dpopNonce)
+  }
+
+  /**
    * Decides what to do with an answer: `'retry'` when the token that was sent has been
    * invalidated and sending the request once more with a renewed token may help, `'return'`
    * otherwise. Rejects with {@link InsufficientScopeError} on a 403 `insufficient_scope`.
@@ -182,11 +194,9 @@ export class Authorizer {
     context: AnswerContext,
   ): Promise<'retry' | 'return'> {
     const key = this.#source.key
-    const dpop = this.#source.dpop
-    if (dpop !== undefined && sent.headers['dpop'] !== undefined) {
-      // Every answer may bring the resource's next nonce; a demand for one is retried once with
-      // it, and says nothing about the token.
-      dpop.rememberNonce(new URL(request.url).origin, response.dpopNonce)
+    this.observe(request, sent, response)
+    if (sent.headers['dpop'] !== undefined) {
+      // A demand for a nonce is retried once with it, and says nothing about the token.
       if (isDpopNonceChallenge(response)) {
         return (context.nonceRetried ?? context.retried) || !context.replayable ? 'return' : 'retry'
       }

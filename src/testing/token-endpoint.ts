@@ -112,6 +112,8 @@ export interface TokenRequestInput {
   readonly authorization: string | undefined
   /** The parsed body; empty when the body is not form-urlencoded. */
   readonly form: URLSearchParams
+  /** The thumbprint of the key of a valid DPoP proof: the token is bound to it. */
+  readonly dpopJkt?: string | undefined
 }
 
 /** The result of processing a token request. @internal */
@@ -196,7 +198,7 @@ export async function processTokenRequest(
       return refuse(400, 'invalid_scope', 'a requested scope is not allowed for this client')
     return issue(
       config,
-      { clientId: client.clientId, subject: undefined, grantType, scopes: granted },
+      { clientId: client.clientId, subject: undefined, grantType, scopes: granted, jkt: input.dpopJkt },
       client,
       override,
     )
@@ -221,7 +223,12 @@ export async function processTokenRequest(
   if (granted === undefined)
     return refuse(400, 'invalid_scope', 'a requested scope is not allowed for this issuer')
   const subject = verified.claims.sub as string
-  return issue(config, { clientId: client?.clientId, subject, grantType, scopes: granted }, client, override)
+  return issue(
+    config,
+    { clientId: client?.clientId, subject, grantType, scopes: granted, jkt: input.dpopJkt },
+    client,
+    override,
+  )
 }
 
 function issue(
@@ -231,6 +238,7 @@ function issue(
     subject: string | undefined
     grantType: string
     scopes: readonly string[]
+    jkt: string | undefined
   },
   client: RegisteredClient | undefined,
   override: TokenOverride | undefined,
@@ -243,7 +251,7 @@ function issue(
 
   const body: Record<string, unknown> = {
     access_token: accessToken,
-    token_type: override?.tokenType ?? config.tokenType,
+    token_type: override?.tokenType ?? (grant.jkt === undefined ? config.tokenType : 'DPoP'),
     expires_in: expiresIn,
   }
   if (config.includeScopeInResponse && scopes.length > 0) body.scope = scopes.join(' ')

@@ -6,6 +6,7 @@
  * 127.0.0.1 (test/wire/local-server.ts) that answers as each case needs.
  */
 import { generateKeyPairSync, webcrypto } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -41,7 +42,7 @@ function proofOf(request: CapturedRequest): string {
 }
 
 function json(
-  res: import('node:http').ServerResponse,
+  res: ServerResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
