@@ -11,7 +11,9 @@ import {
   clientCredentials,
   clientSecretBasic,
   clientSecretPost,
+  dpopKey,
   googleServiceAccount,
+  TokenManager,
   isOAuthError,
   jwtBearer,
   privateKeyJwt,
@@ -27,7 +29,9 @@ const TOKEN = 'TOKEN-must-not-leak-456'
 const ID_TOKEN = 'IDTOKEN-must-not-leak-000'
 const rsa = rsaKeyPair('a')
 const ec = ecKeyPair('a')
-const KEY_MATERIAL = [...rsa.privateParts, ...ec.privateParts]
+const dpopEc = ecKeyPair('dpop')
+const dpopPair = { privateKey: dpopEc.privateKey, publicKey: dpopEc.publicKey }
+const KEY_MATERIAL = [...rsa.privateParts, ...ec.privateParts, ...dpopEc.privateParts]
 /** A JWT-shaped assertion issued by someone else (a platform), valid until 2100. */
 const ASSERTION = [
   Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT' })).toString('base64url'),
@@ -157,6 +161,13 @@ function sources(url: string): Record<string, TokenSource> {
     },
     scopes: ['https://www.googleapis.com/auth/cloud-platform'],
   })
+  result['clientCredentials basic + dpop'] = clientCredentials({
+    tokenUrl: url,
+    clientId: 'svc',
+    auth: clientSecretBasic(SECRET),
+    dpop: dpopPair,
+  })
+  result['jwtBearer rsa + dpop'] = jwtBearer({ tokenUrl: url, issuer: 'robot', key: rsa.pem, dpop: dpopPair })
   result['tokenSource'] = tokenSource('vault', () => ({ access_token: TOKEN, id_token: ID_TOKEN }))
   return result
 }
@@ -197,9 +208,42 @@ describe('secrets never show', () => {
       expect(JSON.parse(JSON.stringify(token))).toMatchObject({ value: '[redacted]', extra: ['id_token'] })
       expectNoLeak(source, assertions)
     }
-    // 5 private_key_jwt sources, 2 client assertions from elsewhere, 4 jwtBearer sources, 1 Google
-    expect(assertions).toHaveLength(12)
+    // 5 private_key_jwt sources, 2 client assertions from elsewhere, 5 jwtBearer sources, 1 Google
+    expect(assertions).toHaveLength(13)
     expect(assertions.filter((sent) => sent === ASSERTION)).toHaveLength(4)
+  })
+
+  it('a DPoP key shows its algorithm and thumbprint only', () => {
+    const key = dpopKey(dpopPair)
+    expectNoLeak(key, KEY_MATERIAL)
+    expect(JSON.parse(JSON.stringify(key))).toEqual({ alg: 'ES256', jkt: key.thumbprint })
+    expect(Object.keys(key.publicJwk).sort()).toEqual(['crv', 'kty', 'x', 'y'])
+  })
+
+  it('DPoP proofs reach no event, stats, inspect or JSON of the manager, source or token', async () => {
+    const proofs: string[] = []
+    server.route('/token-dpop', (req, res) => {
+      proofs.push(String(req.headers['dpop']))
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ access_token: TOKEN, token_type: 'DPoP', expires_in: 3600 }))
+    })
+    const source = clientCredentials({
+      tokenUrl: `${server.origin}/token-dpop`,
+      clientId: 'svc',
+      auth: clientSecretBasic(SECRET),
+      dpop: dpopPair,
+    })
+    const tokens = new TokenManager()
+    const events: unknown[] = []
+    for (const name of ['refreshStart', 'refreshSuccess', 'miss', 'hit'] as const) {
+      tokens.on(name, (event: unknown) => events.push(event))
+    }
+    const token = await tokens.get(source)
+    const headers = await tokens.headers(source, { method: 'GET', url: 'https://api.example/x' })
+    const forbidden = [TOKEN, SECRET, ...KEY_MATERIAL, ...proofs, headers['dpop']!]
+    expect(proofs).toHaveLength(1)
+    for (const value of [token, source, tokens, tokens.stats(), events]) expectNoLeak(value, forbidden)
+    await tokens.close()
   })
 
   it('an AccessToken built by hand', () => {
@@ -288,6 +332,50 @@ describe('errors never carry credentials', () => {
       ]
       expectNoLeak(caught, forbidden)
     }
+  })
+
+  it('a server echoing the DPoP proof in its refusal and WWW-Authenticate', async () => {
+    const proofs: string[] = []
+    server.route('/echo-dpop', (req, res) => {
+      const proof = String(req.headers['dpop'])
+      proofs.push(proof)
+      res.writeHead(400, {
+        'content-type': 'application/json',
+        'www-authenticate': `DPoP error="invalid_dpop_proof", got="${proof}"`,
+      })
+      res.end(JSON.stringify({ error: 'invalid_dpop_proof', error_description: `bad proof ${proof}` }))
+    })
+    const source = clientCredentials({
+      tokenUrl: `${server.origin}/echo-dpop`,
+      clientId: 'svc',
+      auth: clientSecretBasic(SECRET),
+      dpop: dpopPair,
+    })
+    const caught = await source.fetchToken().catch((error: unknown) => error)
+    expect(isOAuthError(caught, 'invalid_dpop_proof')).toBe(true)
+    expect(proofs).toHaveLength(1)
+    expectNoLeak(caught, [SECRET, ...proofs, ...KEY_MATERIAL])
+    const kept = (caught as { response: { headers: Record<string, string> } }).response.headers
+    expect(kept['www-authenticate']).toContain('[redacted]')
+    expect((caught as TokenkeeperError).message).toContain('[redacted]')
+  })
+
+  it('a DPoP construction error names no key material', () => {
+    const caught = (() => {
+      try {
+        clientCredentials({
+          tokenUrl,
+          clientId: 'svc',
+          auth: clientSecretBasic(SECRET),
+          dpop: { privateKey: dpopEc.privateKey, publicKey: ec.publicKey },
+        })
+      } catch (error) {
+        return error
+      }
+      throw new Error('expected a TypeError')
+    })()
+    expect(caught).toBeInstanceOf(TypeError)
+    expectNoLeak(caught, [SECRET, ...KEY_MATERIAL])
   })
 
   it('a construction error for a broken key', () => {
