@@ -8,6 +8,7 @@
 import { generateKeyPairSync, webcrypto } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify } from 'jose'
+import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   AccessToken,
@@ -287,7 +288,7 @@ describe('DPoP token requests', () => {
     expect(key.nonce(server.origin)).toBe('nonce-2')
   })
 
-  it('a nonce demanded again after the one retry: OAuthError use_dpop_nonce, retryable, after two requests', async () => {
+  it('a nonce demanded again after the one retry', async () => {
     const s = await source('/nonce-always')()
     const before = server.hits('/nonce-always').length
     const error = await s.fetchToken().catch((e: unknown) => e)
@@ -299,7 +300,7 @@ describe('DPoP token requests', () => {
     )
   })
 
-  it('a nonce demanded without a DPoP-Nonce header: no retry, the same error', async () => {
+  it('a nonce demanded without a DPoP-Nonce header', async () => {
     const s = await source('/nonce-none')()
     const before = server.hits('/nonce-none').length
     const error = await s.fetchToken().catch((e: unknown) => e)
@@ -323,7 +324,7 @@ describe('DPoP token requests', () => {
     await tokens.close()
   })
 
-  it('requireDpopBinding: a Bearer answer is DPOP_NOT_BOUND, not retryable', async () => {
+  it('requireDpopBinding and a Bearer answer', async () => {
     const s = await source('/bearer-only', { requireDpopBinding: true })()
     await expect(s.fetchToken()).rejects.toMatchObject({
       code: 'DPOP_NOT_BOUND',
@@ -337,7 +338,7 @@ describe('DPoP token requests', () => {
     await expect(s.fetchToken()).rejects.toMatchObject({ code: 'UNSUPPORTED_TOKEN_TYPE' })
   })
 
-  it('a DPoP token from a source without a key is never sent: DPOP_KEY_MISSING', async () => {
+  it('a DPoP token from a source without a dpop key', async () => {
     const bound = tokenSource('custom-dpop', () =>
       Promise.resolve(
         new AccessToken({
@@ -398,5 +399,46 @@ describe('DPoP nonce memory', () => {
     for (let i = 0; i < 256; i++) key.rememberNonce(`https://o${i}.example`, `n${i}`)
     expect(key.nonce('https://a.example')).toBeUndefined()
     expect(key.nonce('https://o255.example')).toBe('n255')
+  })
+})
+
+/** The rows of docs/ERRORS.md "Bad DPoP inputs", in order: each is the title of a test above. */
+const ERROR_ROWS = [
+  'not an object',
+  'a key that is not a CryptoKey or KeyObject',
+  'the public key as the private key',
+  'the private key as the public key',
+  'a P-384 key',
+  'an EC key with alg RS256',
+  'an unknown alg',
+  'a 1024-bit RSA key',
+  'public and private keys of different pairs',
+  'requireDpopBinding without a dpop key',
+  'generateDpopKey with an unknown alg',
+  'a nonce demanded again after the one retry',
+  'a nonce demanded without a DPoP-Nonce header',
+  'requireDpopBinding and a Bearer answer',
+  'a DPoP token from a source without a dpop key',
+]
+
+describe('docs/ERRORS.md', () => {
+  it('lists the bad DPoP inputs of this file, each a test', () => {
+    const markdown = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8')
+    const section = markdown.split('<!-- dpop-inputs:start -->')[1]!.split('<!-- dpop-inputs:end -->')[0]!
+    const rows = section
+      .split('\n')
+      .filter((line) => /^\| \d+ \|/.test(line))
+      .map((line) =>
+        line
+          .split('|')
+          .slice(1, -1)
+          .map((cell) => cell.trim()),
+      )
+    expect(rows.map((cells) => cells.slice(0, 2))).toEqual(
+      ERROR_ROWS.map((name, index) => [String(index + 1), name]),
+    )
+    const self = readFileSync(new URL(import.meta.url), 'utf8')
+    // Once in ERROR_ROWS, once as a test's title (or its table row).
+    for (const name of ERROR_ROWS) expect(self.split(`'${name}'`).length - 1).toBeGreaterThanOrEqual(2)
   })
 })
