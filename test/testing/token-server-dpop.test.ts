@@ -101,6 +101,30 @@ describe('tokenkeeper/testing with dpop', () => {
     expect(wrongKey.headers.get('www-authenticate')).toMatch(/not bound to the key/)
   })
 
+  it('refuses a proof whose iat is off by more than clockToleranceMs (a skewed client clock)', async () => {
+    const { server } = await setup({})
+    const skewed = clientCredentials({
+      tokenUrl: server.tokenUrl,
+      clientId: 'svc',
+      auth: clientSecretBasic('test-secret-123'),
+      dpop: await generateDpopKey(),
+      clock: {
+        now: () => Date.now() + 5 * 60_000,
+        setTimer: (fn, ms) => {
+          const t = setTimeout(fn, ms)
+          return { cancel: () => clearTimeout(t) }
+        },
+      },
+    })
+    const error = await skewed.fetchToken().catch((e: unknown) => e)
+    expect(error).toMatchObject({
+      code: 'OAUTH_ERROR',
+      error: 'invalid_dpop_proof',
+      error_description: 'iat is not recent',
+    })
+    expect(server.stats().tokensIssued).toBe(0)
+  })
+
   it('dpop.required refuses a token request without a proof', async () => {
     const { server } = await setup({ required: true })
     const plain = clientCredentials({
