@@ -41,6 +41,7 @@ export type CoreErrorCode =
   | 'SCOPE_NOT_GRANTED'
   | 'DPOP_NOT_BOUND'
   | 'DPOP_KEY_MISSING'
+  | 'MTLS_TRANSPORT_REQUIRED'
   | 'RESPONSE_TOO_LARGE'
   // HTTP-level failures.
   | 'RATE_LIMITED'

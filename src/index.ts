@@ -57,6 +57,13 @@ export {
 } from './sources/custom.js'
 export type { EndpointOptions } from './sources/endpoint.js'
 export {
+  selfSignedTlsClientAuth,
+  tlsClientAuth,
+  type PemInput,
+  type TlsClientAuthOptions,
+  type TlsClientCertificate,
+} from './sources/mtls.js'
+export {
   DpopKey,
   dpopKey,
   generateDpopKey,

@@ -4,6 +4,12 @@ import { isValidScopeToken } from '../token/scopes.js'
 import type { TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
 
+/**
+ * Set by `tokens.fetch` when its requests go over connections that present the source's client
+ * certificate (mutual TLS). @internal
+ */
+export const PRESENTS_CERTIFICATE: unique symbol = Symbol('tokenkeeper.presentsCertificate')
+
 /** The part of {@link TokenManager} that authorizing requests uses. */
 export interface TokenProvider {
   get(source: TokenSource, options?: { signal?: AbortSignal | undefined }): Promise<AccessToken>
@@ -145,8 +151,15 @@ export class Authorizer {
    */
   async authorize(
     request: ResourceRequest,
-    options: { signal?: AbortSignal | undefined } = {},
+    options: { signal?: AbortSignal | undefined; [PRESENTS_CERTIFICATE]?: boolean } = {},
   ): Promise<Authorization> {
+    if (this.#source.mtls !== undefined && options[PRESENTS_CERTIFICATE] !== true) {
+      throw new TokenkeeperError(
+        'MTLS_TRANSPORT_REQUIRED',
+        `the tokens of ${this.#source.key} may be bound to its client certificate; send its requests with tokens.fetch(source), whose connections present it`,
+        { retryable: false },
+      )
+    }
     const token = await this.#tokens.get(this.#source, { signal: options.signal })
     if (token.type !== 'DPoP') return { headers: { authorization: token.authorization }, token }
     const dpop = this.#source.dpop

@@ -1,4 +1,9 @@
-import { isDpopNonceChallenge, type Authorizer, type ResourceResponse } from '../http/authorizer.js'
+import {
+  isDpopNonceChallenge,
+  PRESENTS_CERTIFICATE,
+  type Authorizer,
+  type ResourceResponse,
+} from '../http/authorizer.js'
 
 export { parseBearerChallenge, type RefusalMemory, type TokenProvider } from '../http/authorizer.js'
 
@@ -26,8 +31,10 @@ export function isReplayableBody(body: unknown): boolean {
 export function authorizedFetch(
   authorizer: Authorizer,
   options: AuthorizedFetchOptions,
+  certificate?: { readonly fetch: typeof globalThis.fetch },
 ): typeof globalThis.fetch {
-  const send = options.fetch ?? globalThis.fetch
+  const send = certificate?.fetch ?? options.fetch ?? globalThis.fetch
+  const presents = certificate !== undefined
   return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const replayable =
       input instanceof Request
@@ -40,7 +47,10 @@ export function authorizedFetch(
     let retried = false
     let nonceRetried = false
     for (;;) {
-      const sent = await authorizer.authorize(target, { signal: request.signal })
+      const sent = await authorizer.authorize(target, {
+        signal: request.signal,
+        [PRESENTS_CERTIFICATE]: presents,
+      })
       for (const [name, value] of Object.entries(sent.headers)) request.headers.set(name, value)
       const response = await send(request)
       const answer: ResourceResponse = {

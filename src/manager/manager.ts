@@ -456,7 +456,14 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
    * `error="insufficient_scope"` rejects with an {@link InsufficientScopeError}.
    */
   fetch(source: TokenSource, options: AuthorizedFetchOptions = {}): typeof globalThis.fetch {
-    return authorizedFetch(this.authorizer(source), options)
+    const authorizer = this.authorizer(source)
+    const certificate = source.mtls
+    if (certificate !== undefined && options.fetch !== undefined) {
+      throw new TypeError(
+        'TokenManager.fetch: the source uses mutual TLS; its requests go over connections that present its certificate, so fetch cannot be given',
+      )
+    }
+    return authorizedFetch(authorizer, options, certificate)
   }
 
   /**

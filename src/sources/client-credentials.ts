@@ -2,6 +2,7 @@ import { inspect } from 'node:util'
 import type { AccessToken } from '../token/access-token.js'
 import type { ClientAuth } from './auth.js'
 import type { DpopKey } from './dpop.js'
+import { certificateOf, type TlsClientCertificate } from './mtls.js'
 import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
 import { keyPart } from './fingerprint.js'
 import type { FetchTokenOptions, TokenSource } from './types.js'
@@ -10,7 +11,10 @@ import type { FetchTokenOptions, TokenSource } from './types.js'
 export interface ClientCredentialsOptions extends EndpointOptions {
   /** The client identifier issued by the authorization server. */
   readonly clientId: string
-  /** How the client authenticates: `clientSecretBasic`, `clientSecretPost` or `privateKeyJwt`. */
+  /**
+   * How the client authenticates: `clientSecretBasic`, `clientSecretPost`, `privateKeyJwt`, a
+   * client assertion, or mutual TLS (`tlsClientAuth`, `selfSignedTlsClientAuth`).
+   */
   readonly auth: ClientAuth
 }
 
@@ -39,11 +43,24 @@ class ClientCredentialsSource implements TokenSource {
         'clientCredentials: auth must be clientSecretBasic(...), clientSecretPost(...) or privateKeyJwt(...)',
       )
     }
+    if (certificateOf(options.auth) !== undefined && options.fetch !== undefined) {
+      throw new TypeError(
+        'clientCredentials: mutual TLS sends token requests over its own connections (they present the certificate); fetch cannot be given with it',
+      )
+    }
+    if (certificateOf(options.auth) !== undefined && this.#endpoint.url.protocol !== 'https:') {
+      throw new TypeError('clientCredentials: mutual TLS needs an https tokenUrl')
+    }
     this.#clientId = options.clientId
     this.#auth = options.auth
     this.key =
       `cc|${this.#endpoint.keyUrl}|${keyPart(this.#clientId)}|` +
       `${this.#auth.method}:${this.#auth.fingerprint}${this.#endpoint.keySuffix}`
+  }
+
+  /** The client certificate of mutual TLS (RFC 8705), when `auth` is one: API requests present it too. */
+  get mtls(): TlsClientCertificate | undefined {
+    return certificateOf(this.#auth)
   }
 
   /** The DPoP key the tokens are bound to, when `dpop` was given. */

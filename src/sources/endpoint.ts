@@ -7,6 +7,7 @@ import { parseTokenResponse } from '../token/parse.js'
 import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
 import type { ClientAuth } from './auth.js'
 import { dpopKey, type DpopKey, type DpopKeyPair } from './dpop.js'
+import { certificateOf } from './mtls.js'
 import { fingerprint, keyPart } from './fingerprint.js'
 import type { FetchTokenOptions } from './types.js'
 
@@ -255,7 +256,8 @@ export class TokenEndpoint {
       url: this.url,
       body,
       headers,
-      fetch: this.#options.fetch,
+      // Mutual TLS (RFC 8705): the request goes over a connection that presents the certificate.
+      fetch: certificateOf(auth)?.fetch ?? this.#options.fetch,
       timeoutMs: this.#options.timeoutMs,
       maxResponseBytes: this.#options.maxResponseBytes,
       signal: options?.signal,

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js'
 import type { AccessToken } from '../token/access-token.js'
 import type { DpopKey } from './dpop.js'
+import type { TlsClientCertificate } from './mtls.js'
 
 /** Options for one call to {@link TokenSource.fetchToken}. */
 export interface FetchTokenOptions {
@@ -35,6 +36,13 @@ export interface TokenSource {
    * `DPoP` token, and such tokens are never written to a shared store (see `docs/DPOP.md`).
    */
   readonly dpop?: DpopKey | undefined
+  /**
+   * The client certificate (mutual TLS, RFC 8705) the source's token requests present. Its
+   * tokens may be bound to it (`cnf.x5t#S256`), so `tokens.fetch` sends API requests over
+   * connections that present it, and the other ways of sending a token refuse
+   * (`MTLS_TRANSPORT_REQUIRED`): a bound token is never sent without its certificate.
+   */
+  readonly mtls?: TlsClientCertificate | undefined
   /** Makes one token request. No caching, no retries. */
   fetchToken(options?: FetchTokenOptions): Promise<AccessToken>
 }
