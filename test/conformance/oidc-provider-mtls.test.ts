@@ -109,6 +109,16 @@ let provider: Provider
 let issuer: string
 let tokenUrl: string
 let resourceUrl: string
+/** The rows of docs/ERRORS.md "Bad mutual-TLS inputs", in order. */
+function errorRows(): string[] {
+  const markdown = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8')
+  const section = markdown.split('<!-- mtls-inputs:start -->')[1]!.split('<!-- mtls-inputs:end -->')[0]!
+  return section
+    .split('\n')
+    .filter((line) => /^\| \d+ \|/.test(line))
+    .map((line) => line.split('|')[2]!.trim())
+}
+
 const resourceSeen: { presented: string | undefined; verdict: string }[] = []
 
 async function cnfOf(token: string): Promise<string | undefined> {
@@ -299,6 +309,20 @@ describe('oidc-provider: mutual TLS client authentication and certificate-bound 
     await tokens.close()
   })
 
+  it('1,000 concurrent first calls make one token request; a renewed token is bound to the same certificate', async () => {
+    const source = pki()
+    const tokens = new TokenManager()
+    const all = await Promise.all(Array.from({ length: 1000 }, () => tokens.get(source)))
+    expect(new Set(all.map((t) => t.value)).size).toBe(1)
+    expect(tokens.stats().fetches).toBe(1)
+    await tokens.invalidate(source)
+    const renewed = await tokens.get(source)
+    expect(renewed.value).not.toBe(all[0]!.value)
+    expect(await cnfOf(renewed.value)).toBe(thumbprint(read('client.crt')))
+    expect(tokens.stats().fetches).toBe(2)
+    await tokens.close()
+  })
+
   it('a bound token is never handed to a client that would send it without the certificate', async () => {
     const source = pki()
     const tokens = new TokenManager()
@@ -336,19 +360,34 @@ describe('oidc-provider: mutual TLS client authentication and certificate-bound 
 
   it('bad inputs are TypeErrors naming what is wrong, never key material', () => {
     const key = read('client.key')
-    const cases: [() => unknown, RegExp][] = [
+    const cases: [string, () => unknown, RegExp][] = [
       [
+        "a key that is not the certificate's",
         () => tlsClientAuth({ cert: read('client.crt'), key: read('self.key') }),
         /key is not the private key of cert/,
       ],
-      [() => tlsClientAuth({ cert: 'not a certificate', key }), /cert is not a PEM certificate/],
-      [() => tlsClientAuth({ cert: read('client.crt'), key: 'not a key' }), /key is not a PEM private key/],
       [
+        'a cert that is not PEM',
+        () => tlsClientAuth({ cert: 'not a certificate', key }),
+        /cert is not a PEM certificate/,
+      ],
+      [
+        'a key that is not PEM',
+        () => tlsClientAuth({ cert: read('client.crt'), key: 'not a key' }),
+        /key is not a PEM private key/,
+      ],
+      [
+        'a cert file that does not exist',
         () => tlsClientAuth({ cert: { file: join(dir, 'missing.crt') }, key }),
         /the cert file .*missing\.crt could not be read \(ENOENT\)/,
       ],
-      [() => tlsClientAuth({ cert: 42 as never, key }), /cert must be a PEM string, a Buffer or \{ file \}/],
       [
+        'a cert of another type',
+        () => tlsClientAuth({ cert: 42 as never, key }),
+        /cert must be a PEM string, a Buffer or \{ file \}/,
+      ],
+      [
+        'mutual TLS with an own fetch',
         () =>
           clientCredentials({
             tokenUrl,
@@ -359,6 +398,7 @@ describe('oidc-provider: mutual TLS client authentication and certificate-bound 
         /fetch cannot be given/,
       ],
       [
+        'mutual TLS to an http token URL',
         () =>
           clientCredentials({
             tokenUrl: 'http://127.0.0.1:1/token',
@@ -368,7 +408,8 @@ describe('oidc-provider: mutual TLS client authentication and certificate-bound 
         /mutual TLS needs an https tokenUrl/,
       ],
     ]
-    for (const [make, message] of cases) {
+    expect(cases.map(([name]) => name)).toEqual(errorRows())
+    for (const [, make, message] of cases) {
       let caught: unknown
       try {
         make()
