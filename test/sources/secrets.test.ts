@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { format, inspect } from 'node:util'
@@ -17,6 +18,8 @@ import {
   isOAuthError,
   jwtBearer,
   privateKeyJwt,
+  selfSignedTlsClientAuth,
+  tlsClientAuth,
   tokenSource,
   type ClientAuth,
   type TokenSource,
@@ -376,6 +379,51 @@ describe('errors never carry credentials', () => {
     })()
     expect(caught).toBeInstanceOf(TypeError)
     expectNoLeak(caught, [SECRET, ...KEY_MATERIAL])
+  })
+
+  it('mutual TLS: the client key reaches no inspect, JSON, error or cause', async () => {
+    // A certificate for the test's EC key, made with openssl.
+    const dir = mkdtempSync(join(tmpdir(), 'tk-secrets-mtls-'))
+    writeFileSync(join(dir, 'client.key'), dpopEc.pem)
+    const made = spawnSync(
+      'openssl',
+      ['req', '-x509', '-key', 'client.key', '-subj', '/CN=svc', '-days', '1', '-out', 'client.crt'],
+      { cwd: dir, encoding: 'utf8' },
+    )
+    expect(made.status).toBe(0)
+    const cert = readFileSync(join(dir, 'client.crt'), 'utf8')
+    const port = await closedPort()
+    for (const auth of [
+      tlsClientAuth({ cert, key: dpopEc.pem }),
+      selfSignedTlsClientAuth({
+        cert: { file: join(dir, 'client.crt') },
+        key: { file: join(dir, 'client.key') },
+      }),
+    ]) {
+      expectNoLeak(auth, KEY_MATERIAL)
+      const source = clientCredentials({ tokenUrl: `https://127.0.0.1:${port}/token`, clientId: 'svc', auth })
+      expectNoLeak(source, KEY_MATERIAL)
+      const caught = await source.fetchToken().catch((error: unknown) => error)
+      expect(caught).toMatchObject({ code: 'CONNECTION_REFUSED' })
+      expectNoLeak(caught, KEY_MATERIAL)
+      const tokens = new TokenManager()
+      const fetched = await tokens
+        .fetch(source)(`https://127.0.0.1:${port}/api`)
+        .catch((error: unknown) => error)
+      expectNoLeak(fetched, KEY_MATERIAL)
+      expectNoLeak(tokens.stats(), KEY_MATERIAL)
+      await tokens.close()
+    }
+    const broken = (() => {
+      try {
+        tlsClientAuth({ cert, key: ec.pem })
+      } catch (error) {
+        return error
+      }
+      throw new Error('expected a TypeError')
+    })()
+    expect(broken).toBeInstanceOf(TypeError)
+    expectNoLeak(broken, KEY_MATERIAL)
   })
 
   it('a construction error for a broken key', () => {
