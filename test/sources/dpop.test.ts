@@ -311,13 +311,17 @@ describe('DPoP token requests', () => {
 
   it('a Bearer answer to a DPoP request is recorded in token.binding and the refreshSuccess event', async () => {
     const s = await source('/bearer-only')()
-    const tokens = new TokenManager()
+    const warnings: string[] = []
+    const logger = { debug() {}, info() {}, warn: (message: string) => warnings.push(message), error() {} }
+    const tokens = new TokenManager({ logger })
     const events: RefreshSuccessEvent[] = []
     tokens.on('refreshSuccess', (event) => events.push(event))
     const token = await tokens.get(s)
     expect(token.type).toBe('Bearer')
     expect(token.binding).toEqual({ method: 'dpop', jkt: s.dpop!.thumbprint, bound: false })
     expect(events[0]!.binding).toEqual({ method: 'dpop', jkt: s.dpop!.thumbprint, bound: false })
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]).toMatch(/answered a bearer token to a DPoP request/)
     // Sent as the bearer token it is, without a proof.
     const headers = await tokens.headers(s, { method: 'GET', url: 'https://api.example/x' })
     expect(headers).toEqual({ authorization: 'Bearer bearer-tok' })
