@@ -1,11 +1,12 @@
 import {
   createHash,
+  createPrivateKey,
   createPublicKey,
   generateKeyPair,
   KeyObject,
   randomUUID,
+  webcrypto,
   type JsonWebKey,
-  type webcrypto,
 } from 'node:crypto'
 import { inspect } from 'node:util'
 import type { SignJWT } from 'jose'
@@ -77,11 +78,15 @@ function cryptoKeyAlg(key: webcrypto.CryptoKey): DpopAlgorithm | undefined {
   return undefined
 }
 
-function asKeyObject(key: unknown, what: string, side: string): { key: KeyObject; alg?: DpopAlgorithm } {
+function asKeyObject(
+  key: unknown,
+  what: string,
+  side: string,
+): { key: KeyObject; alg?: DpopAlgorithm; crypto?: webcrypto.CryptoKey } {
   if (isKeyObject(key)) return { key }
   if (isCryptoKey(key)) {
     const alg = cryptoKeyAlg(key)
-    return { key: KeyObject.from(key), ...(alg === undefined ? {} : { alg }) }
+    return { key: KeyObject.from(key), crypto: key, ...(alg === undefined ? {} : { alg }) }
   }
   throw new TypeError(`${what}: dpop.${side} must be a CryptoKey or a KeyObject`)
 }
@@ -95,8 +100,48 @@ function fits(alg: DpopAlgorithm, key: KeyObject): boolean {
   return type === 'rsa' || type === 'rsa-pss'
 }
 
-/** Private keys of DpopKeys, kept outside the objects so that no reflection or inspection reaches them. */
-const privateKeys = new WeakMap<DpopKey, KeyObject>()
+/** The WebCrypto parameters of each algorithm, for importing a private key to sign with. */
+const IMPORT_PARAMS: Record<
+  DpopAlgorithm,
+  webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams | webcrypto.Algorithm
+> = {
+  ES256: { name: 'ECDSA', namedCurve: 'P-256' },
+  EdDSA: { name: 'Ed25519' },
+  RS256: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+  PS256: { name: 'RSA-PSS', hash: 'SHA-256' },
+}
+
+/**
+ * Private keys of DpopKeys, kept outside the objects so that no reflection or inspection reaches
+ * them: a non-extractable WebCrypto key to sign with (jose signs with it directly), made once.
+ * A Node `KeyObject` is imported from PKCS#8 through a copy parsed from PEM: jose would otherwise
+ * export the key as a JWK on Node 20, which can hang a process on a key from
+ * `generateKeyPairSync` (see `publicJwk`).
+ */
+const privateKeys = new WeakMap<DpopKey, () => Promise<webcrypto.CryptoKey>>()
+
+function signer(
+  key: KeyObject,
+  given: webcrypto.CryptoKey | undefined,
+  alg: DpopAlgorithm,
+): () => Promise<webcrypto.CryptoKey> {
+  if (given !== undefined) {
+    const ready = Promise.resolve(given)
+    return () => ready
+  }
+  const copy = createPrivateKey(key.export({ format: 'pem', type: 'pkcs8' }))
+  let imported: Promise<webcrypto.CryptoKey> | undefined
+  return () => {
+    imported ??= webcrypto.subtle.importKey(
+      'pkcs8',
+      copy.export({ format: 'der', type: 'pkcs8' }),
+      IMPORT_PARAMS[alg],
+      false,
+      ['sign'],
+    )
+    return imported
+  }
+}
 
 /**
  * A checked DPoP key (RFC 9449): signs proofs, names itself by its JWK thumbprint (RFC 7638,
@@ -140,6 +185,12 @@ export class DpopKey {
         `${what}: ${named} cannot sign DPoP proofs with ${alg} (ES256: P-256, EdDSA: Ed25519, RS256/PS256: RSA)`,
       )
     }
+    if (secret.crypto !== undefined && !secret.crypto.usages.includes('sign')) {
+      throw new TypeError(`${what}: dpop.privateKey is a CryptoKey without the "sign" usage`)
+    }
+    if (secret.crypto !== undefined && secret.alg !== undefined && secret.alg !== alg) {
+      throw new TypeError(`${what}: dpop.privateKey is a ${secret.alg} CryptoKey; it cannot sign ${alg}`)
+    }
     if (
       (type === 'rsa' || type === 'rsa-pss') &&
       (secret.key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048
@@ -154,7 +205,7 @@ export class DpopKey {
     this.alg = alg
     this.thumbprint = thumbprintOf(jwk)
     this.#jwk = Object.freeze(publicMembers(jwk))
-    privateKeys.set(this, secret.key)
+    privateKeys.set(this, signer(secret.key, secret.crypto, alg))
   }
 
   /** The public key as a JWK, as proofs carry it in their `jwk` header. */
@@ -200,7 +251,7 @@ export class DpopKey {
     if (claims.nonce !== undefined) payload['nonce'] = claims.nonce
     return new Signer(payload)
       .setProtectedHeader({ typ: 'dpop+jwt', alg: this.alg, jwk: { ...this.#jwk } })
-      .sign(privateKeys.get(this) as KeyObject)
+      .sign(await (privateKeys.get(this) as () => Promise<webcrypto.CryptoKey>)())
   }
 
   /** A secret-free description: the algorithm and the thumbprint. */

@@ -149,6 +149,30 @@ describe('DPoP keys: bad inputs are TypeErrors at construction', () => {
     expect(() => clientCredentials({ ...base(), dpop: dpop as never })).toThrow(message)
   })
 
+  it('a CryptoKey without the sign usage', async () => {
+    // An ECDH P-256 key: the right curve, made to derive bits, not to sign.
+    const pair = (await webcrypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, [
+      'deriveBits',
+    ]))
+    expect(() => clientCredentials({ ...base(), dpop: pair })).toThrow(/a CryptoKey without the "sign" usage/)
+  })
+
+  it('a CryptoKey made for another algorithm', async () => {
+    const pair = await webcrypto.subtle.generateKey(
+      {
+        name: 'RSASSA-PKCS1-v1_5',
+        modulusLength: 2048,
+        publicExponent: new Uint8Array([1, 0, 1]),
+        hash: 'SHA-256',
+      },
+      false,
+      ['sign', 'verify'],
+    )
+    expect(() => clientCredentials({ ...base(), dpop: { ...pair, alg: 'PS256' } })).toThrow(
+      /a RS256 CryptoKey; it cannot sign PS256/,
+    )
+  })
+
   it('requireDpopBinding without a dpop key', () => {
     expect(() => clientCredentials({ ...base(), requireDpopBinding: true })).toThrow(
       /requireDpopBinding needs a dpop key/,
@@ -417,6 +441,8 @@ const ERROR_ROWS = [
   'an unknown alg',
   'a 1024-bit RSA key',
   'public and private keys of different pairs',
+  'a CryptoKey without the sign usage',
+  'a CryptoKey made for another algorithm',
   'requireDpopBinding without a dpop key',
   'generateDpopKey with an unknown alg',
   'a nonce demanded again after the one retry',
