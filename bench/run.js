@@ -4,7 +4,7 @@
 // target fails (token request counts, expired tokens handed out, caller errors).
 //
 //   npm run bench                     all scenarios (builds first)
-//   node bench/run.js warm outage     only the named scenarios (warm, stampede, expiry, outage, memory, redis, eviction, dpop)
+//   node bench/run.js warm outage     only the named scenarios (warm, stampede, expiry, outage, memory, redis, eviction, lti, dpop)
 /* global console, process, performance, URL */
 import { execFile, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { dpop } from './scenarios/dpop.js'
 import { eviction } from './scenarios/eviction.js'
+import { ltiThrottling } from './scenarios/lti-throttling.js'
 import { expiryUnderLoad } from './scenarios/expiry-under-load.js'
 import { outageAcrossExpiry, outageWaiting, outageWhileValid } from './scenarios/outage.js'
 import { stampede } from './scenarios/stampede.js'
@@ -111,6 +112,7 @@ const SCENARIOS = [
   ['memory', memory],
   ['redis', redis],
   ['eviction', eviction],
+  ['lti', ltiThrottling],
   ['dpop', dpop],
 ]
 

@@ -35,6 +35,7 @@ export interface Clock {
 
 /** A scheduled callback that can be cancelled. Cancelling twice is harmless. */
 export interface Timer {
+  /** Stops the timer if it has not fired yet; calling it again, or after it fired, does nothing. */
   cancel(): void
 }
 

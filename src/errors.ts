@@ -56,6 +56,17 @@ export type CoreErrorCode =
   // A client assertion issued by someone else (a file the platform writes, a provider function).
   | 'ASSERTION_UNAVAILABLE'
   | 'ASSERTION_EXPIRED'
+  // Issuer discovery (RFC 8414, OpenID Connect Discovery 1.0).
+  | 'DISCOVERY_NOT_FOUND'
+  | 'DISCOVERY_ISSUER_MISMATCH'
+  | 'INVALID_DISCOVERY_DOCUMENT'
+  | 'AUTH_METHOD_NOT_SUPPORTED'
+  // Token exchange (RFC 8693): the token to exchange, and what the answer says it issued.
+  | 'SUBJECT_TOKEN_UNAVAILABLE'
+  | 'SUBJECT_TOKEN_EXPIRED'
+  | 'ACTOR_TOKEN_UNAVAILABLE'
+  | 'ACTOR_TOKEN_EXPIRED'
+  | 'INVALID_ISSUED_TOKEN_TYPE'
   // Configuration and lifecycle.
   | 'INSECURE_TOKEN_URL'
   | 'SOURCE_FAILED'
@@ -124,14 +135,22 @@ export class TokenkeeperError<C extends TokenkeeperErrorCode = TokenkeeperErrorC
 
 /** The fields of an RFC 6749 §5.2 error response. */
 export interface OAuthErrorFields {
+  /** The error code, e.g. `invalid_client`, `invalid_grant`, `invalid_scope`. */
   readonly error: string
+  /** A human-readable description, when the server sent one. */
   readonly error_description?: string | undefined
+  /** A link to a page about the error, when the server sent one. */
   readonly error_uri?: string | undefined
 }
 
 /** What is kept of the HTTP response behind an error: never its body. */
 export interface ErrorResponseInfo {
+  /** The HTTP status code, e.g. `400`. */
   readonly status: number
+  /**
+   * A few headers by lower-case name (`content-type`, `retry-after`, `date`, `www-authenticate`,
+   * `location`, when present), each scrubbed of the request's secrets.
+   */
   readonly headers: Readonly<Record<string, string>>
 }
 

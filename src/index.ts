@@ -1,3 +1,29 @@
+/**
+ * `tokenkeeper`: OAuth 2.0 access tokens, obtained once and kept. A {@link TokenManager} caches
+ * the token of each {@link TokenSource}, lets one token request serve every concurrent caller,
+ * renews the token in the background before it runs out and rides out an outage of the token
+ * endpoint on the token it has. Sources: {@link clientCredentials} (with
+ * {@link clientSecretBasic}, {@link clientSecretPost} or {@link privateKeyJwt}), {@link jwtBearer},
+ * {@link googleServiceAccount} and {@link tokenSource} for any function of yours. Stores:
+ * {@link memoryStore} (the default) or `redisStore` from `tokenkeeper/redis`.
+ *
+ * @example
+ * ```ts
+ * import { TokenManager, clientCredentials, clientSecretBasic } from 'tokenkeeper'
+ *
+ * const tokens = new TokenManager()
+ * const source = clientCredentials({
+ *   tokenUrl: 'https://idp.example/oauth/token',
+ *   clientId: 'svc-a',
+ *   auth: clientSecretBasic(process.env.CLIENT_SECRET!),
+ * })
+ * const api = tokens.fetch(source)
+ * const res = await api('https://api.example/v1/things')
+ * ```
+ *
+ * @packageDocumentation
+ * @module tokenkeeper
+ */
 export { systemClock, type Clock, type Timer } from './clock.js'
 export {
   InsufficientScopeError,
@@ -36,6 +62,12 @@ export {
 } from './sources/auth.js'
 export { clientCredentials, type ClientCredentialsOptions } from './sources/client-credentials.js'
 export {
+  DiscoveryCache,
+  type AuthorizationServerMetadata,
+  type DiscoveryCacheOptions,
+  type DiscoveryRequestOptions,
+} from './sources/discovery.js'
+export {
   clientAssertion,
   clientAssertionFile,
   type ClientAssertionContext,
@@ -55,10 +87,19 @@ export {
   type TokenFunctionResult,
   type TokenSourceOptions,
 } from './sources/custom.js'
+export {
+  tokenExchange,
+  TOKEN_EXCHANGE_GRANT,
+  TOKEN_TYPES,
+  type ExchangeTokenContext,
+  type ExchangeTokenProvider,
+  type TokenExchangeOptions,
+} from './sources/token-exchange.js'
 export type { EndpointOptions } from './sources/endpoint.js'
 export {
   selfSignedTlsClientAuth,
   tlsClientAuth,
+  type PemFile,
   type PemInput,
   type TlsClientAuthOptions,
   type TlsClientCertificate,
@@ -67,12 +108,13 @@ export {
   DpopKey,
   dpopKey,
   generateDpopKey,
+  type GeneratedDpopKey,
   type DpopAlgorithm,
   type DpopKeyPair,
   type DpopProofClaims,
 } from './sources/dpop.js'
 export type { PrivateKeyInput, SigningAlgorithm } from './sources/signing.js'
-export type { FetchTokenOptions, TokenSource } from './sources/types.js'
+export type { FetchTokenOptions, TokenSource, TokenSourceContext } from './sources/types.js'
 export {
   TokenManager,
   type GetTokenOptions,
@@ -84,6 +126,7 @@ export {
   CHANNEL_NAMES,
   subscribeChannel,
   type FailFastEvent,
+  type LockWaitEvent,
   type TokenkeeperChannelMessages,
   type TokenkeeperChannelName,
   type HitEvent,
@@ -98,6 +141,13 @@ export {
   type TokenManagerEvents,
 } from './manager/events.js'
 export { type AuthorizedFetchOptions } from './manager/fetch.js'
+export type {
+  AnswerContext,
+  Authorization,
+  Authorizer,
+  ResourceRequest,
+  ResourceResponse,
+} from './http/authorizer.js'
 export type { LogFields, LogMethod, TokenkeeperLogger } from './manager/logging.js'
 export {
   backoffDelayMs,

@@ -1,10 +1,13 @@
-// A grading job posts 5,000 scores (100 chunks of 50) to an LTI platform whose service tokens
-// live 60 s, for a job that runs five simulated minutes: the tokens run out several times
-// mid-run. A test clock stands in for the wall clock so the job takes seconds, not minutes; the
-// platform, the token manager and the score timestamps all run on it.
+// A grading job posts 5,000 scores (100 chunks of 50, graded three seconds apart) to an LTI
+// platform that throttles as Canvas does: a request-cost budget of 700 refilled at 10 per second,
+// a pre-flight penalty of 50 per request in flight, `403 Forbidden (Rate Limit Exceeded)` when
+// spent, plus a burst of 503s with Retry-After mid-run. Service tokens live 60 s. The job hands
+// its scores to `grades.postScores` as they are graded; it paces itself by the platform's
+// `X-Rate-Limit-Remaining` / `X-Request-Cost`, retries what can be retried, and accounts for every
+// score. A test clock stands in for the wall clock so the job takes seconds, not minutes.
 import { generateKeyPairSync } from 'node:crypto'
 import { TokenManager } from 'tokenkeeper'
-import { GradeService, type LtiRegistration } from 'tokenkeeper/lti'
+import { GradeService, type BulkScore, type LtiRegistration } from 'tokenkeeper/lti'
 import { createTestClock, startLtiPlatform } from 'tokenkeeper/testing'
 
 const clock = createTestClock()
@@ -12,6 +15,7 @@ const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 20
 await using platform = await startLtiPlatform({
   tools: [{ clientId: 'grader', publicKey, kid: 'grader-key-1' }],
   tokenLifetimeMs: 60_000,
+  rateLimit: { budget: 700, refillPerSecond: 10, preflightPenalty: 50, cost: 1 },
   clock,
 })
 const course = platform.createContext({ id: 'chem-201', learners: 50 })
@@ -30,32 +34,43 @@ await using tokens = new TokenManager({ clock })
 const grades = await GradeService.fromClaim(tokens, registration, agsClaim, { uses: ['scores'], clock })
 
 const learners = course.members().map((member) => member.user_id)
-let posted = 0
-let failed = 0
-for (let chunk = 0; chunk < 100; chunk++) {
-  const results = await Promise.allSettled(
-    learners.map((userId, i) =>
-      grades.postScore({
+const sleep = (ms: number) => new Promise<void>((resolve) => clock.setTimer(resolve, ms))
+
+/** The grader: a chunk of 50 scores every three seconds. */
+async function* graded(): AsyncGenerator<BulkScore> {
+  for (let chunk = 0; chunk < 100; chunk++) {
+    if (chunk === 40)
+      platform.injectServiceFault({ kind: 'unavailable', retryAfterSeconds: 5 }, { times: 10 })
+    for (const [i, userId] of learners.entries()) {
+      yield {
         userId,
         scoreGiven: (chunk * 7 + i) % 101,
         scoreMaximum: 100,
         activityProgress: 'Completed',
         gradingProgress: 'FullyGraded',
-      }),
-    ),
-  )
-  posted += results.filter((result) => result.status === 'fulfilled').length
-  failed += results.filter((result) => result.status === 'rejected').length
-  await clock.advanceAsync(3_000) // three seconds of grading work between chunks
+      }
+    }
+    await sleep(3_000) // three seconds of grading work between chunks
+  }
 }
 
+const startedAt = clock.now()
+const job = grades.postScores(graded(), { concurrency: 8 })
+// The test clock does not move by itself: move it while the job runs.
+let done = false
+void job.finally(() => (done = true)).catch(() => undefined)
+while (!done) await clock.advanceAsync(100)
+const result = await job
+
 const stats = platform.stats()
-const seconds = Math.round((clock.now() - platform.requests[0]!.at) / 1000)
-console.log(`posted ${posted} scores in 100 chunks of 50 over ${seconds} s of job time; failed: ${failed}`)
+const seconds = Math.round((clock.now() - startedAt) / 1000)
+console.log(
+  `posted ${result.posted} of ${result.total} scores over ${seconds} s of job time; failed: ${result.failed.length}, superseded: ${result.superseded.length}`,
+)
+console.log(
+  `retried: ${result.retried}; throttled answers: ${result.throttled} (platform: ${stats.throttled})`,
+)
 console.log(`token requests: ${stats.tokenRequests} for 60 s tokens (the first, then one per renewal)`)
 console.log(
   `scores the platform accepted: ${stats.scoresAccepted}; refused for an expired token: ${stats.rejectedUnauthorized}`,
-)
-console.log(
-  `manager: ${tokens.stats().hits} cache hits, ${tokens.stats().backgroundRefreshes} background renewals`,
 )

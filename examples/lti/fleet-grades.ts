@@ -33,7 +33,10 @@ type FromWorker =
       readonly type: 'done'
       readonly posted: number
       readonly failures: readonly string[]
-      /** Store errors and failed refreshes: the degraded paths on which a process fetches alone. */
+      /**
+       * Store errors, failed refreshes and waits for another process's lock given up (its holder
+       * died or the wait ran out): the degraded paths on which a process fetches alone.
+       */
       readonly degraded: number
     }
 
@@ -61,6 +64,10 @@ async function worker(): Promise<void> {
       // 50 processes on one machine can keep Redis answers waiting; the default is 500 ms.
       commandTimeoutMs: 2_000,
     }),
+  })
+  let lockWaitsGivenUp = 0
+  tokens.on('lockWait', (event) => {
+    if (event.outcome === 'fetch') lockWaitsGivenUp += 1
   })
   const registration = {
     issuer: setup.issuer,
@@ -110,7 +117,7 @@ async function worker(): Promise<void> {
   const { storeErrors, failures: refreshFailures } = tokens.stats()
   await tokens.close()
   client.disconnect()
-  const degraded = storeErrors + refreshFailures
+  const degraded = storeErrors + refreshFailures + lockWaitsGivenUp
   process.send?.({ type: 'done', posted, failures, degraded } satisfies FromWorker, () =>
     process.disconnect(),
   )
@@ -168,7 +175,7 @@ async function main(): Promise<void> {
     )
     // A process whose Redis calls time out (a starved machine) fetches on its own: a miss, by design.
     const degraded = results.reduce((sum, r) => sum + r.degraded, 0)
-    console.log(`store errors and failed refreshes across the fleet: ${degraded}`)
+    console.log(`store errors, failed refreshes and lock waits given up across the fleet: ${degraded}`)
     console.log(
       `scores accepted: ${platform.stats().scoresAccepted}; refused for an expired token: ${platform.stats().rejectedUnauthorized}`,
     )

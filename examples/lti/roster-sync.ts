@@ -1,20 +1,28 @@
-// One job syncs the rosters of 30 courses on one platform. The token is scoped to the tool's
-// registration, not to a course, so one token request serves all 30 courses and every page.
+// One job syncs the rosters of 30 courses on one platform with `roster.syncRosters`. The token is
+// scoped to the tool's registration, not to a course, so one token request serves all 30 courses
+// and every page. The platform throttles as Canvas does (a request-cost budget with a pre-flight
+// penalty per request in flight; roster pages cost 2) and answers a burst of 503s with
+// Retry-After: the sync paces itself by the platform's headers, retries, and reports each
+// course. A test clock stands in for the wall clock.
 import { generateKeyPairSync } from 'node:crypto'
 import { TokenManager } from 'tokenkeeper'
 import { MembershipsService, type LtiRegistration } from 'tokenkeeper/lti'
-import { startLtiPlatform } from 'tokenkeeper/testing'
+import { createTestClock, startLtiPlatform } from 'tokenkeeper/testing'
 
+const clock = createTestClock()
 const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
 await using platform = await startLtiPlatform({
   tools: [{ clientId: 'roster-sync', publicKey, kid: 'rs-1' }],
   pageSize: 10,
+  rateLimit: { budget: 100, refillPerSecond: 5, preflightPenalty: 10, cost: 2 },
+  clock,
 })
 // NRPS claims as the tool saved them from a launch in each course.
 const claims = Array.from({ length: 30 }, (_, i) => {
   const course = platform.createContext({ id: `course-${i + 1}`, learners: 20 + (i % 7) })
   return course.nrpsClaim()
 })
+platform.injectServiceFault({ kind: 'unavailable', retryAfterSeconds: 2 }, { times: 5 })
 
 const registration: LtiRegistration = {
   issuer: platform.issuer,
@@ -23,22 +31,30 @@ const registration: LtiRegistration = {
   privateKey,
   kid: 'rs-1',
 }
-await using tokens = new TokenManager()
+await using tokens = new TokenManager({ clock })
+const roster = await MembershipsService.fromClaim(tokens, registration, claims[0]!, { clock })
 
-let members = 0
-let pages = 0
-await Promise.all(
-  claims.map(async (claim) => {
-    const roster = await MembershipsService.fromClaim(tokens, registration, claim)
-    for await (const page of roster.pages({ role: 'Learner' })) {
-      pages += 1
-      members += page.members.length
-    }
-  }),
+const saved = new Map<number, number>()
+const job = roster.syncRosters(
+  claims,
+  (page, course) => {
+    saved.set(course.index, (saved.get(course.index) ?? 0) + page.members.length)
+  },
+  { concurrency: 6, query: { role: 'Learner' } },
 )
+// The test clock does not move by itself: move it while the job runs.
+let done = false
+void job.finally(() => (done = true)).catch(() => undefined)
+while (!done) await clock.advanceAsync(100)
+const result = await job
 
 const stats = platform.stats()
-console.log(`synced ${claims.length} courses: ${members} members in ${pages} pages`)
+console.log(
+  `synced ${result.synced} of ${result.courses.length} courses: ${result.members} members in ${result.pages} pages; failed: ${result.failed}`,
+)
+console.log(
+  `retried: ${result.retried}; throttled answers: ${result.throttled} (platform: ${stats.throttled})`,
+)
 console.log(
   `token requests: ${stats.tokenRequests}; service calls: ${stats.serviceCalls}, refused: ${stats.serviceCalls - stats.serviceAccepted}`,
 )

@@ -50,6 +50,7 @@ export interface Authorization {
 
 /** What a resource answered, as far as authorization is concerned. */
 export interface ResourceResponse {
+  /** The HTTP status code of the answer, e.g. `401`. */
   readonly status: number
   /** The `WWW-Authenticate` header, or `null`/`undefined` when absent. */
   readonly wwwAuthenticate?: string | null | undefined

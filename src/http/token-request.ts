@@ -190,11 +190,17 @@ function oauthErrorFrom(
   })
 }
 
-function statusError(
+/**
+ * The typed error of a non-2xx answer without an OAuth error body: `RATE_LIMITED` (429),
+ * `SERVER_ERROR` (5xx), else `UNEXPECTED_STATUS`, with `Retry-After`. `hint` is added to a 404
+ * or 405 message. @internal
+ */
+export function statusError(
   response: Response,
   text: string,
   endpoint: string,
   receivedAt: number,
+  hint404 = '; is the token URL right?',
 ): TokenkeeperError {
   const status = response.status
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), receivedAt)
@@ -212,21 +218,51 @@ function statusError(
       retryable: true,
     })
   }
-  const hint = status === 404 || status === 405 ? '; is the token URL right?' : ''
+  const hint = status === 404 || status === 405 ? hint404 : ''
   return new TokenkeeperError('UNEXPECTED_STATUS', `${endpoint} answered ${status}${html}${hint}`, {
     ...options,
     retryable: status === 408,
   })
 }
 
+/** One HTTP request under the token-request rules. @internal */
+export interface HttpExchange {
+  readonly method: 'GET' | 'POST'
+  readonly url: URL
+  readonly headers: Readonly<Record<string, string>>
+  readonly body?: string | undefined
+  readonly fetch?: FetchLike | undefined
+  readonly timeoutMs?: number | undefined
+  readonly maxResponseBytes?: number | undefined
+  readonly signal?: AbortSignal | undefined
+  readonly clock: Clock
+  /** Every secret of the request, scrubbed from transport errors. */
+  readonly secrets: SecretSet
+  /** How messages name the endpoint, e.g. `POST idp.example/oauth/token`. */
+  readonly endpoint: string
+  /** What the request is, for the redirect message: `token requests`, `discovery requests`. */
+  readonly kind: string
+  /** Sees the headers of every response, before its status is looked at (DPoP nonces). */
+  readonly onResponse?: ((headers: Headers) => void) | undefined
+}
+
+/** The answer to an {@link HttpExchange}: the response (body read) and its text. @internal */
+export interface HttpAnswer {
+  readonly response: Response
+  readonly text: string
+  /** When the request was sent (`clock.now()`). */
+  readonly sentAt: number
+}
+
 /**
- * Sends one token request and returns the parsed JSON of a 2xx answer, or throws a typed
- * {@link TokenkeeperError}. Never follows a redirect, stops after `timeoutMs` (body included),
- * reads at most `maxResponseBytes`, and keeps no part of a response body in any error.
- * A caller's `signal` rejects with its own reason.
+ * Sends one request with the rules every request to an authorization server follows: never
+ * follows a redirect (typed `REDIRECT_REJECTED`), stops after `timeoutMs` with the body included
+ * (`TIMEOUT`), reads at most `maxResponseBytes` (`RESPONSE_TOO_LARGE`, or the status error of an
+ * oversized 5xx/429 page), and types transport failures without any secret. A caller's `signal`
+ * rejects with its own reason. Shared by token requests and discovery. @internal
  */
-export async function postTokenRequest(request: TokenRequest): Promise<TokenHttpResult> {
-  const endpoint = describeEndpoint(request.url)
+export async function sendHttp(request: HttpExchange): Promise<HttpAnswer> {
+  const endpoint = request.endpoint
   const timeoutMs = request.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const limit = deadline(timeoutMs, request.signal)
   const signal = limit.signal
@@ -241,25 +277,18 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
       })
     }
     if (error instanceof TokenkeeperError) return error
-    const secrets = secretsOf(request)
-    const { code, detail } = transportCode(error, secrets)
+    const { code, detail } = transportCode(error, request.secrets)
     return new TokenkeeperError(code, `${endpoint} failed: ${detail}`, {
       retryable: true,
-      cause: safeCause(error, secrets),
+      cause: safeCause(error, request.secrets),
     })
   }
 
-  let response: Response
-  let text: string
   try {
-    response = await doFetch(request.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
-        accept: 'application/json',
-        ...request.headers,
-      },
-      body: request.body.toString(),
+    const response = await doFetch(request.url, {
+      method: request.method,
+      headers: request.headers,
+      ...(request.body === undefined ? {} : { body: request.body }),
       redirect: 'manual',
       signal,
     })
@@ -274,12 +303,17 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
       }
       throw new TokenkeeperError(
         'REDIRECT_REJECTED',
-        `${endpoint} answered ${response.status} redirecting to ${target}; token requests never follow redirects`,
+        `${endpoint} answered ${response.status} redirecting to ${target}; ${request.kind} never follow redirects`,
         { status: response.status, retryable: false },
       )
     }
     try {
-      text = await readCapped(response, request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, endpoint)
+      const text = await readCapped(
+        response,
+        request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+        endpoint,
+      )
+      return { response, text, sentAt }
     } catch (error) {
       // An oversized 5xx or 429 page is still a transient failure, with its Retry-After.
       const failed = response.status < 200 || response.status >= 300
@@ -293,10 +327,62 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
   } finally {
     limit.dispose()
   }
+}
+
+/**
+ * The JSON of a 2xx body, or a typed error: `HTML_RESPONSE` for an HTML page (a login page, a
+ * proxy's error page), `INVALID_JSON` for anything else that does not parse. The parser's
+ * message quotes the body, so it is never kept. @internal
+ */
+export function jsonOf(response: Response, text: string, endpoint: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    if (looksLikeHtml(text, response.headers.get('content-type') ?? '')) {
+      throw new TokenkeeperError(
+        'HTML_RESPONSE',
+        `${endpoint} answered ${response.status} with an HTML page, not JSON`,
+        { status: response.status, retryable: false },
+      )
+    }
+    throw new TokenkeeperError(
+      'INVALID_JSON',
+      `${endpoint} answered ${response.status} with a body that is not JSON`,
+      { status: response.status, retryable: false },
+    )
+  }
+}
+
+/**
+ * Sends one token request and returns the parsed JSON of a 2xx answer, or throws a typed
+ * {@link TokenkeeperError}. Never follows a redirect, stops after `timeoutMs` (body included),
+ * reads at most `maxResponseBytes`, and keeps no part of a response body in any error.
+ * A caller's `signal` rejects with its own reason.
+ */
+export async function postTokenRequest(request: TokenRequest): Promise<TokenHttpResult> {
+  const endpoint = describeEndpoint(request.url)
+  const { response, text, sentAt } = await sendHttp({
+    method: 'POST',
+    url: request.url,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
+      accept: 'application/json',
+      ...request.headers,
+    },
+    body: request.body.toString(),
+    fetch: request.fetch,
+    timeoutMs: request.timeoutMs,
+    maxResponseBytes: request.maxResponseBytes,
+    signal: request.signal,
+    clock: request.clock,
+    secrets: secretsOf(request),
+    endpoint,
+    kind: 'token requests',
+    onResponse: request.onResponse,
+  })
 
   // Calendar time: it is compared with the server's `Date` and HTTP-date `Retry-After`.
   const receivedAt = wallTime(request.clock)
-  const contentType = response.headers.get('content-type') ?? ''
   let parsed: unknown
   let parsedOk = false
   try {
@@ -327,25 +413,6 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
     // Some servers send an RFC 6749 §5.2 error body with status 200.
     throw oauthErrorFrom(parsed as Record<string, unknown>, response, endpoint, request, receivedAt)
   }
-  if (!parsedOk) {
-    if (looksLikeHtml(text, contentType)) {
-      throw new TokenkeeperError(
-        'HTML_RESPONSE',
-        `${endpoint} answered ${response.status} with an HTML page, not JSON`,
-        {
-          status: response.status,
-          retryable: false,
-        },
-      )
-    }
-    throw new TokenkeeperError(
-      'INVALID_JSON',
-      `${endpoint} answered ${response.status} with a body that is not JSON`,
-      {
-        status: response.status,
-        retryable: false,
-      },
-    )
-  }
+  if (!parsedOk) jsonOf(response, text, endpoint)
   return { json: parsed, sentAt, status: response.status }
 }

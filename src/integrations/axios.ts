@@ -1,3 +1,11 @@
+/**
+ * `tokenkeeper/axios`: {@link attachTokens} sends the manager's tokens with every request of an
+ * axios 1.x instance and renews once on a 401. Imports only axios' types: bring your own axios.
+ * See `docs/INTEGRATIONS.md`.
+ *
+ * @packageDocumentation
+ * @module tokenkeeper/axios
+ */
 import type { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig } from 'axios'
 import { isReplayableBody } from '../manager/fetch.js'
 import type { Authorization, Authorizer } from '../http/authorizer.js'

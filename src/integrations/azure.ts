@@ -1,3 +1,11 @@
+/**
+ * `tokenkeeper/azure`: {@link tokenCredential}, an Azure SDK `TokenCredential` backed by a
+ * manager, so every Azure client shares one cached token per scope set. See
+ * `docs/INTEGRATIONS.md`.
+ *
+ * @packageDocumentation
+ * @module tokenkeeper/azure
+ */
 import type { AccessToken as AzureAccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth'
 import type { TokenManager } from '../manager/manager.js'
 import { computeWindows, DEFAULT_REFRESH_POLICY, type RefreshPolicy } from '../manager/policy.js'

@@ -1,3 +1,10 @@
+/**
+ * `tokenkeeper/got`: {@link gotTokens}, hooks for `got.extend()` (got 14) that send the
+ * manager's tokens by route and renew once on a 401. See `docs/INTEGRATIONS.md`.
+ *
+ * @packageDocumentation
+ * @module tokenkeeper/got
+ */
 import type { AfterResponseHook, BeforeErrorHook, BeforeRequestHook, Options, RequestError } from 'got'
 import { InsufficientScopeError } from '../errors.js'
 import type { Authorization, Authorizer } from '../http/authorizer.js'
@@ -11,9 +18,13 @@ export type { RouteRequest, SourceChooser, SourceRoutes } from './routes.js'
 
 /** The hooks to pass to `got.extend()`. */
 export interface GotTokenHooks {
+  /** got's `hooks` option; `got.extend()` appends them to the instance's own hooks. */
   readonly hooks: {
+    /** Sets `Authorization` for the request's source (a request with its own is left alone). */
     readonly beforeRequest: BeforeRequestHook[]
+    /** On a 401, invalidates the token that was sent and retries once; on a 403 `insufficient_scope`, rejects. */
     readonly afterResponse: AfterResponseHook[]
+    /** Replaces the token with `[redacted]` in the options an error keeps, and unwraps `InsufficientScopeError`. */
     readonly beforeError: BeforeErrorHook[]
   }
 }

@@ -1,3 +1,10 @@
+/**
+ * `tokenkeeper/otel`: {@link instrument} records a manager's metrics and spans through
+ * `@opentelemetry/api` (an optional peer dependency). See `docs/INTEGRATIONS.md`.
+ *
+ * @packageDocumentation
+ * @module tokenkeeper/otel
+ */
 import { createHash } from 'node:crypto'
 import {
   context,
@@ -15,6 +22,7 @@ import {
 import type {
   HitEvent,
   InvalidateEvent,
+  LockWaitEvent,
   MissEvent,
   RefreshFailureEvent,
   RefreshStartEvent,
@@ -44,6 +52,7 @@ export interface InstrumentOptions {
 export interface Instrumentation {
   /** Removes the listeners and callbacks; refreshes still in flight end their span unfinished. */
   stop(): void
+  /** {@link Instrumentation.stop}, for `using instrumentation = instrument(tokens)`. */
   [Symbol.dispose](): void
 }
 
@@ -77,7 +86,10 @@ export function keyFingerprint(key: string): string {
  * - `tokenkeeper.cache.entries`, `tokenkeeper.refresh.active` (up-down counters, `{entry}` / `{refresh}`);
  * - `tokenkeeper.store.errors` (counter, `{error}`) by `tokenkeeper.store.operation`;
  * - `tokenkeeper.cache.invalidations` (counter, `{invalidation}`) by `tokenkeeper.invalidation.origin`
- *   and `tokenkeeper.invalidation.removed`.
+ *   and `tokenkeeper.invalidation.removed`;
+ * - `tokenkeeper.store.lock.wait.duration` (histogram, `s`): waits for another process's fetch lock
+ *   in a shared store, by `tokenkeeper.lock.outcome` (`store`: its token came; `fetch`: this
+ *   process fetched itself).
  *
  * Spans: one `tokenkeeper refresh` span (INTERNAL) per refresh, child of the context active when
  * it started, with `tokenkeeper.key.fingerprint` (see {@link keyFingerprint}); failures set status
@@ -114,6 +126,11 @@ export function instrument(tokens: TokenManager, options: InstrumentOptions = {}
   const invalidations = meter.createCounter('tokenkeeper.cache.invalidations', {
     description: 'Invalidations of cached tokens',
     unit: '{invalidation}',
+  })
+  const lockWaits = meter.createHistogram('tokenkeeper.store.lock.wait.duration', {
+    description: "Waits for another process's fetch lock in the shared store",
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
   })
   const observables = {
     stale: meter.createObservableCounter('tokenkeeper.cache.stale_served', {
@@ -247,6 +264,9 @@ export function instrument(tokens: TokenManager, options: InstrumentOptions = {}
         }),
       )
     },
+    lockWait: (event: LockWaitEvent) => {
+      lockWaits.record(event.waitedMs / 1000, withBase({ 'tokenkeeper.lock.outcome': event.outcome }))
+    },
     hit: (event: HitEvent) => lookupCounter?.add(1, hitAttributes[event.window]),
     miss: (event: MissEvent) => lookupCounter?.add(1, missAttributes[event.reason]),
   }
@@ -255,6 +275,7 @@ export function instrument(tokens: TokenManager, options: InstrumentOptions = {}
   tokens.on('refreshFailure', listeners.refreshFailure)
   tokens.on('storeError', listeners.storeError)
   tokens.on('invalidate', listeners.invalidate)
+  tokens.on('lockWait', listeners.lockWait)
   if (perLookup) {
     tokens.on('hit', listeners.hit)
     tokens.on('miss', listeners.miss)
@@ -269,6 +290,7 @@ export function instrument(tokens: TokenManager, options: InstrumentOptions = {}
     tokens.off('refreshFailure', listeners.refreshFailure)
     tokens.off('storeError', listeners.storeError)
     tokens.off('invalidate', listeners.invalidate)
+    tokens.off('lockWait', listeners.lockWait)
     tokens.off('hit', listeners.hit)
     tokens.off('miss', listeners.miss)
     for (const [observable, callback] of callbacks) observable.removeCallback(callback)

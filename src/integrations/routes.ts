@@ -4,6 +4,7 @@ import type { TokenSource } from '../sources/types.js'
 
 /** A request as far as choosing its source is concerned. */
 export interface RouteRequest {
+  /** The HTTP method as the client was given it, e.g. `GET`. */
   readonly method: string
   /** The absolute URL of the request. */
   readonly url: URL

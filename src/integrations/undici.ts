@@ -1,3 +1,11 @@
+/**
+ * `tokenkeeper/undici`: {@link tokenInterceptor}, an interceptor for undici 7's
+ * `Dispatcher.compose` that sends the manager's tokens by route (also through Node's global
+ * `fetch` with `setGlobalDispatcher`) and renews once on a 401. See `docs/INTEGRATIONS.md`.
+ *
+ * @packageDocumentation
+ * @module tokenkeeper/undici
+ */
 import type { Dispatcher } from 'undici'
 import type { Authorization, Authorizer } from '../http/authorizer.js'
 import type { TokenManager } from '../manager/manager.js'

@@ -12,7 +12,10 @@ import type { AgsClaim } from './types.js'
  * const next: GradeEndpoint = { lineitems: 'https://lms.example/api/lti/courses/9/line_items' }
  * ```
  */
-export type GradeEndpoint = Pick<AgsClaim, 'lineitems' | 'lineitem'> & { readonly scope?: readonly string[] }
+export type GradeEndpoint = Pick<AgsClaim, 'lineitems' | 'lineitem'> & {
+  /** The scopes the new claim offers; when given, each scope the service requests must be among them. */
+  readonly scope?: readonly string[]
+}
 
 /** The checked URLs of an AGS claim: at least one of them, https (or loopback http). @internal */
 export function checkEndpoint(endpoint: GradeEndpoint, what: string): { lineItems?: URL; lineItem?: URL } {

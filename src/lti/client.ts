@@ -118,6 +118,7 @@ export interface LtiRetryOptions {
  * ```
  */
 export interface LtiRetryEvent {
+  /** The HTTP method of the call, e.g. `POST`. */
   readonly method: string
   /** The URL without its query string. */
   readonly endpoint: string
@@ -135,7 +136,10 @@ export interface LtiRetryEvent {
 
 /** What a platform said about its rate limit on one answer (Canvas's headers). @internal */
 export interface RateInfo {
+  /** The HTTP status; 0 when the attempt ended without an answer (network error, timeout). */
   readonly status: number
+  /** `Retry-After`, when sent. */
+  readonly retryAfterMs: number | undefined
   /** `X-Rate-Limit-Remaining`, when sent. */
   readonly remaining: number | undefined
   /** `X-Request-Cost`, when sent. */
@@ -159,6 +163,9 @@ export interface ServiceRequest {
   /** Asked before a retry is sent; `false` drops it (a newer score was posted meanwhile). */
   readonly beforeRetry?: () => boolean
   readonly onRetry?: (event: LtiRetryEvent) => void
+  /** Awaited before each attempt is sent (bulk calls pace their requests here); may reject with the signal's reason. */
+  readonly pace?: () => Promise<void>
+  /** Called when each attempt ends, with or without an answer. */
   readonly onAnswer?: (info: RateInfo) => void
 }
 
@@ -293,6 +300,15 @@ function callDeadline(
   }
 }
 
+/** Passes what an attempt learnt to the request's hook; a hook's failure must not change the call. */
+function tell(request: ServiceRequest, info: RateInfo): void {
+  try {
+    request.onAnswer?.(info)
+  } catch {
+    // ignored
+  }
+}
+
 function headerNumber(headers: Headers, name: string): number | undefined {
   const value = headers.get(name)
   if (value === null) return undefined
@@ -341,6 +357,11 @@ export class ServiceClient {
     this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
     this.#clock = options.clock ?? systemClock
     this.#retry = retryPolicyOf(options.retry, 'tokenkeeper/lti')
+  }
+
+  /** The service clock. */
+  get clock(): Clock {
+    return this.#clock
   }
 
   /** Whether creating a line item may be retried (opted in). */
@@ -403,6 +424,7 @@ export class ServiceClient {
   ): Promise<Omit<ServiceAnswer, 'attempts' | 'superseded'>> {
     const { method, url } = request
     const where = `${method} ${describe(url)}`
+    if (request.pace !== undefined) await request.pace()
     const limit = callDeadline(this.#clock, this.#timeoutMs, request.signal)
     const headers: Record<string, string> = {}
     if (request.accept !== undefined) headers['accept'] = request.accept
@@ -434,22 +456,27 @@ export class ServiceClient {
         await response.body?.cancel().catch(() => undefined)
       }
     } catch (error) {
-      throw this.#transportFailure(error, request, limit.timedOut())
+      const failure = this.#transportFailure(error, request, limit.timedOut())
+      tell(request, {
+        status: 0,
+        retryAfterMs: undefined,
+        remaining: undefined,
+        cost: undefined,
+        throttled: false,
+      })
+      throw failure
     } finally {
       limit.dispose()
     }
     const status = response.status
-    const info: RateInfo = {
+    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), wallTime(this.#clock))
+    tell(request, {
       status,
+      retryAfterMs,
       remaining: headerNumber(response.headers, 'x-rate-limit-remaining'),
       cost: headerNumber(response.headers, 'x-request-cost'),
       throttled,
-    }
-    try {
-      request.onAnswer?.(info)
-    } catch {
-      // a hook's failure must not change the call
-    }
+    })
     if (status >= 200 && status < 300) {
       return {
         status,
@@ -464,7 +491,6 @@ export class ServiceClient {
         { status, retryable: false },
       )
     }
-    const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), wallTime(this.#clock))
     throw new LtiServiceError(
       `${where} answered ${status}${throttled ? ' (rate limit exceeded)' : ''}`,
       method,
@@ -519,12 +545,21 @@ export class ServiceClient {
     accept: string,
     hosts: ReadonlySet<string>,
     signal?: AbortSignal,
+    hooks: Pick<ServiceRequest, 'onRetry' | 'onAnswer' | 'pace'> = {},
   ): AsyncGenerator<Page> {
     const seen = new Set<string>()
     let url: URL | undefined = first
     while (url !== undefined) {
       seen.add(url.href)
-      const answer = await this.call({ method: 'GET', url, accept, signal, read: 'json', retry: true })
+      const answer = await this.call({
+        method: 'GET',
+        url,
+        accept,
+        signal,
+        read: 'json',
+        retry: true,
+        ...hooks,
+      })
       const json = answer.json
       const links = parseLinkHeader(answer.headers.get('link'))
       const target = links.find((link) => link.rel.includes('next'))?.target

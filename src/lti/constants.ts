@@ -39,10 +39,15 @@ export const LtiScopes = Object.freeze({
  * ```
  */
 export const LtiMediaTypes = Object.freeze({
+  /** One line item (AGS 2.0 §3.2). */
   lineItem: 'application/vnd.ims.lis.v2.lineitem+json',
+  /** A page of line items (AGS 2.0 §3.2.4). */
   lineItemContainer: 'application/vnd.ims.lis.v2.lineitemcontainer+json',
+  /** A page of results (AGS 2.0 §3.3). */
   resultContainer: 'application/vnd.ims.lis.v2.resultcontainer+json',
+  /** A score posted to a line item's `/scores` (AGS 2.0 §3.4). */
   score: 'application/vnd.ims.lis.v1.score+json',
+  /** A page of a context's members (NRPS 2.0). */
   membershipContainer: 'application/vnd.ims.lti-nrps.v2.membershipcontainer+json',
 } as const)
 

@@ -52,6 +52,7 @@ export type ScopeMismatchReason =
  * ```
  */
 export class ScopeMismatchError extends TokenkeeperError<'SCOPE_MISMATCH'> {
+  /** Why: the claim did not offer a scope, the platform did not grant it, or the service was not built for the use. */
   readonly reason: ScopeMismatchReason
   /** The scopes that would be needed and are missing (for `readLineItems`, either read scope). */
   readonly missingScopes: readonly string[]

@@ -18,6 +18,12 @@ import { ScopeMismatchError } from './errors.js'
 import { checkEndpoint, checkLimit, offeredScopes, type GradeEndpoint } from './ags-claim.js'
 import { appendPath, checkSameHost, withQuery } from './links.js'
 import type { LtiRegistration } from './registration.js'
+import {
+  postScoresInBulk,
+  type BulkScore,
+  type PostScoresOptions,
+  type PostScoresResult,
+} from './bulk-scores.js'
 import { lineItemBody, scoreBody } from './score.js'
 import { checkUses, deriveGradeScopes, requireGranted, type GradeUse } from './scopes.js'
 import { ltiServiceSource } from './source.js'
@@ -84,7 +90,9 @@ interface State {
  * ```
  */
 export interface ScorePostResult {
+  /** `posted`: the platform accepted the score; `superseded`: a newer score was posted first, this one was dropped. */
   readonly outcome: 'posted' | 'superseded'
+  /** How many times the score was sent (1 when the first attempt was accepted). */
   readonly attempts: number
   /** The timestamp of the last attempt sent. */
   readonly timestamp: string
@@ -228,12 +236,40 @@ export class GradeService {
     return this.#post(score, lineItem, options.signal, {})
   }
 
-  /** @internal The lookup of a score's line item, for {@link postScores}. */
+  /**
+   * Posts many scores (an array, an iterable or an async iterable, read as it goes): at most
+   * `concurrency` at once (default 8), fewer while the platform's `X-Rate-Limit-Remaining` /
+   * `X-Request-Cost` say its budget runs low or it throttles (see `docs/LTI.md`, "Bulk calls").
+   * Each score is posted as by {@link postScore}, with its retries and a new, later timestamp
+   * for each; the scores of one line item and user are posted one after another in input
+   * order. Resolves when every score read has settled, with what became of each: never
+   * rejects for a score (an invalid one is listed as failed with its `TypeError`); rejects only
+   * for bad options or when reading the async iterable fails.
+   *
+   * @example
+   * ```ts
+   * const result = await grades.postScores(scores, { concurrency: 8, onProgress: (p) => log(p) })
+   * console.log(`${result.posted} posted, ${result.failed.length} failed, ${result.throttled} throttled`)
+   * ```
+   */
+  async postScores(
+    scores: Iterable<BulkScore> | AsyncIterable<BulkScore>,
+    options: PostScoresOptions = {},
+  ): Promise<PostScoresResult> {
+    this.#require('postScores', 'scores')
+    return postScoresInBulk(scores, options, {
+      clock: this.#state.clock,
+      lineItemOf: (score) => this.#lineItemUrl(score.lineItem ?? options.lineItem, 'postScores'),
+      post: (score, lineItem, signal, hooks) => this.#post(score, lineItem, signal, hooks),
+    })
+  }
+
+  /** Posts one score to `lineItem` (checked), with the retry and superseded rules. */
   #post(
     score: ScoreInput,
     lineItem: URL,
     signal: AbortSignal | undefined,
-    hooks: Pick<ServiceRequest, 'onRetry' | 'onAnswer'>,
+    hooks: Pick<ServiceRequest, 'onRetry' | 'onAnswer' | 'pace'>,
   ): Promise<ScorePostResult> {
     const state = this.#state
     let first = 0
@@ -375,6 +411,7 @@ export class GradeService {
     return this.#state.source
   }
 
+  /** `{ lineItemsUrl, lineItemUrl, uses, key }`: what `JSON.stringify` shows; no token, no key material. */
   toJSON(): Record<string, unknown> {
     return {
       lineItemsUrl: this.lineItemsUrl,
@@ -384,6 +421,7 @@ export class GradeService {
     }
   }
 
+  /** What `util.inspect` and `console.log` show: {@link GradeService.toJSON}. */
   [inspect.custom](): string {
     return `GradeService ${inspect(this.toJSON())}`
   }

@@ -16,6 +16,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module tokenkeeper/lti
  */
 export { ACTIVITY_PROGRESS, GRADING_PROGRESS, LtiClaims, LtiMediaTypes, LtiScopes } from './constants.js'
 export {
@@ -33,6 +34,16 @@ export type { CallOptions, LtiRetryEvent, LtiRetryOptions, LtiServiceOptions } f
 export type { GradeEndpoint } from './ags-claim.js'
 export { GradeService, type GradeServiceOptions, type LineItemRef, type ScorePostResult } from './grades.js'
 export { MembershipsService, type MembershipPage, type MembersQuery } from './memberships.js'
+export type { BulkOptions } from './bulk.js'
+export type {
+  BulkScore,
+  FailedScore,
+  PostScoresOptions,
+  PostScoresResult,
+  ScoreRef,
+  ScoresProgress,
+} from './bulk-scores.js'
+export type { CourseSync, RosterProgress, RosterSyncResult, SyncRostersOptions } from './bulk-rosters.js'
 export type {
   ActivityProgress,
   AgsClaim,

@@ -13,8 +13,11 @@ import { UnsafeServiceUrlError } from './errors.js'
  * ```
  */
 export interface WebLink {
+  /** The link's URL exactly as written between `<` and `>`, not yet resolved or checked. */
   readonly target: string
+  /** The relation types, lower case, e.g. `['next']`. */
   readonly rel: readonly string[]
+  /** The other parameters by lower-case name, values unquoted. */
   readonly params: Readonly<Record<string, string>>
 }
 

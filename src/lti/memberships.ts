@@ -9,7 +9,9 @@ import {
   sourceOptionsOf,
   type CallOptions,
   type LtiServiceOptions,
+  type ServiceRequest,
 } from './client.js'
+import { syncRostersInBulk, type RosterSyncResult, type SyncRostersOptions } from './bulk-rosters.js'
 import { LtiMediaTypes, LtiScopes } from './constants.js'
 import { ScopeMismatchError } from './errors.js'
 import { checkSameHost, checkServiceUrl, withQuery } from './links.js'
@@ -48,7 +50,9 @@ export interface MembersQuery {
  * ```
  */
 export interface MembershipPage {
+  /** The context (course) the roster belongs to. */
   readonly context: MembershipContext
+  /** The members on this page. */
   readonly members: readonly Member[]
   /** The `rel="differences"` link: where to ask later for what changed since this answer. */
   readonly differencesUrl: string | undefined
@@ -183,25 +187,69 @@ export class MembershipsService {
     return this.#pages(url, options)
   }
 
+  /**
+   * Reads the rosters of many courses of this registration (NRPS claims, an array or an async
+   * iterable read as it goes) on this service's token source: one token for all of them, at
+   * most `concurrency` courses at once (default 8), fewer while the platform's rate-limit
+   * headers say its budget runs low or it throttles (see `docs/LTI.md`, "Bulk calls"). Each
+   * page is handed to `onPage` (awaited) before the next is requested; each page request has
+   * the retries of a single read. Resolves with a result per course, in input order: never
+   * rejects for a course (a bad claim, a failed page or an `onPage` throw fails that course
+   * only); rejects only for bad options or when reading the async iterable fails.
+   *
+   * @example
+   * ```ts
+   * const result = await roster.syncRosters(claims, async (page, { index }) => save(index, page.members), { concurrency: 4 })
+   * for (const course of result.courses) if (course.outcome !== 'synced') console.warn(course.membershipsUrl, course.error)
+   * ```
+   */
+  syncRosters(
+    claims: Iterable<NrpsClaim> | AsyncIterable<NrpsClaim>,
+    onPage: (page: MembershipPage, course: { readonly index: number; readonly claim: NrpsClaim }) => unknown,
+    options: SyncRostersOptions = {},
+  ): Promise<RosterSyncResult> {
+    return syncRostersInBulk(claims, onPage, options, {
+      clock: this.#client.clock,
+      pages: (claim, query, signal, hooks) => this.#coursePages(claim, query, signal, hooks),
+    })
+  }
+
+  async *#coursePages(
+    claim: NrpsClaim,
+    query: MembersQuery,
+    signal: AbortSignal,
+    hooks: Pick<ServiceRequest, 'onRetry' | 'onAnswer' | 'pace'>,
+  ): AsyncGenerator<MembershipPage> {
+    const course = await this.withEndpoint(claim, { signal })
+    yield* course.#pages(withQuery(course.#url, checkQuery(query)), { signal }, hooks)
+  }
+
   /** The token source every call uses. */
   get source(): TokenSource {
     return this.#source
   }
 
+  /** `{ membershipsUrl, key }`: what `JSON.stringify` shows; no token, no key material. */
   toJSON(): Record<string, unknown> {
     return { membershipsUrl: this.membershipsUrl, key: this.#source.key }
   }
 
+  /** What `util.inspect` and `console.log` show: {@link MembershipsService.toJSON}. */
   [inspect.custom](): string {
     return `MembershipsService ${inspect(this.toJSON())}`
   }
 
-  async *#pages(first: URL, options: CallOptions): AsyncGenerator<MembershipPage> {
+  async *#pages(
+    first: URL,
+    options: CallOptions,
+    hooks: Pick<ServiceRequest, 'onRetry' | 'onAnswer' | 'pace'> = {},
+  ): AsyncGenerator<MembershipPage> {
     for await (const page of this.#client.pages(
       first,
       LtiMediaTypes.membershipContainer,
       this.#hosts,
       options.signal,
+      hooks,
     )) {
       const body = objectOf(page.json, page.url)
       const context = body['context']

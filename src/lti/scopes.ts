@@ -59,7 +59,12 @@ export function checkUses(uses: unknown): readonly GradeUse[] {
 export function deriveGradeScopes(
   offered: readonly string[],
   uses?: readonly GradeUse[],
-): { readonly uses: readonly GradeUse[]; readonly scopes: readonly string[] } {
+): {
+  /** The uses served: `uses` as given, or every use the claim allows. */
+  readonly uses: readonly GradeUse[]
+  /** The scopes to request for them. */
+  readonly scopes: readonly string[]
+} {
   const chosen = uses === undefined ? ALL_USES.filter((use) => covers(use, offered)) : checkUses(uses)
   if (chosen.length === 0) {
     throw new ScopeMismatchError('the AGS claim offers none of the Assignment and Grade Services scopes', {

@@ -138,6 +138,9 @@ export function ltiServiceSource(
   registration: LtiRegistration,
   scopes: readonly string[],
   options: LtiSourceOptions = {},
-): TokenSource & { readonly scopes: readonly string[] } {
+): TokenSource & {
+  /** The scopes requested, sorted and de-duplicated. */
+  readonly scopes: readonly string[]
+} {
   return new LtiServiceSource(registration, scopes, options)
 }

@@ -35,7 +35,9 @@ export interface AgsClaim {
  * ```
  */
 export interface NrpsClaim {
+  /** The membership container of the context: the URL `MembershipsService` reads. */
   readonly context_memberships_url: string
+  /** The NRPS versions the platform offers, e.g. `['2.0']`. */
   readonly service_versions?: readonly string[] | undefined
 }
 
@@ -77,7 +79,9 @@ export type GradingProgress = (typeof GRADING_PROGRESS)[number]
 export interface ScoreInput {
   /** The LTI user id (the `sub` of the user's launch). */
   readonly userId: string
+  /** Where the learner is with the activity (`Initialized` ... `Completed`). */
   readonly activityProgress: ActivityProgress
+  /** Where grading is (`NotReady` ... `FullyGraded`); only `FullyGraded` is a final score. */
   readonly gradingProgress: GradingProgress
   /** A number ≥ 0; may exceed `scoreMaximum`. */
   readonly scoreGiven?: number
@@ -89,7 +93,9 @@ export interface ScoreInput {
   readonly scoringUserId?: string
   /** When the learner started and submitted (for late flags); Dates or ISO 8601 strings. */
   readonly submission?: {
+    /** When the learner started the attempt. */
     readonly startedAt?: Date | string
+    /** When the learner submitted it. */
     readonly submittedAt?: Date | string
   }
   /** Extension properties; every key must be a fully qualified URL (AGS 2.0 §3.1.2). */
@@ -107,14 +113,21 @@ export interface ScoreInput {
  * ```
  */
 export interface LineItemFields {
+  /** The column's title in the platform's gradebook; not blank. */
   readonly label: string
+  /** The largest score, > 0; scores are read against it. */
   readonly scoreMaximum: number
+  /** The resource link the line item belongs to (a launch's `resource_link.id`). */
   readonly resourceLinkId?: string
+  /** The tool's own id for the activity, to find its line items again. */
   readonly resourceId?: string
+  /** The tool's own qualifier (`final`, `originality`, ...), to tell several line items of one activity apart. */
   readonly tag?: string
-  /** ISO 8601 with a time zone designator. */
+  /** When the activity opens: ISO 8601 with a time zone designator. */
   readonly startDateTime?: string
+  /** When the activity is due: ISO 8601 with a time zone designator. */
   readonly endDateTime?: string
+  /** Whether the platform may show the grades to learners. */
   readonly gradesReleased?: boolean
   readonly [extension: string]: unknown
 }
@@ -130,6 +143,7 @@ export interface LineItemFields {
  * ```
  */
 export interface LineItem extends LineItemFields {
+  /** The line item's URL, assigned by the platform. */
   readonly id: string
 }
 
@@ -142,7 +156,10 @@ export interface LineItem extends LineItemFields {
  * const item: NewLineItem = { label: 'Essay 2', scoreMaximum: 20, resourceId: 'essay-2', tag: 'final' }
  * ```
  */
-export type NewLineItem = LineItemFields & { readonly id?: undefined }
+export type NewLineItem = LineItemFields & {
+  /** Never set: the platform assigns the id. */
+  readonly id?: undefined
+}
 
 /**
  * Filters of a line item container GET (AGS 2.0 §3.2.4). The platform must support them.
@@ -154,8 +171,11 @@ export type NewLineItem = LineItemFields & { readonly id?: undefined }
  * ```
  */
 export interface LineItemFilters {
+  /** Only the line items of this resource link. */
   readonly resourceLinkId?: string
+  /** Only the line items with this `resourceId`. */
   readonly resourceId?: string
+  /** Only the line items with this `tag`. */
   readonly tag?: string
   /** A page size hint. */
   readonly limit?: number
@@ -171,12 +191,19 @@ export interface LineItemFilters {
  * ```
  */
 export interface LtiResult {
+  /** The result's URL. */
   readonly id?: string
+  /** The URL of the line item it belongs to. */
   readonly scoreOf?: string
+  /** The LTI user id of the learner. */
   readonly userId: string
+  /** The grade, on the scale of `resultMaximum`; `null` or absent when there is none yet. */
   readonly resultScore?: number | null
+  /** The scale of `resultScore`; 1 when absent, as AGS 2.0 says. */
   readonly resultMaximum?: number
+  /** The LTI user id of who scored it. */
   readonly scoringUserId?: string
+  /** The comment shown with the grade, plain text. */
   readonly comment?: string
   readonly [extension: string]: unknown
 }
@@ -192,18 +219,29 @@ export interface LtiResult {
  * ```
  */
 export interface Member {
+  /** The LTI user id: the `sub` of the member's launches. */
   readonly user_id: string
+  /** Role URIs in the context, e.g. `http://purl.imsglobal.org/vocab/lis/v2/membership#Learner`. */
   readonly roles: readonly string[]
   /** `Active` (default), `Inactive`, or `Deleted` (differences only). */
   readonly status?: 'Active' | 'Inactive' | 'Deleted'
+  /** Full name, when the platform shares it. */
   readonly name?: string
+  /** Given name, when the platform shares it. */
   readonly given_name?: string
+  /** Family name, when the platform shares it. */
   readonly family_name?: string
+  /** Middle name, when the platform shares it. */
   readonly middle_name?: string
+  /** E-mail address, when the platform shares it. */
   readonly email?: string
+  /** URL of the member's picture, when the platform shares it. */
   readonly picture?: string
+  /** The member's id in the institution's student information system, when shared. */
   readonly lis_person_sourcedid?: string
+  /** The member's LTI 1.1 `user_id`, for tools migrating from LTI 1.1. */
   readonly lti11_legacy_user_id?: string
+  /** Launch claims for this member when the roster was read with a resource link (`rlid`). */
   readonly message?: readonly Readonly<Record<string, unknown>>[]
   readonly [extension: string]: unknown
 }
@@ -218,7 +256,10 @@ export interface Member {
  * ```
  */
 export interface MembershipContext {
+  /** The context's id (the `context.id` of its launches). */
   readonly id: string
+  /** The context's short label, e.g. a course code. */
   readonly label?: string
+  /** The context's full title. */
   readonly title?: string
 }

@@ -18,6 +18,12 @@ export interface CoordinatorOptions {
   /** Aborted when the manager closes: ends every wait and every store call. */
   readonly signal: AbortSignal
   readonly onError: (key: string, operation: StoreErrorEvent['operation'], error: unknown) => void
+  /**
+   * Called when this process stopped waiting for another one's fetch lock: `store` when the other
+   * process's token arrived, `fetch` when this process went on to fetch itself (the holder died,
+   * failed twice, or the wait ran out).
+   */
+  readonly onLockWait?: (key: string, waitedMs: number, outcome: 'store' | 'fetch') => void
 }
 
 /** A store's `get` answer, checked: anything but a well-formed record or undefined is a store error. */
@@ -114,6 +120,13 @@ export class StoreCoordinator {
     let known = first.tokenId
     // Wake-ups by a released or expired lock that brought no token: a holder failed or died.
     let emptyReleases = 0
+    // When this process began waiting for another one's lock (undefined: it has not waited).
+    let waitingSince: number | undefined
+    const endWait = (outcome: 'store' | 'fetch'): void => {
+      if (waitingSince === undefined) return
+      this.#options.onLockWait?.(key, Math.max(0, clock.now() - waitingSince), outcome)
+      waitingSince = undefined
+    }
     for (;;) {
       const lock = await this.#call(
         key,
@@ -121,29 +134,46 @@ export class StoreCoordinator {
         async () => checkLock(await acquire(key, { ttlMs: lockTtlMs })),
         FAILED,
       )
-      if (lock === FAILED) return this.#fetchAndWrite(key, fetchToken)
+      if (lock === FAILED) {
+        endWait('fetch')
+        return this.#fetchAndWrite(key, fetchToken)
+      }
       if (lock !== undefined) {
         try {
           const again = await this.#read(key, current, rejected)
-          if (again.token !== undefined) return { token: again.token, origin: 'store' }
+          if (again.token !== undefined) {
+            endWait('store')
+            return { token: again.token, origin: 'store' }
+          }
+          endWait('fetch')
           return await this.#fetchAndWrite(key, fetchToken)
         } finally {
           await this.#call(key, 'unlock', () => lock.release(), undefined)
         }
       }
+      waitingSince ??= clock.now()
       // Someone else holds the lock again after two holders ended without a token: the token
       // endpoint is failing. Ask it once from here too instead of queueing behind each holder in
       // turn, so every waiter gets its answer within about three requests, not one per process.
-      if (emptyReleases >= 2) return this.#fetchAndWrite(key, fetchToken)
+      if (emptyReleases >= 2) {
+        endWait('fetch')
+        return this.#fetchAndWrite(key, fetchToken)
+      }
       // Someone else holds the lock. Whoever it is, that lock ends within lockTtlMs from now, so
       // waiting that long (plus a little) lets this process take over from a holder that died
       // instead of fetching beside the others; never past twice the TTL from the start.
       deadline = Math.max(deadline, Math.min(startedAt + 2 * lockTtlMs, clock.now() + lockTtlMs + 250))
       const remaining = deadline - clock.now()
-      if (remaining <= 0 || signal.aborted) return this.#fetchAndWrite(key, fetchToken)
+      if (remaining <= 0 || signal.aborted) {
+        endWait('fetch')
+        return this.#fetchAndWrite(key, fetchToken)
+      }
       const woken = await this.#waitForChange(key, known, remaining)
       const after = await this.#read(key, current, rejected)
-      if (after.token !== undefined) return { token: after.token, origin: 'store' }
+      if (after.token !== undefined) {
+        endWait('store')
+        return { token: after.token, origin: 'store' }
+      }
       if (woken && clock.now() < deadline) emptyReleases++
       known = after.tokenId
     }

@@ -7,12 +7,15 @@ export type RefreshMode = 'foreground' | 'background'
 
 /** A cache hit. `window` says whether the token is still fresh or already due for renewal. */
 export interface HitEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** `fresh`: no renewal due; `advisory`: served while a background renewal is due or running. */
   readonly window: 'fresh' | 'advisory'
 }
 
 /** A call that could not be served from memory. */
 export interface MissEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
   /** `cold`: nothing cached; `expired`: the cached token reached its mandatory window. */
   readonly reason: 'cold' | 'expired'
@@ -20,15 +23,21 @@ export interface MissEvent {
 
 /** A token request (or store read) started for a key. */
 export interface RefreshStartEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** Whether callers wait for this refresh (`foreground`) or it runs behind a served token. */
   readonly mode: RefreshMode
 }
 
 /** A refresh ended with a token. */
 export interface RefreshSuccessEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** Whether callers wait for this refresh (`foreground`) or it runs behind a served token. */
   readonly mode: RefreshMode
+  /** How long the refresh took, on the manager's clock (ms). */
   readonly durationMs: number
+  /** When the new token expires (epoch ms). */
   readonly expiresAt: number
   /** `fetch`: from the token endpoint; `store`: another process's token, read from the store. */
   readonly origin: 'fetch' | 'store'
@@ -41,12 +50,17 @@ export interface RefreshSuccessEvent {
 
 /** A refresh failed. No token or secret is ever part of an event. */
 export interface RefreshFailureEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** Whether callers wait for this refresh (`foreground`) or it runs behind a served token. */
   readonly mode: RefreshMode
+  /** How long the refresh took until it failed, on the manager's clock (ms). */
   readonly durationMs: number
   /** The error's code when it is a tokenkeeper error, else `UNKNOWN`. */
   readonly code: TokenkeeperErrorCode | 'UNKNOWN'
+  /** The error's message; tokenkeeper's own errors never contain a token or secret. */
   readonly message: string
+  /** Whether the failure may pass by itself (network, 5xx, 429): it is retried with backoff. */
   readonly retryable: boolean
   /** No new token request for this key before this instant (epoch ms). */
   readonly retryAt: number
@@ -56,19 +70,39 @@ export interface RefreshFailureEvent {
 
 /** A cached token was served while its renewal is failing (an outage being ridden out). */
 export interface StaleEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** When the served token expires (epoch ms). */
   readonly expiresAt: number
 }
 
 /** A store operation failed; the manager carried on as if it were a cache miss. */
 export interface StoreErrorEvent {
+  /** The source's cache key ({@link TokenSource.key}), or `undefined` when the operation had none (`subscribe`, `clear`, `close`). */
   readonly key: string | undefined
+  /** The {@link TokenStore} operation that failed. */
   readonly operation: 'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'wait' | 'subscribe' | 'close'
+  /** The store error's message (stores put no token in their messages). */
   readonly message: string
+}
+
+/**
+ * This process waited for another process's fetch lock on a key (a shared store's single flight)
+ * and stopped waiting: `store` when that process's token arrived, `fetch` when this process went
+ * on to ask the token endpoint itself (the holder died, failed twice, or the wait ran out).
+ */
+export interface LockWaitEvent {
+  /** The cache key waited on. */
+  readonly key: string
+  /** How long this process waited, in ms, from finding the lock taken to the end of the wait. */
+  readonly waitedMs: number
+  /** `store`: the holder's token arrived; `fetch`: this process went on to fetch itself. */
+  readonly outcome: 'store' | 'fetch'
 }
 
 /** A caller was given the remembered error at once: the key is backing off after a failure. */
 export interface FailFastEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
   /** The remembered error's code when it is a tokenkeeper error, else `UNKNOWN`. */
   readonly code: TokenkeeperErrorCode | 'UNKNOWN'
@@ -78,7 +112,9 @@ export interface FailFastEvent {
 
 /** A token was invalidated (or an invalidation found a newer token and left it). */
 export interface InvalidateEvent {
+  /** The source's cache key ({@link TokenSource.key}): secret-free. */
   readonly key: string
+  /** Whether a token was removed; `false` when the cache already held a newer token (or none). */
   readonly removed: boolean
   /** `local`: this manager's call; `remote`: a store event from elsewhere. */
   readonly origin: 'local' | 'remote'
@@ -86,28 +122,50 @@ export interface InvalidateEvent {
 
 /** Every event a {@link TokenManager} emits, by name. */
 export interface TokenManagerEvents {
+  /** A call served from memory. Emitted on every cache hit: listening costs on the hot path. */
   hit: [HitEvent]
+  /** A call that could not be served from memory. */
   miss: [MissEvent]
+  /** A token request (or store read) started. */
   refreshStart: [RefreshStartEvent]
+  /** A refresh ended with a token. */
   refreshSuccess: [RefreshSuccessEvent]
+  /** A refresh failed. */
   refreshFailure: [RefreshFailureEvent]
+  /** A cached token was served while its renewal is failing. */
   stale: [StaleEvent]
+  /** A store operation failed; the manager carried on without the store. */
   storeError: [StoreErrorEvent]
+  /** A token was invalidated, here or (through the store) elsewhere. */
   invalidate: [InvalidateEvent]
+  /** A caller got the remembered error at once while the key backs off. */
   failFast: [FailFastEvent]
+  /** This process stopped waiting for another process's fetch lock in the shared store. */
+  lockWait: [LockWaitEvent]
 }
 
 /** The `node:diagnostics_channel` channel names, one per event: `tokenkeeper:<event>`. */
 export const CHANNEL_NAMES = {
+  /** Carries {@link HitEvent}. */
   hit: 'tokenkeeper:hit',
+  /** Carries {@link MissEvent}. */
   miss: 'tokenkeeper:miss',
+  /** Carries {@link RefreshStartEvent}. */
   refreshStart: 'tokenkeeper:refresh:start',
+  /** Carries {@link RefreshSuccessEvent}. */
   refreshSuccess: 'tokenkeeper:refresh:success',
+  /** Carries {@link RefreshFailureEvent}. */
   refreshFailure: 'tokenkeeper:refresh:failure',
+  /** Carries {@link StaleEvent}. */
   stale: 'tokenkeeper:stale',
+  /** Carries {@link StoreErrorEvent}. */
   storeError: 'tokenkeeper:store:error',
+  /** Carries {@link InvalidateEvent}. */
   invalidate: 'tokenkeeper:invalidate',
+  /** Carries {@link FailFastEvent}. */
   failFast: 'tokenkeeper:fail-fast',
+  /** Carries {@link LockWaitEvent}. */
+  lockWait: 'tokenkeeper:lock:wait',
 } as const satisfies Record<keyof TokenManagerEvents, string>
 
 /** The channels, created once. Publishing is skipped unless someone subscribes. */
@@ -121,6 +179,7 @@ export const channels: { readonly [K in keyof TokenManagerEvents]: Channel } = {
   storeError: channel(CHANNEL_NAMES.storeError),
   invalidate: channel(CHANNEL_NAMES.invalidate),
   failFast: channel(CHANNEL_NAMES.failFast),
+  lockWait: channel(CHANNEL_NAMES.lockWait),
 }
 
 /**

@@ -15,9 +15,13 @@ export type LogMethod = (...args: never[]) => unknown
  * ```
  */
 export interface TokenkeeperLogger {
+  /** Renewals and callers failed fast (summarised). */
   readonly debug: LogMethod
+  /** The store working again after failing. */
   readonly info: LogMethod
+  /** Failed renewals and a failing store. */
   readonly warn: LogMethod
+  /** Required (checked at construction) as every common logger has it; tokenkeeper writes nothing at this level. */
   readonly error: LogMethod
 }
 

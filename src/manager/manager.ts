@@ -38,7 +38,12 @@ export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<Bac
    * Renew recently used tokens by timer at their refresh point, even with no calls. `true`
    * means keys used within the last 15 minutes; `{ idleMs }` sets that span.
    */
-  readonly proactive?: boolean | { readonly idleMs?: number }
+  readonly proactive?:
+    | boolean
+    | {
+        /** Keys used within this many milliseconds are renewed by timer. Default 15 minutes. */
+        readonly idleMs?: number
+      }
   /** How long a fleet-wide fetch lock lives (a dead holder blocks others no longer). Default 15 s. */
   readonly lockTtlMs?: number
   /**
@@ -270,6 +275,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
             storeTimeoutMs,
             signal: this.#closing.signal,
             onError: (key, operation, error) => this.#storeFailed(key, operation, error),
+            onLockWait: (key, waitedMs, outcome) => this.#publish('lockWait', { key, waitedMs, outcome }),
           })
     this.#unsubscribe = this.#subscribe(options.store)
     if (options.logger !== undefined) {
@@ -309,12 +315,42 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
         return entry.resolved as Promise<AccessToken>
       }
     }
+    if (typeof (source as TokenSource | undefined)?.resolve === 'function')
+      return this.#getResolved(source, options)
     const waitMs =
       options?.waitForRecoveryMs === undefined
         ? this.#waitForRecoveryMs
         : checkWaitMs(options.waitForRecoveryMs, 'TokenManager.get: waitForRecoveryMs')
     if (waitMs !== undefined && waitMs > 0) return this.#waitThrough(source, options?.signal, waitMs)
     return this.#wait(source, entry, options?.signal)
+  }
+
+  /**
+   * A `get` of a source resolved per call ({@link TokenSource.resolve}, token exchange): the
+   * token is cached under the key of the source it resolves to.
+   */
+  async #getResolved(source: TokenSource, options: GetTokenOptions | undefined): Promise<AccessToken> {
+    return this.get(await this.#resolve(source, options?.signal), options)
+  }
+
+  /** The source `source.resolve` names for this call, through this manager's own `get`. */
+  async #resolve(source: TokenSource, signal: AbortSignal | undefined): Promise<TokenSource> {
+    if (this.#closed) throw closedError()
+    if (signal?.aborted === true) throw signal.reason
+    const mistake = sourceMistake(source, 'TokenManager.get')
+    if (mistake !== undefined) throw mistake
+    const resolving = (source.resolve as NonNullable<TokenSource['resolve']>).call(source, {
+      get: (other, options) => this.get(other, options),
+      signal,
+      clock: this.#clock,
+    })
+    const resolved = await (signal === undefined ? resolving : raceAbort(resolving, signal))
+    const wrong = sourceMistake(resolved, `TokenManager.get: ${source.key} resolved to something that`)
+    if (wrong !== undefined) throw wrong
+    if (typeof resolved.resolve === 'function') {
+      throw new TypeError(`TokenManager.get: ${source.key} resolved to a source that must be resolved again`)
+    }
+    return resolved
   }
 
   /**
@@ -377,8 +413,13 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     })
   }
 
-  /** The cached token if it may be used now (not in its mandatory window). Synchronous, no I/O. */
+  /**
+   * The cached token if it may be used now (not in its mandatory window). Synchronous, no I/O.
+   * Always `undefined` for a source resolved per call (token exchange), whose entry depends on
+   * an input only a `get` reads.
+   */
   peek(source: TokenSource): AccessToken | undefined {
+    if (typeof (source as TokenSource | undefined)?.resolve === 'function') return undefined
     const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
     if (entry === undefined || entry.token === undefined) return undefined
     return this.#clock.now() < entry.mustRefreshAt ? entry.token : undefined
@@ -393,6 +434,17 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
   async invalidate(source: TokenSource, options: InvalidateOptions = {}): Promise<boolean> {
     const mistake = sourceMistake(source, 'TokenManager.invalidate')
     if (mistake !== undefined) throw mistake
+    if (typeof source.resolve === 'function') {
+      // The entry of the current input (subject token); none to drop when it cannot be read.
+      let resolved: TokenSource
+      try {
+        resolved = await this.#resolve(source, undefined)
+      } catch {
+        return false
+      }
+      return this.invalidate(resolved, options)
+    }
+    if (typeof source.whenKeyKnown === 'function') await source.whenKeyKnown()
     const key = source.key
     const given = options.token
     const value = given === undefined ? undefined : typeof given === 'string' ? given : given.value
@@ -526,6 +578,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     }
   }
 
+  /** {@link TokenManager.close}, for `await using tokens = new TokenManager()`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
   }
@@ -534,6 +587,7 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
     source: TokenSource,
     existing: Entry | undefined,
     signal: AbortSignal | undefined,
+    keyKnown = false,
   ): Promise<AccessToken> {
     if (this.#closed) return Promise.reject(closedError())
     if (signal?.aborted === true) return Promise.reject(signal.reason as Error)
@@ -541,6 +595,14 @@ export class TokenManager extends EventEmitter<TokenManagerEvents> {
       // Only a new key is checked: an entry exists only for a source that passed.
       const mistake = sourceMistake(source, 'TokenManager.get')
       if (mistake !== undefined) return Promise.reject(mistake)
+    }
+    // A source whose key names what discovery finds: look the key up once it is known, so
+    // that the token is cached under its final key (shared with a source built with that URL).
+    const pending = keyKnown || typeof source.whenKeyKnown !== 'function' ? undefined : source.whenKeyKnown()
+    if (pending !== undefined) {
+      const next = (): Promise<AccessToken> => this.#wait(source, this.#entries.get(source.key), signal, true)
+      const known = pending.then(next, next)
+      return signal === undefined ? known : raceAbort(known, signal)
     }
     const now = this.#clock.now()
     const entry = existing ?? this.#entries.insert(source)

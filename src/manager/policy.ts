@@ -35,6 +35,18 @@ export interface BackoffPolicy {
   readonly permanentErrorBackoffMs: number
 }
 
+/**
+ * The refresh policy a {@link TokenManager} uses unless told otherwise: a margin of at most 60 s
+ * and at most 10 % of the lifetime before expiry, and a background renewal at a random point
+ * between 75 % and 85 % of the lifetime. Frozen. A {@link TokenManagerOptions} field of the
+ * same name replaces one of these values.
+ *
+ * @example
+ * ```ts
+ * // twice the default margin before expiry
+ * const tokens = new TokenManager({ marginMs: 2 * DEFAULT_REFRESH_POLICY.marginMs })
+ * ```
+ */
 export const DEFAULT_REFRESH_POLICY: RefreshPolicy = Object.freeze({
   marginMs: 60_000,
   maxMarginRatio: 0.1,
@@ -42,6 +54,18 @@ export const DEFAULT_REFRESH_POLICY: RefreshPolicy = Object.freeze({
   refreshRatioMax: 0.85,
 })
 
+/**
+ * The backoff a {@link TokenManager} uses after a failed token request unless told otherwise:
+ * exponential from 250 ms up to 10 s with jitter, `Retry-After` honoured up to 5 minutes, and a
+ * permanent error (`invalid_client`, ...) remembered for 5 s. Frozen. A
+ * {@link TokenManagerOptions} field of the same name replaces one of these values.
+ *
+ * @example
+ * ```ts
+ * // back off three times as long at most
+ * const tokens = new TokenManager({ maxBackoffMs: 3 * DEFAULT_BACKOFF_POLICY.maxBackoffMs })
+ * ```
+ */
 export const DEFAULT_BACKOFF_POLICY: BackoffPolicy = Object.freeze({
   baseBackoffMs: 250,
   maxBackoffMs: 10_000,
@@ -51,7 +75,9 @@ export const DEFAULT_BACKOFF_POLICY: BackoffPolicy = Object.freeze({
 
 /** The instants at which a stored token changes window. */
 export interface TokenWindows {
+  /** From here the token is in its advisory window: served, and renewed in the background (epoch ms). */
   readonly refreshAt: number
+  /** From here the token is in its mandatory window: never served, callers wait for a new one (epoch ms). */
   readonly mustRefreshAt: number
 }
 
@@ -60,7 +86,9 @@ export type TokenWindow = 'fresh' | 'advisory' | 'mandatory'
 
 /** The token times the policy needs. */
 export interface TokenTimes {
+  /** When the token was obtained (epoch ms). */
   readonly issuedAt: number
+  /** When the token expires (epoch ms). */
   readonly expiresAt: number
   /** The server's `refresh_in` point, if given. */
   readonly refreshAt?: number | undefined
@@ -107,6 +135,7 @@ function clampUnit(value: number): number {
 export interface FailureFacts {
   /** 1 for the first failure in a row, 2 for the second, ... */
   readonly attempt: number
+  /** Whether the failure may pass by itself (network, timeout, 5xx, 429); `false` waits `permanentErrorBackoffMs`. */
   readonly retryable: boolean
   /** The server's `Retry-After`, in ms, when it sent one. */
   readonly retryAfterMs?: number | undefined

@@ -19,11 +19,15 @@ export type ClientAuthMethod =
 
 /** What a client authentication method may add to a token request. */
 export interface ClientAuthContext {
+  /** The client's `client_id`, as the source was configured. */
   readonly clientId: string
   /** The token endpoint URL as configured: the default `aud` of a client assertion. */
   readonly tokenUrl: string
+  /** The calendar time of the request on the source's clock (epoch ms): an assertion's `iat`. */
   readonly now: number
+  /** The form body of the token request; a method may add its fields (`client_assertion`, ...). */
   readonly body: URLSearchParams
+  /** The request's headers, by lower-case name; a method may add `authorization`. */
   readonly headers: Record<string, string>
 }
 
@@ -32,6 +36,7 @@ export interface ClientAuthContext {
  * never show it: `JSON.stringify` and `util.inspect` print only the method and a fingerprint.
  */
 export interface ClientAuth {
+  /** The authentication method, as servers name it in `token_endpoint_auth_method`. */
   readonly method: ClientAuthMethod
   /** A secret-free fingerprint of the credential; part of a source's cache key. */
   readonly fingerprint: string
@@ -68,10 +73,12 @@ abstract class SecretAuth implements ClientAuth {
 
   abstract apply(context: ClientAuthContext): Promise<readonly string[]>
 
+  /** `{ method, fingerprint }`: what `JSON.stringify` shows, never the secret. */
   toJSON(): Record<string, string> {
     return { method: this.method, fingerprint: this.fingerprint }
   }
 
+  /** What `util.inspect` and `console.log` show: the method and the fingerprint, never the secret. */
   [inspect.custom](): string {
     return `ClientAuth ${inspect(this.toJSON())}`
   }
@@ -82,12 +89,15 @@ abstract class SecretAuth implements ClientAuth {
  * form-urlencoded first, as the RFC requires.
  */
 export class ClientSecretBasic extends SecretAuth {
+  /** Always `client_secret_basic`. */
   readonly method = 'client_secret_basic'
 
+  /** @throws TypeError when `secret` is not a non-empty string. */
   constructor(secret: string) {
     super(secret, 'clientSecretBasic')
   }
 
+  /** Sets `authorization: Basic ...` on the request; returns the secret and the header's credentials. */
   apply(context: ClientAuthContext): Promise<readonly string[]> {
     const { header, secrets: used } = basicAuthorization(context.clientId, this.secret)
     context.headers['authorization'] = header
@@ -97,12 +107,15 @@ export class ClientSecretBasic extends SecretAuth {
 
 /** `client_secret_post` (RFC 6749 §2.3.1): `client_id` and `client_secret` in the form body. */
 export class ClientSecretPost extends SecretAuth {
+  /** Always `client_secret_post`. */
   readonly method = 'client_secret_post'
 
+  /** @throws TypeError when `secret` is not a non-empty string. */
   constructor(secret: string) {
     super(secret, 'clientSecretPost')
   }
 
+  /** Adds `client_id` and `client_secret` to the form body; returns the secret. */
   apply(context: ClientAuthContext): Promise<readonly string[]> {
     context.body.set('client_id', context.clientId)
     context.body.set('client_secret', this.secret)
@@ -132,13 +145,19 @@ const MAX_ASSERTION_LIFETIME_MS = 300_000
  * request with iss = sub = client id, a unique `jti`, `iat` now and a short `exp`.
  */
 export class PrivateKeyJwt implements ClientAuth {
+  /** Always `private_key_jwt`. */
   readonly method = 'private_key_jwt'
+  /** A secret-free fingerprint of the key's thumbprint, `alg`, `kid` and audience; part of the cache key. */
   readonly fingerprint: string
   readonly #signing: SigningKey
   readonly #kid: string | undefined
   readonly #audience: string | undefined
   readonly #lifetimeMs: number
 
+  /**
+   * @throws TypeError when the options are missing, the key cannot be read or does not fit `alg`,
+   * or `lifetimeMs` is outside 1000 to 300000. The message never contains the key.
+   */
   constructor(options: PrivateKeyJwtOptions) {
     if (typeof options !== 'object' || options === null)
       throw new TypeError('privateKeyJwt: options are required')
@@ -159,6 +178,10 @@ export class PrivateKeyJwt implements ClientAuth {
     )
   }
 
+  /**
+   * Signs a new assertion (its own `jti`, `iat` = `context.now`) and adds `client_id`,
+   * `client_assertion_type` and `client_assertion` to the form body; returns the assertion.
+   */
   async apply(context: ClientAuthContext): Promise<readonly string[]> {
     const assertion = await signAssertion(this.#signing, this.#kid, {
       iss: context.clientId,
@@ -173,10 +196,12 @@ export class PrivateKeyJwt implements ClientAuth {
     return [assertion]
   }
 
+  /** `{ method, fingerprint, alg }`: what `JSON.stringify` shows, never the key. */
   toJSON(): Record<string, string> {
     return { method: this.method, fingerprint: this.fingerprint, alg: this.#signing.alg }
   }
 
+  /** What `util.inspect` and `console.log` show: the method, fingerprint and `alg`, never the key. */
   [inspect.custom](): string {
     return `ClientAuth ${inspect(this.toJSON())}`
   }

@@ -7,6 +7,7 @@ import { fingerprint } from './fingerprint.js'
 
 /** What a client assertion provider is told about the request it is for. */
 export interface ClientAssertionContext {
+  /** The client's `client_id` as configured (an empty string when the source has none). */
   readonly clientId: string
   /** The token endpoint URL: the `aud` a platform-issued assertion is usually minted for. */
   readonly tokenUrl: string
@@ -29,8 +30,8 @@ export interface ClientAssertionOptions {
 const JWT_BEARER_ASSERTION = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/
 
-/** The assertion's `exp` in epoch seconds, when it is a JWT that has one. Never verifies. */
-function expiryOf(assertion: string): number | undefined {
+/** A JWT's `exp` in epoch seconds, when the value is a JWT that has one. Never verifies. @internal */
+export function expiryOf(assertion: string): number | undefined {
   const parts = assertion.split('.')
   if (parts.length !== 3) return undefined
   try {

@@ -1,14 +1,32 @@
 import { inspect } from 'node:util'
 import type { AccessToken } from '../token/access-token.js'
 import type { ClientAuth } from './auth.js'
+import type { DiscoveryCache } from './discovery.js'
 import type { DpopKey } from './dpop.js'
+import { endpointFrom, type EndpointOptions, type TokenEndpoint } from './endpoint.js'
 import { certificateOf, type TlsClientCertificate } from './mtls.js'
-import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
 import { keyPart } from './fingerprint.js'
 import type { FetchTokenOptions, TokenSource } from './types.js'
 
-/** Options of {@link clientCredentials}. */
-export interface ClientCredentialsOptions extends EndpointOptions {
+/**
+ * Options of {@link clientCredentials}: the token endpoint as `tokenUrl`, or an `issuer` whose
+ * token endpoint is discovered (exactly one of the two).
+ */
+export interface ClientCredentialsOptions extends Omit<EndpointOptions, 'tokenUrl'> {
+  /** The token endpoint. Must be https, or http to a loopback address. Or give `issuer`. */
+  readonly tokenUrl?: string | URL
+  /**
+   * The authorization server's issuer identifier, instead of `tokenUrl`: its `token_endpoint`
+   * is read from `/.well-known/oauth-authorization-server` (RFC 8414) or
+   * `/.well-known/openid-configuration` (OpenID Connect Discovery), once per issuer per
+   * process. The document's `issuer` must be exactly this string (RFC 8414 §3.3), and it must
+   * list the `auth` method in `token_endpoint_auth_methods_supported` (when it lists none, only
+   * `client_secret_basic` is accepted). Must be https, or http to a loopback address. The key is
+   * the one a source with the discovered `tokenUrl` has, so both share tokens.
+   */
+  readonly issuer?: string | URL
+  /** With `issuer`: the cache of discovered documents. Default: one shared by the whole process. */
+  readonly discovery?: DiscoveryCache
   /** The client identifier issued by the authorization server. */
   readonly clientId: string
   /**
@@ -28,13 +46,16 @@ function isClientAuth(value: unknown): value is ClientAuth {
 }
 
 class ClientCredentialsSource implements TokenSource {
-  readonly key: string
   readonly #endpoint: TokenEndpoint
   readonly #clientId: string
   readonly #auth: ClientAuth
+  /** The key's segments after the endpoint's, fixed at construction. */
+  readonly #keyRest: string
+  #keyUrl: string
+  #key: string
 
   constructor(options: ClientCredentialsOptions) {
-    this.#endpoint = new TokenEndpoint(options, 'clientCredentials')
+    this.#endpoint = endpointFrom(options, 'clientCredentials')
     if (typeof options.clientId !== 'string' || options.clientId.length === 0) {
       throw new TypeError('clientCredentials: clientId must be a non-empty string')
     }
@@ -48,14 +69,38 @@ class ClientCredentialsSource implements TokenSource {
         'clientCredentials: mutual TLS sends token requests over its own connections (they present the certificate); fetch cannot be given with it',
       )
     }
-    if (certificateOf(options.auth) !== undefined && this.#endpoint.url.protocol !== 'https:') {
+    if (
+      certificateOf(options.auth) !== undefined &&
+      this.#endpoint.issuer === undefined &&
+      this.#endpoint.url.protocol !== 'https:'
+    ) {
       throw new TypeError('clientCredentials: mutual TLS needs an https tokenUrl')
     }
     this.#clientId = options.clientId
     this.#auth = options.auth
-    this.key =
-      `cc|${this.#endpoint.keyUrl}|${keyPart(this.#clientId)}|` +
+    this.#keyRest =
+      `|${keyPart(this.#clientId)}|` +
       `${this.#auth.method}:${this.#auth.fingerprint}${this.#endpoint.keySuffix}`
+    this.#keyUrl = this.#endpoint.keyUrl
+    this.#key = `cc|${this.#keyUrl}${this.#keyRest}`
+  }
+
+  /**
+   * The cache key. With `issuer`, it names the discovered token endpoint once the issuer's
+   * document is known (the key of a `tokenUrl` source for that endpoint), and
+   * `discovery:<issuer>` until then.
+   */
+  get key(): string {
+    const keyUrl = this.#endpoint.keyUrl
+    if (keyUrl !== this.#keyUrl) {
+      this.#keyUrl = keyUrl
+      this.#key = `cc|${keyUrl}${this.#keyRest}`
+    }
+    return this.#key
+  }
+
+  whenKeyKnown(): Promise<void> | undefined {
+    return this.#endpoint.whenKeyKnown()
   }
 
   /** The client certificate of mutual TLS (RFC 8705), when `auth` is one: API requests present it too. */
@@ -73,7 +118,8 @@ class ClientCredentialsSource implements TokenSource {
   }
 
   toJSON(): Record<string, string> {
-    return { kind: 'clientCredentials', key: this.key }
+    const issuer = this.#endpoint.issuer
+    return { kind: 'clientCredentials', ...(issuer === undefined ? {} : { issuer }), key: this.key }
   }
 
   [inspect.custom](): string {
@@ -94,6 +140,12 @@ class ClientCredentialsSource implements TokenSource {
  *   scopes: ['read', 'write'],
  * })
  * const token = await source.fetchToken()
+ * // Or from the issuer's metadata (RFC 8414 / OpenID Connect Discovery):
+ * const discovered = clientCredentials({
+ *   issuer: 'https://idp.example',
+ *   clientId: 'svc-a',
+ *   auth: clientSecretBasic(process.env.SECRET!),
+ * })
  * ```
  */
 export function clientCredentials(options: ClientCredentialsOptions): TokenSource {

@@ -9,6 +9,7 @@ import type { FetchTokenOptions, TokenSource } from './types.js'
 
 /** What a user function given to {@link tokenSource} receives. */
 export interface TokenFunctionContext {
+  /** Aborted when `timeoutMs` passes or the caller's request ends (`close()`, its signal); pass it to `fetch`. */
   readonly signal: AbortSignal | undefined
   /** The clock of the caller; `now()` is the instant to measure `expires_in` from. */
   readonly clock: Clock

@@ -23,7 +23,9 @@ const DPOP_ALGORITHMS: readonly DpopAlgorithm[] = ['ES256', 'RS256', 'PS256', 'E
  * `alg` says so).
  */
 export interface DpopKeyPair {
+  /** The private key that signs the proofs. Never shown. */
   readonly privateKey: webcrypto.CryptoKey | KeyObject
+  /** Its public key, sent in each proof's `jwk` header. */
   readonly publicKey: webcrypto.CryptoKey | KeyObject
   /** Default: ES256 for P-256, EdDSA for Ed25519, PS256 for an RSA-PSS key, RS256 for RSA. */
   readonly alg?: DpopAlgorithm
@@ -259,6 +261,7 @@ export class DpopKey {
     return { alg: this.alg, jkt: this.thumbprint }
   }
 
+  /** What `util.inspect` and `console.log` show: the algorithm and the thumbprint, never the key. */
   [inspect.custom](): string {
     return `DpopKey ${inspect(this.toJSON())}`
   }
@@ -302,6 +305,16 @@ export function dpopKey(pair: DpopKeyPair | DpopKey, what = 'dpopKey'): DpopKey 
   return pair instanceof DpopKey ? pair : new DpopKey(pair, what)
 }
 
+/** A key pair made by {@link generateDpopKey}. */
+export interface GeneratedDpopKey extends DpopKeyPair {
+  /** The private key. Keep it in this process; never log it. */
+  readonly privateKey: KeyObject
+  /** The public key. */
+  readonly publicKey: KeyObject
+  /** The algorithm it was made for. */
+  readonly alg: DpopAlgorithm
+}
+
 /**
  * Generates a key pair for DPoP: ES256 (P-256) by default; RS256 and PS256 make a 2048-bit RSA
  * key, EdDSA an Ed25519 key. The result is a pair of `KeyObject`s for the `dpop` option of a
@@ -318,9 +331,7 @@ export function dpopKey(pair: DpopKeyPair | DpopKey, what = 'dpopKey'): DpopKey 
  * })
  * ```
  */
-export function generateDpopKey(
-  alg: DpopAlgorithm = 'ES256',
-): Promise<{ privateKey: KeyObject; publicKey: KeyObject; alg: DpopAlgorithm }> {
+export function generateDpopKey(alg: DpopAlgorithm = 'ES256'): Promise<GeneratedDpopKey> {
   if (!DPOP_ALGORITHMS.includes(alg)) {
     return Promise.reject(new TypeError(`generateDpopKey: alg must be one of ${DPOP_ALGORITHMS.join(', ')}`))
   }

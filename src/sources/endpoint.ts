@@ -8,6 +8,14 @@ import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
 import type { ClientAuth } from './auth.js'
 import { dpopKey, type DpopKey, type DpopKeyPair } from './dpop.js'
 import { certificateOf } from './mtls.js'
+import {
+  checkIssuer,
+  DiscoveryCache,
+  processDiscoveryCache,
+  resolveTokenEndpoint,
+  tokenUrlKeyPart,
+  type AuthorizationServerMetadata,
+} from './discovery.js'
 import { fingerprint, keyPart } from './fingerprint.js'
 import type { FetchTokenOptions } from './types.js'
 
@@ -58,7 +66,20 @@ export interface EndpointOptions {
   readonly requireDpopBinding?: boolean
 }
 
+/**
+ * {@link EndpointOptions} as a source hands them over: a source whose grant allows several
+ * `audience` parameters (token exchange, RFC 8693 §2.1) passes an array.
+ */
+export type EndpointInput = Omit<EndpointOptions, 'audience'> & {
+  readonly audience?: string | readonly string[] | undefined
+}
+
 const RESERVED_PARAMS = new Set([
+  'subject_token',
+  'subject_token_type',
+  'actor_token',
+  'actor_token_type',
+  'requested_token_type',
   'grant_type',
   'scope',
   'audience',
@@ -76,12 +97,24 @@ function positive(value: number | undefined, name: string, what: string): void {
   }
 }
 
+/** Where a source's token endpoint is found instead of a `tokenUrl`: an issuer to discover. @internal */
+export interface EndpointDiscovery {
+  /** The issuer, checked with `checkIssuer`, exactly as given. */
+  readonly issuer: string
+  /** Default: the process-wide cache. */
+  readonly cache?: DiscoveryCache | undefined
+}
+
 /** The checked, normalised form of {@link EndpointOptions}, shared by the token sources. */
 export class TokenEndpoint {
-  readonly url: URL
-  readonly tokenUrl: string
   readonly scopes: readonly string[]
-  readonly #options: EndpointOptions
+  /** The configured token endpoint; `undefined` for an endpoint found by discovery. */
+  readonly #fixed: { readonly url: URL; readonly tokenUrl: string; readonly keyUrl: string } | undefined
+  readonly #discovery: { readonly issuer: string; readonly cache: DiscoveryCache } | undefined
+  /** The last document the key segment was computed from, and that segment. */
+  #keyedFrom: AuthorizationServerMetadata | undefined
+  #discoveredKeyUrl = ''
+  readonly #options: Omit<EndpointInput, 'tokenUrl'>
   readonly #params: readonly (readonly [string, string])[]
   /** Values that may be secret (extra parameters): kept out of every error. */
   readonly #paramSecrets: readonly string[]
@@ -89,10 +122,20 @@ export class TokenEndpoint {
   /** The key tokens are bound to, when `dpop` is set. */
   readonly dpop: DpopKey | undefined
 
-  constructor(options: EndpointOptions, what: string) {
+  constructor(
+    options: Omit<EndpointInput, 'tokenUrl'> & { readonly tokenUrl?: string | URL | undefined },
+    what: string,
+    discovery?: EndpointDiscovery,
+  ) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options are required`)
-    this.url = checkTokenUrl(options.tokenUrl, `${what}: tokenUrl`)
-    this.tokenUrl = String(options.tokenUrl)
+    if (discovery === undefined) {
+      const url = checkTokenUrl(options.tokenUrl as string | URL, `${what}: tokenUrl`)
+      this.#fixed = { url, tokenUrl: String(options.tokenUrl), keyUrl: tokenUrlKeyPart(url) }
+      this.#discovery = undefined
+    } else {
+      this.#fixed = undefined
+      this.#discovery = { issuer: discovery.issuer, cache: discovery.cache ?? processDiscoveryCache }
+    }
     if (options.scopes !== undefined && !Array.isArray(options.scopes)) {
       throw new TypeError(`${what}: scopes must be an array of strings`)
     }
@@ -114,7 +157,14 @@ export class TokenEndpoint {
     positive(options.maxResponseBytes, 'maxResponseBytes', what)
     positive(options.defaultLifetimeMs, 'defaultLifetimeMs', what)
     const params: [string, string][] = []
-    if (options.audience !== undefined) params.push(['audience', options.audience])
+    // One string keeps its place and key segment; an array is sent as one parameter each, sorted.
+    const audiences =
+      options.audience === undefined
+        ? []
+        : typeof options.audience === 'string'
+          ? [options.audience]
+          : [...new Set(options.audience)].sort()
+    for (const audience of audiences) params.push(['audience', audience])
     const resources = options.resource === undefined ? [] : [options.resource].flat()
     for (const resource of [...new Set(resources)].sort()) params.push(['resource', resource])
     const extras = Object.entries(options.extraParams ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
@@ -125,7 +175,7 @@ export class TokenEndpoint {
     this.#params = params
     this.#paramSecrets = extras.map(([, value]) => String(value))
     this.#options = options
-    const audience = options.audience === undefined ? '' : `|aud=${keyPart(options.audience)}`
+    const audience = audiences.map((one) => `|aud=${keyPart(one)}`).join('')
     const resource = resources.length === 0 ? '' : `|res=${keyPart([...new Set(resources)].sort().join(' '))}`
     const extra = extras.length === 0 ? '' : `|x=${fingerprint('extra-params', JSON.stringify(extras))}`
     // Options that change which token is returned or accepted, and headers (which may carry
@@ -153,13 +203,60 @@ export class TokenEndpoint {
     this.#keySuffix = `|scope=${keyPart(this.scopes.join(' '))}${audience}${resource}${extra}${options_}${dpop}`
   }
 
+  /** The configured token endpoint, parsed. Only for endpoints built with a `tokenUrl`. */
+  get url(): URL {
+    return this.#configured().url
+  }
+
+  /** The configured token URL, exactly as given. Only for endpoints built with a `tokenUrl`. */
+  get tokenUrl(): string {
+    return this.#configured().tokenUrl
+  }
+
+  #configured(): { readonly url: URL; readonly tokenUrl: string } {
+    if (this.#fixed === undefined)
+      throw new TypeError('this token endpoint is found by discovery; it has no fixed URL')
+    return this.#fixed
+  }
+
   /**
    * The token URL as a key segment: origin and path, with any query string (which may hold an
-   * API key) replaced by its fingerprint.
+   * API key) replaced by its fingerprint. For an endpoint found by discovery, the discovered
+   * token endpoint's (so the key is the one a `tokenUrl` source has), or, until the issuer's
+   * document is known, `discovery:<issuer>`.
    */
   get keyUrl(): string {
-    const { origin, pathname, search } = this.url
-    return keyPart(`${origin}${pathname}${search === '' ? '' : `?#${fingerprint('query', search)}`}`)
+    if (this.#fixed !== undefined) return this.#fixed.keyUrl
+    const { issuer, cache } = this.#discovery as { issuer: string; cache: DiscoveryCache }
+    const document = cache.peek(issuer)
+    if (document === undefined) return `discovery:${keyPart(issuer)}`
+    if (document !== this.#keyedFrom) {
+      this.#keyedFrom = document
+      this.#discoveredKeyUrl = tokenUrlKeyPart(document.tokenEndpoint)
+    }
+    return this.#discoveredKeyUrl
+  }
+
+  /** The issuer this endpoint is discovered from, if it is. */
+  get issuer(): string | undefined {
+    return this.#discovery?.issuer
+  }
+
+  /**
+   * `undefined` when {@link keyUrl} is final (a configured URL, or a discovered document is
+   * cached); else a promise that settles, never rejecting, once discovery has been tried.
+   */
+  whenKeyKnown(): Promise<void> | undefined {
+    if (this.#discovery === undefined) return undefined
+    const { issuer, cache } = this.#discovery
+    if (cache.peek(issuer) !== undefined) return undefined
+    const o = this.#options
+    return cache
+      .get(issuer, { fetch: o.fetch, timeoutMs: o.timeoutMs, maxResponseBytes: o.maxResponseBytes })
+      .then(
+        () => undefined,
+        () => undefined, // fetchToken reports it, and the manager remembers it under the key
+      )
   }
 
   /** The key segments every endpoint source shares: scopes, audience, resource, extras. */
@@ -173,6 +270,26 @@ export class TokenEndpoint {
    * JWT-bearer assertion's `scope` claim), for an omitted response `scope` and
    * `requireRequestedScopes`.
    */
+  /**
+   * The token endpoint to send to: the configured one, or the one the issuer's discovery document
+   * names (discovered once per issuer per process; its checks, `authMethod`'s included, apply).
+   */
+  async resolveUrl(
+    authMethod: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<{ readonly url: URL; readonly tokenUrl: string }> {
+    if (this.#fixed !== undefined) return this.#fixed
+    const discovery = this.#discovery as { issuer: string; cache: DiscoveryCache }
+    return resolveTokenEndpoint(discovery.issuer, {
+      authMethod,
+      cache: discovery.cache,
+      fetch: this.#options.fetch,
+      timeoutMs: this.#options.timeoutMs,
+      maxResponseBytes: this.#options.maxResponseBytes,
+      signal,
+    })
+  }
+
   async request(
     grant: readonly (readonly [string, string])[],
     auth: ClientAuth | undefined,
@@ -182,14 +299,15 @@ export class TokenEndpoint {
     requestedScopes: readonly string[] = this.scopes,
   ): Promise<AccessToken> {
     const clock = options?.clock ?? this.#options.clock ?? systemClock
+    const target = await this.resolveUrl(auth?.method, options?.signal)
     const dpop = this.dpop
-    const origin = this.url.origin
+    const origin = target.url.origin
     let result: TokenHttpResult
     // RFC 9449 §8: a `use_dpop_nonce` refusal that brings a new nonce is retried once with it.
     for (let attempt = 1; ; attempt++) {
       const sentNonce = dpop?.nonce(origin)
       try {
-        result = await this.#send(grant, auth, clientId, options, clock, secrets, sentNonce)
+        result = await this.#send(target, grant, auth, clientId, options, clock, secrets, sentNonce)
         break
       } catch (error) {
         if (dpop === undefined || !isOAuthError(error, 'use_dpop_nonce')) throw error
@@ -201,7 +319,7 @@ export class TokenEndpoint {
       issuedAt: result.sentAt,
       status: result.status,
       requestedScopes,
-      endpoint: describeEndpoint(this.url),
+      endpoint: describeEndpoint(target.url),
       ...(this.#options.defaultLifetimeMs === undefined
         ? {}
         : { defaultLifetimeMs: this.#options.defaultLifetimeMs }),
@@ -224,6 +342,7 @@ export class TokenEndpoint {
    * fresh DPoP proof with `nonce` when there is a key.
    */
   async #send(
+    target: { readonly url: URL; readonly tokenUrl: string },
     grant: readonly (readonly [string, string])[],
     auth: ClientAuth | undefined,
     clientId: string | undefined,
@@ -232,6 +351,7 @@ export class TokenEndpoint {
     secrets: readonly string[],
     nonce: string | undefined,
   ): Promise<TokenHttpResult> {
+    const { url, tokenUrl } = target
     const body = new URLSearchParams()
     for (const [name, value] of grant) body.set(name, value)
     if (this.scopes.length > 0) body.set('scope', this.scopes.join(' '))
@@ -239,21 +359,19 @@ export class TokenEndpoint {
     const headers: Record<string, string> = { ...this.#options.headers }
     const used = [...secrets, ...this.#paramSecrets]
     if (auth !== undefined && clientId !== undefined) {
-      used.push(
-        ...(await auth.apply({ clientId, tokenUrl: this.tokenUrl, now: wallTime(clock), body, headers })),
-      )
+      used.push(...(await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })))
     } else if (clientId !== undefined) {
       body.set('client_id', clientId)
     }
     const dpop = this.dpop
     if (dpop !== undefined) {
-      const proof = await dpop.proof({ htm: 'POST', htu: this.url, now: wallTime(clock), nonce })
+      const proof = await dpop.proof({ htm: 'POST', htu: url, now: wallTime(clock), nonce })
       headers['dpop'] = proof
       used.push(proof)
     }
-    const origin = this.url.origin
+    const origin = url.origin
     return postTokenRequest({
-      url: this.url,
+      url,
       body,
       headers,
       // Mutual TLS (RFC 8705): the request goes over a connection that presents the certificate.
@@ -289,4 +407,34 @@ function nonceExhausted(error: OAuthError, attempt: number): OAuthError {
       response: error.response,
     },
   )
+}
+
+/** Where a source's options say its token endpoint is: a `tokenUrl`, or an `issuer` to discover. */
+export interface EndpointLocation {
+  readonly tokenUrl?: string | URL | undefined
+  readonly issuer?: string | URL | undefined
+  readonly discovery?: DiscoveryCache | undefined
+}
+
+/**
+ * The endpoint of a source's options: from `tokenUrl`, or from an `issuer` to discover (a
+ * TypeError for neither or both, or a `discovery` cache without an issuer). @internal
+ */
+export function endpointFrom(
+  options: Omit<EndpointInput, 'tokenUrl'> & EndpointLocation,
+  what: string,
+): TokenEndpoint {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${what}: options are required`)
+  if (options.issuer === undefined) {
+    if (options.discovery !== undefined) throw new TypeError(`${what}: discovery needs an issuer`)
+    return new TokenEndpoint(options, what)
+  }
+  if (options.tokenUrl !== undefined) throw new TypeError(`${what}: give tokenUrl or issuer, not both`)
+  if (options.discovery !== undefined && !(options.discovery instanceof DiscoveryCache)) {
+    throw new TypeError(`${what}: discovery must be a DiscoveryCache`)
+  }
+  return new TokenEndpoint(options, what, {
+    issuer: checkIssuer(options.issuer, `${what}: issuer`),
+    cache: options.discovery,
+  })
 }

@@ -11,10 +11,13 @@ import type { FetchTokenOptions, TokenSource } from './types.js'
  * token request needs. Other members (`project_id`, `client_id`, `auth_uri`, ...) may be present.
  */
 export interface GoogleServiceAccountKey {
+  /** Always `service_account`; other kinds of Google credential files are refused. */
   readonly type: 'service_account'
+  /** The service account's e-mail address: the assertion's `iss` (and `sub` unless `subject` is given). */
   readonly client_email: string
   /** PEM, PKCS#8. Never printed. */
   readonly private_key: string
+  /** The key's id: the assertion's `kid` header. */
   readonly private_key_id: string
   /** Default `https://oauth2.googleapis.com/token`. */
   readonly token_uri?: string

@@ -45,8 +45,9 @@ export interface JwtBearerOptions extends EndpointOptions {
   readonly scopeIn?: 'body' | 'assertion'
   /** Lifetime of each assertion. Default 60 s; at most 1 hour. */
   readonly assertionLifetimeMs?: number
-  /** Optional client authentication, for servers that want the client identified too. */
+  /** The client's `client_id`, for servers that want the client identified too. */
   readonly clientId?: string
+  /** How the client authenticates, for servers that want that too; needs `clientId`. Default: none. */
   readonly auth?: ClientAuth
 }
 
@@ -56,11 +57,17 @@ export interface JwtBearerOptions extends EndpointOptions {
  */
 export interface JwtBearerAssertionOptions extends EndpointOptions {
   /** The assertion: a function (named by `assertionId`) or `{ file: path }`. */
-  readonly assertion: ClientAssertionProvider | { readonly file: string }
+  readonly assertion:
+    | ClientAssertionProvider
+    | {
+        /** A file holding the assertion (a projected service-account token), read for every request. */
+        readonly file: string
+      }
   /** A name for a provider function, used in the cache key and in messages. Required with a function. */
   readonly assertionId?: string
-  /** Optional client authentication, for servers that want the client identified too. */
+  /** The client's `client_id`, for servers that want the client identified too. */
   readonly clientId?: string
+  /** How the client authenticates, for servers that want that too; needs `clientId`. Default: none. */
   readonly auth?: ClientAuth
 }
 

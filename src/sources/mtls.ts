@@ -8,7 +8,13 @@ import type { ClientAuth, ClientAuthContext } from './auth.js'
 import { fingerprint } from './fingerprint.js'
 
 /** A PEM certificate or key: the PEM text, its bytes, or `{ file }`, re-read when the file changes. */
-export type PemInput = string | Buffer | { readonly file: string }
+export type PemInput = string | Buffer | PemFile
+
+/** A PEM file, looked at before each request and re-read when it changed. */
+export interface PemFile {
+  /** The path of the file. */
+  readonly file: string
+}
 
 /** Options of {@link tlsClientAuth} and {@link selfSignedTlsClientAuth}. */
 export interface TlsClientAuthOptions {
@@ -202,10 +208,12 @@ export class TlsClientCertificate {
     })
   }
 
+  /** A secret-free description, used by `JSON.stringify`: the certificate's thumbprint. */
   toJSON(): Record<string, string> {
     return { x5t: this.#material.thumbprint }
   }
 
+  /** What `util.inspect` shows: the certificate's thumbprint, never the key. */
   [inspect.custom](): string {
     return `TlsClientCertificate ${inspect(this.toJSON())}`
   }
@@ -234,10 +242,12 @@ export class TlsClientAuth implements ClientAuth {
     return Promise.resolve([])
   }
 
+  /** A secret-free description, used by `JSON.stringify`: method, fingerprint and thumbprint. */
   toJSON(): Record<string, string> {
     return { method: this.method, fingerprint: this.fingerprint, x5t: this.certificate.thumbprint }
   }
 
+  /** What `util.inspect` shows: method, fingerprint and thumbprint, never the key. */
   [inspect.custom](): string {
     return `ClientAuth ${inspect(this.toJSON())}`
   }

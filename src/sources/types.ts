@@ -15,6 +15,23 @@ export interface FetchTokenOptions {
 }
 
 /**
+ * What a manager gives a source it resolves per call ({@link TokenSource.resolve}): a way to get
+ * another source's token from the same cache.
+ */
+export interface TokenSourceContext {
+  /**
+   * Another source's token, from the same {@link TokenManager} (cached, renewed and single-flight
+   * like any other `get`). Without a manager (a direct `fetchToken()`), that source's own
+   * `fetchToken()`.
+   */
+  get(source: TokenSource, options?: { readonly signal?: AbortSignal | undefined }): Promise<AccessToken>
+  /** Ends the caller's wait. */
+  readonly signal?: AbortSignal | undefined
+  /** The clock of the manager (or of the direct call). */
+  readonly clock: Clock
+}
+
+/**
  * Knows how to obtain one fresh token, and how to name itself. A source never caches: the
  * {@link TokenManager} does. Wrap any function with `tokenSource(key, fn)`.
  *
@@ -43,6 +60,24 @@ export interface TokenSource {
    * (`MTLS_TRANSPORT_REQUIRED`): a bound token is never sent without its certificate.
    */
   readonly mtls?: TlsClientCertificate | undefined
+  /**
+   * Only for a source whose key is known after a network step (`clientCredentials({ issuer })`
+   * before its issuer's metadata is known, whose key then names the discovered token
+   * endpoint): `undefined` when `key` is final, else a promise that settles, never rejecting,
+   * once it may be. The {@link TokenManager} waits for it before it looks a key up on its slow
+   * path. Hand-written sources leave it out.
+   */
+  whenKeyKnown?(): Promise<void> | undefined
   /** Makes one token request. No caching, no retries. */
   fetchToken(options?: FetchTokenOptions): Promise<AccessToken>
+  /**
+   * Optional, for a source whose token depends on an input read at every call (token exchange:
+   * the subject token). When present, {@link TokenManager.get} first calls it and then caches
+   * by the `key` of the source it returns, which names that input (by a fingerprint, never the
+   * input itself): the same input is served from cache, a new one gets its own entry, and
+   * entries of inputs no longer used age out of the manager's bounded table. `key` then names
+   * the configuration only and is never a cache entry. The returned source must not have
+   * `resolve` itself.
+   */
+  resolve?(context: TokenSourceContext): Promise<TokenSource>
 }

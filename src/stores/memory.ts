@@ -185,6 +185,9 @@ class MemoryStore implements TokenStore {
  * const tokens = new TokenManager({ store: memoryStore({ maxEntries: 500 }) })
  * ```
  */
-export function memoryStore(options: MemoryStoreOptions = {}): TokenStore & { readonly size: number } {
+export function memoryStore(options: MemoryStoreOptions = {}): TokenStore & {
+  /** The number of records held (expired ones may linger until read or evicted). */
+  readonly size: number
+} {
   return new MemoryStore(options)
 }

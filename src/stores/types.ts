@@ -53,14 +53,32 @@ export interface StoreWaitOptions {
    * its wait is never missed.
    */
   readonly knownTokenId?: string | undefined
+  /** Ends the wait early, as if it had timed out. */
   readonly signal?: AbortSignal | undefined
 }
 
 /** Something that happened in a store, possibly in another process. */
 export type StoreEvent =
-  | { readonly type: 'set'; readonly key: string; readonly tokenId: string }
-  | { readonly type: 'delete'; readonly key: string; readonly tokenId: string | undefined }
-  | { readonly type: 'clear' }
+  | {
+      /** A token was written for `key`. */
+      readonly type: 'set'
+      /** The source's cache key. */
+      readonly key: string
+      /** The {@link tokenId} of the token written. */
+      readonly tokenId: string
+    }
+  | {
+      /** The token of `key` was deleted (invalidated). */
+      readonly type: 'delete'
+      /** The source's cache key. */
+      readonly key: string
+      /** The {@link tokenId} of the token deleted, when the delete named one (compare-and-delete). */
+      readonly tokenId: string | undefined
+    }
+  | {
+      /** Every token was deleted. */
+      readonly type: 'clear'
+    }
 
 /**
  * Where the {@link TokenManager} keeps tokens beyond its own memory. Stores are dumb: they keep

@@ -15,8 +15,18 @@ import type { Clock } from '../clock.js'
  * ```
  */
 export type VerificationKeys =
-  | { readonly jwks: JSONWebKeySet; readonly publicKey?: undefined }
-  | { readonly publicKey: KeyObject | string; readonly jwks?: undefined }
+  | {
+      /** A JWKS; the JWT's `kid` (and `alg`) pick the key. */
+      readonly jwks: JSONWebKeySet
+      /** Not with `jwks`. */
+      readonly publicKey?: undefined
+    }
+  | {
+      /** One key, as a `KeyObject` or PEM string. */
+      readonly publicKey: KeyObject | string
+      /** Not with `publicKey`. */
+      readonly jwks?: undefined
+    }
 
 type KeySource = KeyObject | ReturnType<typeof createLocalJWKSet>
 

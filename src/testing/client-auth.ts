@@ -29,11 +29,17 @@ export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'p
  * ```
  */
 export interface TestClient {
+  /** The client's `client_id`. */
   readonly clientId: string
+  /** The client secret, for `client_secret_basic` and `client_secret_post`. */
   readonly clientSecret?: string
+  /** Public keys for `private_key_jwt`; the assertion's `kid` picks one. */
   readonly jwks?: JSONWebKeySet
+  /** One public key for `private_key_jwt` (a `KeyObject` or PEM). */
   readonly publicKey?: KeyObject | string
+  /** The scopes the client may be granted. Default: any scope, as requested. */
   readonly allowedScopes?: readonly string[]
+  /** The methods the client may authenticate with. Default: every one its credentials allow. */
   readonly authMethods?: readonly ClientAuthMethod[]
   /** Overrides the server's `tokenLifetimeMs` for this client's tokens. */
   readonly tokenLifetimeMs?: number

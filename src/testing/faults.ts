@@ -15,53 +15,119 @@
  */
 export type TokenServerFault =
   /** Waits `ms` (real time) before handling the request normally. */
-  | { readonly kind: 'latency'; readonly ms: number }
+  | {
+      /** Names the fault. */
+      readonly kind: 'latency'
+      /** The delay, in milliseconds of real time. */
+      readonly ms: number
+    }
   /**
    * Answers with `status`. With `error`, the body is an RFC 6749 §5.2 error object; otherwise
    * `body` (default: empty). `retryAfter` is sent as `Retry-After` (seconds or an HTTP-date).
    */
   | {
+      /** Names the fault. */
       readonly kind: 'status'
+      /** The HTTP status to answer with, 100 to 599. */
       readonly status: number
+      /** The OAuth `error` code of the error object, e.g. `invalid_client`. */
       readonly error?: string
+      /** The error object's `error_description`. */
       readonly errorDescription?: string
+      /** The error object's `error_uri`. */
       readonly errorUri?: string
+      /** Sent as `Retry-After`: a number of seconds or an HTTP-date. */
       readonly retryAfter?: number | string
+      /** The body when there is no `error`. Default: empty. */
       readonly body?: string
+      /** The `Content-Type` of `body`. Default `text/plain; charset=utf-8`. */
       readonly contentType?: string
       /** Extra response headers, e.g. `{ 'www-authenticate': 'Basic' }`. */
       readonly headers?: Readonly<Record<string, string>>
     }
   /** Never answers; the socket stays open until the client gives up or the server closes. */
-  | { readonly kind: 'hang' }
+  | {
+      /** Names the fault. */
+      readonly kind: 'hang'
+    }
   /** An HTML error page, as a proxy or load balancer would send (default status 502). */
-  | { readonly kind: 'html'; readonly status?: number }
+  | {
+      /** Names the fault. */
+      readonly kind: 'html'
+      /** The HTTP status. Default 502. */
+      readonly status?: number
+    }
   /** An arbitrary raw body (default status 200, content type `application/json`). */
-  | { readonly kind: 'body'; readonly body: string; readonly status?: number; readonly contentType?: string }
+  | {
+      /** Names the fault. */
+      readonly kind: 'body'
+      /** The body, sent as it is. */
+      readonly body: string
+      /** The HTTP status. Default 200. */
+      readonly status?: number
+      /** The `Content-Type`. Default `application/json`. */
+      readonly contentType?: string
+    }
   /** Any JSON value as the body (default status 200), e.g. a token response missing `access_token`. */
-  | { readonly kind: 'json'; readonly json: unknown; readonly status?: number }
+  | {
+      /** Names the fault. */
+      readonly kind: 'json'
+      /** The value, sent as `JSON.stringify(json)`. */
+      readonly json: unknown
+      /** The HTTP status. Default 200. */
+      readonly status?: number
+    }
   /** Destroys the connection (TCP reset) without any response. */
-  | { readonly kind: 'reset' }
+  | {
+      /** Names the fault. */
+      readonly kind: 'reset'
+    }
   /** A redirect to `location` (default status 302); a token client must not follow it. */
-  | { readonly kind: 'redirect'; readonly location: string; readonly status?: 301 | 302 | 307 | 308 }
+  | {
+      /** Names the fault. */
+      readonly kind: 'redirect'
+      /** The `Location` header; not empty. */
+      readonly location: string
+      /** The redirect status. Default 302. */
+      readonly status?: 301 | 302 | 307 | 308
+    }
   /**
    * A 200 JSON-looking body of exactly `bytes` bytes, streamed with backpressure. Chunked by
    * default; `declareLength: true` sends `Content-Length` up front.
    */
-  | { readonly kind: 'huge'; readonly bytes: number; readonly declareLength?: boolean }
+  | {
+      /** Names the fault. */
+      readonly kind: 'huge'
+      /** The body's size in bytes. */
+      readonly bytes: number
+      /** Send `Content-Length: bytes` up front instead of a chunked body. Default false. */
+      readonly declareLength?: boolean
+    }
   /** Issues a real token, sends the headers at once, then drips the body out over `ms` (real time). */
-  | { readonly kind: 'slow-body'; readonly ms: number }
+  | {
+      /** Names the fault. */
+      readonly kind: 'slow-body'
+      /** How long the body takes to arrive, in milliseconds of real time. */
+      readonly ms: number
+    }
   /**
    * Issues a real token but overrides fields of the response. `null` omits a field; a string is
    * sent as a JSON string (e.g. `expiresIn: '3600'`). A numeric `expiresIn` also sets the server's
    * own expiry bookkeeping.
    */
   | {
+      /** Names the fault. */
       readonly kind: 'token'
+      /** The `expires_in` sent (seconds). */
       readonly expiresIn?: number | string | null
+      /** The `refresh_in` sent (seconds). */
       readonly refreshIn?: number | string | null
+      /** The `token_type` sent. */
       readonly tokenType?: string
+      /** The `scope` sent. */
       readonly scope?: string | null
+      /** The RFC 8693 §2.2.1 `issued_token_type` of a token-exchange answer (`null` omits it). */
+      readonly issuedTokenType?: string | null
     }
 
 /**
@@ -77,7 +143,9 @@ export type TokenServerFault =
  * ```
  */
 export interface FaultHandle {
+  /** Takes the fault out of the queue; requests already given it are not affected. */
   remove(): void
+  /** How many more token requests the fault will apply to (`Infinity` for an endless one). */
   readonly remaining: number
 }
 

@@ -20,12 +20,19 @@ export interface GoogleTokenEndpointOptions {
 export interface GoogleTestServiceAccount {
   /** The JSON key, as Google's console downloads it, with `token_uri` pointing at this endpoint. */
   readonly key: {
+    /** Always `service_account`. */
     readonly type: 'service_account'
+    /** Always `tokenkeeper-test`. */
     readonly project_id: string
+    /** A random id of the key (40 hex digits): the `kid` the endpoint looks the key up by. */
     readonly private_key_id: string
+    /** A new RSA 2048 private key, PKCS#8 PEM. */
     readonly private_key: string
+    /** The account's e-mail: the given `email`, or `robot-N@tokenkeeper-test.iam.gserviceaccount.com`. */
     readonly client_email: string
+    /** A numeric id, as Google gives one. */
     readonly client_id: string
+    /** This endpoint's token URL. */
     readonly token_uri: string
   }
   /** Disables the key (as deleting it in the console does): assertions signed with it are refused. */
@@ -56,6 +63,7 @@ export interface GoogleTokenEndpoint {
   readonly requests: readonly GoogleTokenRequestRecord[]
   /** Stops listening; idempotent. */
   close(): Promise<void>
+  /** {@link GoogleTokenEndpoint.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>
 }
 

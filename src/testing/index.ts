@@ -11,6 +11,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module tokenkeeper/testing
  */
 export { startTokenServer } from './token-server.js'
 export { createTestClock, type TestClock } from './test-clock.js'
@@ -24,6 +25,7 @@ export type {
   HoldHandle,
   TokenRequestRecord,
   TokenServer,
+  TokenServerDiscoveryOptions,
   TokenServerOptions,
   TokenServerStats,
 } from './types.js'
@@ -35,6 +37,7 @@ export {
   type GoogleTokenRequestRecord,
 } from './google-endpoint.js'
 export { startLtiPlatform } from './lti/platform.js'
+export type { LtiRateLimit, LtiServiceFault } from './lti/throttling.js'
 export type {
   LtiContextSeed,
   LtiMemberSeed,

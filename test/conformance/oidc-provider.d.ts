@@ -27,6 +27,8 @@ declare module 'oidc-provider' {
       name: string,
       handler: (ctx: GrantContext) => Promise<void>,
       parameters?: string | readonly string[],
+      /** Parameters that may be repeated (sent as an array to the handler). */
+      allowedDuplicateParameters?: string | readonly string[],
     ): void
     readonly ClientCredentials: new (init: { client: unknown; scope?: string }) => ClientCredentialsToken
     on(event: string, listener: (...args: unknown[]) => void): this
@@ -36,6 +38,7 @@ declare module 'oidc-provider' {
   export const errors: {
     readonly InvalidGrant: OAuthErrorClass
     readonly InvalidTarget: OAuthErrorClass
+    readonly InvalidRequest: OAuthErrorClass
   }
 
   export default Provider

@@ -25,7 +25,9 @@ import {
   clientCredentials,
   clientSecretBasic,
   clientSecretPost,
+  DiscoveryCache,
   isOAuthError,
+  TokenManager,
   jwtBearer,
   OAuthError,
   privateKeyJwt,
@@ -405,6 +407,104 @@ describe('oidc-provider: client credentials', () => {
     expect(replay.status).toBe(401)
     expect(await replay.json()).toMatchObject({ error: 'invalid_client' })
     expect(lastGrantError?.error_detail).toBe('client assertion tokens must only be used once')
+  })
+})
+
+describe('oidc-provider: issuer discovery (OpenID Connect Discovery 1.0)', () => {
+  it('finds token_endpoint in its metadata (RFC 8414 path first) and gets a token through it', async () => {
+    const seen: string[] = []
+    const discovery = new DiscoveryCache()
+    const source = clientCredentials({
+      issuer,
+      clientId: 'basic-client',
+      auth: clientSecretBasic(BASIC_SECRET),
+      scopes: ['api:read'],
+      discovery,
+      fetch: (input, init) => {
+        seen.push(`${init.method ?? 'GET'} ${new URL(input).pathname}`)
+        return fetch(input, init)
+      },
+    })
+    const token = await source.fetchToken()
+    expect(seen).toEqual(['GET /.well-known/oauth-authorization-server', 'POST /token'])
+    expect(discovery.peek(issuer)).toMatchObject({ issuer, tokenUrl })
+    expect(discovery.peek(issuer)?.tokenEndpointAuthMethods).toContain('private_key_jwt')
+    const { payload } = await jwtVerify(token.value, createLocalJWKSet(providerJwks), {
+      issuer,
+      audience: API,
+    })
+    expect(payload['client_id']).toBe('basic-client')
+    // Shares the key, and so the token, of a source built with the token URL.
+    const byUrl = clientCredentials({
+      tokenUrl,
+      clientId: 'basic-client',
+      auth: clientSecretBasic(BASIC_SECRET),
+      scopes: ['api:read'],
+    })
+    expect(source.key).toBe(byUrl.key)
+    const tokens = new TokenManager()
+    try {
+      const first = await tokens.get(source)
+      expect(await tokens.get(byUrl)).toBe(first)
+      expect(tokens.stats().fetches).toBe(1)
+    } finally {
+      await tokens.close()
+    }
+  })
+
+  it('reads its openid-configuration when the RFC 8414 path is not served (an OpenID-only deployment)', async () => {
+    const seen: string[] = []
+    const discovery = new DiscoveryCache()
+    const source = clientCredentials({
+      issuer,
+      clientId: 'post-client',
+      auth: clientSecretPost(POST_SECRET),
+      discovery,
+      fetch: (input, init) => {
+        const path = new URL(input).pathname
+        seen.push(`${init.method ?? 'GET'} ${path}`)
+        // A reverse proxy in front of the provider that routes only the OpenID path.
+        if (path.startsWith('/.well-known/oauth-authorization-server')) {
+          return Promise.resolve(new Response('not found', { status: 404 }))
+        }
+        return fetch(input, init)
+      },
+    })
+    await expect(source.fetchToken()).resolves.toMatchObject({ type: 'Bearer' })
+    expect(seen).toEqual([
+      'GET /.well-known/oauth-authorization-server',
+      'GET /.well-known/openid-configuration',
+      'POST /token',
+    ])
+    expect(discovery.peek(issuer)?.documentUrl).toBe(`${issuer}/.well-known/openid-configuration`)
+    expect(discovery.peek(issuer)).toMatchObject({ issuer, tokenUrl, authMethodsListed: true })
+  })
+
+  it('private_key_jwt with an assertion whose aud is the discovered token endpoint', async () => {
+    const source = clientCredentials({
+      issuer,
+      clientId: 'jwt-client',
+      auth: privateKeyJwt({ key: ecClientKey.privateKey, kid: 'client-es256', alg: 'ES256' }),
+      discovery: new DiscoveryCache(),
+      fetch: recordingFetch,
+    })
+    sentBodies.length = 0
+    await expect(source.fetchToken()).resolves.toMatchObject({ type: 'Bearer' })
+    const assertion = sentBodies.at(-1)?.get('client_assertion')
+    expect(decodeJwt(assertion ?? '').aud).toBe(tokenUrl)
+  })
+
+  it('the issuer with a trailing slash is not the provider’s issuer (RFC 8414 §3.3)', async () => {
+    const source = clientCredentials({
+      issuer: `${issuer}/`,
+      clientId: 'basic-client',
+      auth: clientSecretBasic(BASIC_SECRET),
+      discovery: new DiscoveryCache(),
+    })
+    await expect(source.fetchToken()).rejects.toMatchObject({
+      code: 'DISCOVERY_ISSUER_MISMATCH',
+      retryable: false,
+    })
   })
 })
 

@@ -1,4 +1,3 @@
-import type { EventEmitter } from 'node:events'
 import { afterEach } from 'vitest'
 import {
   backoffDelayMs,
@@ -8,7 +7,6 @@ import {
   TokenManager,
   type BackoffPolicy,
   type ClientCredentialsOptions,
-  type TokenManagerEvents,
   type TokenManagerOptions,
   type TokenSource,
 } from '../../src/index.js'
@@ -96,27 +94,8 @@ export async function idle(tokens: TokenManager, timeoutMs = 5_000): Promise<voi
   }
 }
 
-/** Records every event a manager emits, by name. */
-export function recordEvents(tokens: TokenManager): {
-  readonly [K in keyof TokenManagerEvents]: TokenManagerEvents[K][0][]
-} {
-  const names = [
-    'hit',
-    'miss',
-    'refreshStart',
-    'refreshSuccess',
-    'refreshFailure',
-    'stale',
-    'storeError',
-    'invalidate',
-  ] as const
-  const record = Object.fromEntries(names.map((name) => [name, [] as unknown[]])) as {
-    [K in keyof TokenManagerEvents]: TokenManagerEvents[K][0][]
-  }
-  const emitter = tokens as EventEmitter
-  for (const name of names) emitter.on(name, (event: unknown) => (record[name] as unknown[]).push(event))
-  return record
-}
+/** Records every event a manager emits, by name (the manager tests' recorder). */
+export { recordEvents } from '../manager/helpers.js'
 
 /** The rejection reason of `promise` (fails the test if it resolves). */
 export async function rejection(promise: Promise<unknown>): Promise<unknown> {

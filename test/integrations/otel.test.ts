@@ -18,6 +18,7 @@ import {
   memoryStore,
   TokenManager,
   type AccessToken,
+  type TokenSource,
   type TokenStore,
 } from '../../src/index.js'
 import { createTestClock, startTokenServer, type TestClock } from '../../src/testing/index.js'
@@ -208,6 +209,69 @@ describe('tokenkeeper/otel metrics', () => {
     ).toBe(1)
   })
 
+  it("measures waits for another process's fetch lock, by outcome, as the lockWait event says", async () => {
+    const store = memoryStore({ clock }) as Required<TokenStore> & { readonly size: number }
+    // The waiter's view of the shared store, which says when it has begun to wait.
+    let waiting = 0
+    const watched: TokenStore = {
+      get: (key) => store.get(key),
+      set: (key, record, options) => store.set(key, record, options),
+      delete: (key, options) => store.delete(key, options),
+      clear: () => store.clear(),
+      acquireLock: (key, options) => store.acquireLock(key, options),
+      waitForUpdate: (key, options) => {
+        waiting++
+        return store.waitForUpdate(key, options)
+      },
+    }
+    const holder = manager(store)
+    const waiter = manager(watched)
+    instrument(waiter, { meterProvider, tracerProvider })
+    const waits: unknown[] = []
+    waiter.on('lockWait', (event) => waits.push(event))
+    // The holder's token request waits for the test; the waiter finds the lock taken and waits.
+    const real = source()
+    let open: () => void = () => {}
+    const gate = new Promise<void>((resolve) => (open = resolve))
+    const s: TokenSource = {
+      key: real.key,
+      fetchToken: async (options) => {
+        await gate
+        return real.fetchToken(options)
+      },
+    }
+    const held = holder.get(s)
+    const waited = waiter.get(s)
+    await vi.waitFor(() => expect(waiting).toBe(1))
+    clock.advance(30)
+    open()
+    const [a, b] = await Promise.all([held, waited])
+    expect(b.value).toBe(a.value)
+    expect(server.stats().tokenRequests).toBe(1)
+    expect(waits).toEqual([{ key: s.key, waitedMs: 30, outcome: 'store' }])
+
+    // A lock whose holder died (never released, never wrote): the waiter fetches once it expires.
+    await store.clear()
+    const lock = await store.acquireLock(s.key, { ttlMs: 15_000 })
+    expect(lock).toBeDefined()
+    const other = manager(watched)
+    instrument(other, { meterProvider, tracerProvider })
+    other.on('lockWait', (event) => waits.push(event))
+    const late = other.get(s)
+    await vi.waitFor(() => expect(waiting).toBe(2))
+    await clock.advanceAsync(15_300)
+    expect((await late).value).not.toBe(a.value)
+    expect(waits.at(-1)).toMatchObject({ key: s.key, outcome: 'fetch' })
+    expect((waits.at(-1) as { waitedMs: number }).waitedMs).toBeGreaterThanOrEqual(15_000)
+
+    const histogram = (await collect()).get('tokenkeeper.store.lock.wait.duration')
+    const count = (outcome: string) =>
+      (point(histogram, { 'tokenkeeper.lock.outcome': outcome }) as Histogram | 0 | undefined) || undefined
+    expect(count('store')?.count).toBe(1)
+    expect(count('store')?.sum).toBeCloseTo(0.03, 6)
+    expect(count('fetch')?.count).toBe(1)
+  })
+
   it('with perLookup, counts hits by window and misses by reason as they happen', async () => {
     const tokens = manager()
     instrument(tokens, { meterProvider, tracerProvider, perLookup: true })
@@ -240,6 +304,7 @@ describe('tokenkeeper/otel metrics', () => {
       'refreshFailure',
       'storeError',
       'invalidate',
+      'lockWait',
     ] as const)
       expect(tokens.listenerCount(name), name).toBe(0)
     await tokens.get(source())

@@ -4,7 +4,7 @@
  */
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { GradeService } from '../../src/lti/index.js'
+import { GradeService, MembershipsService } from '../../src/lti/index.js'
 import { score, startLti } from './helpers.js'
 
 function shown(error: unknown): string {
@@ -46,5 +46,51 @@ describe('LTI service errors carry no token', () => {
     expect(shown(error)).not.toContain(token)
     expect(shown(error)).not.toContain(Buffer.from(token).toString('base64'))
     expect((error as { cause: { config?: unknown } }).cause.config).toBeUndefined()
+  })
+
+  it('bulk results and progress events of postScores and syncRosters', async () => {
+    const harness = await startLti()
+    const course = harness.platform.createContext({ learners: 3 })
+    const item = course.addLineItem({ label: 'Quiz', scoreMaximum: 10 })
+    const fetch: typeof globalThis.fetch = async (input, init) => {
+      const url = input instanceof Request ? input.url : String(input)
+      if (url.includes('/token')) return globalThis.fetch(input, init)
+      const authorization = new Headers(init?.headers).get('authorization') ?? ''
+      throw Object.assign(new Error(`socket hang up sending ${authorization}`), { code: 'ECONNRESET' })
+    }
+    const options = { fetch, retry: { attempts: 2, baseDelayMs: 0 } }
+    const grades = await GradeService.fromClaim(
+      harness.tokens,
+      harness.registration,
+      course.agsClaim({ lineItem: item.id }),
+      options,
+    )
+    const roster = await MembershipsService.fromClaim(
+      harness.tokens,
+      harness.registration,
+      course.nrpsClaim(),
+      options,
+    )
+    const progress: unknown[] = []
+    const scores = await grades.postScores(
+      [1, 2, 3].map((n) => score(`${course.id}-learner-${n}`)),
+      {
+        onProgress: (p) => progress.push(p),
+      },
+    )
+    const rosters = await roster.syncRosters([course.nrpsClaim()], () => undefined, {
+      onProgress: (p) => progress.push(p),
+    })
+    expect(scores.failed).toHaveLength(3)
+    expect(rosters.failed).toBe(1)
+    const token = (await harness.tokens.get(grades.source)).value
+    for (const shownValue of [
+      shown(scores),
+      shown(rosters),
+      shown(progress),
+      inspect(scores.failed[0]!.error),
+    ]) {
+      expect(shownValue).not.toContain(token)
+    }
   })
 })

@@ -113,6 +113,7 @@ describe('events and diagnostics channels', () => {
       ],
       storeError: [],
       failFast: [],
+      lockWait: [],
     }
     for (const [name, list] of Object.entries(expected)) {
       expect(events[name as keyof typeof events], name).toEqual(list)
@@ -133,6 +134,7 @@ describe('events and diagnostics channels', () => {
       storeError: 'tokenkeeper:store:error',
       invalidate: 'tokenkeeper:invalidate',
       failFast: 'tokenkeeper:fail-fast',
+      lockWait: 'tokenkeeper:lock:wait',
     })
   })
 

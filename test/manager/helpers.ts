@@ -8,7 +8,7 @@ import {
 } from '../../src/index.js'
 import type { EventEmitter } from 'node:events'
 import { afterEach } from 'vitest'
-import { TokenManager as Manager } from '../../src/index.js'
+import { CHANNEL_NAMES, TokenManager as Manager } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
 import type { Clock } from '../../src/clock.js'
 
@@ -161,21 +161,11 @@ export function permanentError(): TokenkeeperError {
   })
 }
 
-/** Records every event a manager emits, by name. */
+/** Records every event a manager emits (each name in CHANNEL_NAMES), by name. */
 export function recordEvents(manager: TokenManager): {
   readonly [K in keyof TokenManagerEvents]: TokenManagerEvents[K][0][]
 } {
-  const names = [
-    'hit',
-    'miss',
-    'refreshStart',
-    'refreshSuccess',
-    'refreshFailure',
-    'stale',
-    'storeError',
-    'invalidate',
-    'failFast',
-  ] as const
+  const names = Object.keys(CHANNEL_NAMES) as (keyof TokenManagerEvents)[]
   const record = Object.fromEntries(names.map((name) => [name, [] as unknown[]])) as {
     [K in keyof TokenManagerEvents]: TokenManagerEvents[K][0][]
   }

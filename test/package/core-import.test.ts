@@ -1,38 +1,10 @@
-import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { modulesLoadedBy as loadedBy } from '../support/loaded-modules.js'
 
-const root = fileURLToPath(new URL('../../', import.meta.url))
 const dist = new URL('../../dist/', import.meta.url)
 
-// Imports one entry point in a fresh process and reports every module URL that got loaded.
-const recorder = `
-import { register } from 'node:module'
-const hooks = 'data:text/javascript,' + encodeURIComponent(\`
-  export async function load(url, context, next) {
-    process.stderr.write('LOADED ' + url + '\\\\n')
-    return next(url, context)
-  }\`)
-register(hooks)
-await import(process.argv[1])
-`
-
-function modulesLoadedBy(entry: string): string[] {
-  const result = spawnSync(
-    process.execPath,
-    ['--input-type=module', '-e', recorder, new URL(entry, dist).href],
-    {
-      cwd: root,
-      encoding: 'utf8',
-    },
-  )
-  if (result.status !== 0) throw new Error(`importing ${entry} failed: ${result.stderr}`)
-  return result.stderr
-    .split('\n')
-    .filter((line) => line.startsWith('LOADED '))
-    .map((line) => line.slice('LOADED '.length))
-}
+const modulesLoadedBy = (entry: string): string[] => loadedBy(new URL(entry, dist))
 
 describe.skipIf(!existsSync(new URL('index.js', dist)) && process.env['CI'] === undefined)(
   'optional parts stay on their subpaths',

@@ -17,6 +17,8 @@ const expected: Record<string, RegExp> = {
     /got a DPoP token bound to this key\nthe server bound it to the same thumbprint: true\nAPI status: 200 200\nheaders: authorization, dpop\ntoken requests: 1 issued, 2 nonce demands/,
   'google-service-account.ts':
     /got a Bearer token for reports@my-project\.iam\.gserviceaccount\.com \(https:\/\/www\.googleapis\.com\/auth\/cloud-platform\)\ngoogleServiceAccount: expected a "service_account" key, got a key of type "authorized_user"/,
+  'discovery.ts':
+    /issuer: http:\/\/127\.0\.0\.1:\d+\/realms\/acme\ndiscovery requests: 2; token requests: 3\nsame key: true; token requests: 3\nAUTH_METHOD_NOT_SUPPORTED: issuer http:\/\/127\.0\.0\.1:\d+\/realms\/acme does not support client authentication by client_secret_post at its token endpoint: it supports client_secret_basic, private_key_jwt/,
   'workload-identity.ts':
     /stale file: ASSERTION_EXPIRED retryable: true\ngot a Bearer token; token requests: 1\n/,
   'opentelemetry.ts':
@@ -28,6 +30,8 @@ const expected: Record<string, RegExp> = {
   'undici.ts': /undici request: 200 global fetch: 200\nafter revocation: 50 of 50 ok\ntoken requests: 2/,
   'got-and-ky.ts': /got: 50 of 50 ok\nky: 50 of 50 ok\ntoken requests: 3/,
   'azure.ts': /distinct tokens: 2\ntoken requests: 2\nrefresh after 45 min of 60/,
+  'token-exchange.ts':
+    /same exchanged token: true; token requests: 2\nissued_token_type: urn:ietf:params:oauth:token-type:access_token\nexpires with its subject: true\nanother subject, another token: true\nunknown audience: invalid_target\n/,
   'testing-your-code.ts':
     /same token during the outage: true\nafter expiry: SERVER_ERROR retryable: true\nrecovered: true/,
 }

@@ -14,7 +14,10 @@ import {
   clientSecretPost,
   generateDpopKey,
   isOAuthError,
+  TOKEN_TYPES,
   TokenManager,
+  tokenExchange,
+  tokenSource,
   type ClientAuth,
 } from '../../src/index.js'
 import { formEncode, SecretSet } from '../../src/secrets.js'
@@ -194,6 +197,73 @@ describe('a secret is removed in every encoding', () => {
     const shown = [renderings(caught), inspect(seen, { depth: Infinity }), JSON.stringify(tokens.stats())]
     expect(formsOf(SECRET).filter((form) => shown.some((text) => text.includes(form)))).toEqual([])
     await tokens.close()
+  })
+})
+
+/** Tokens to exchange with every character a form or percent encoding changes (a token is visible ASCII). */
+const SUBJECT = 'subj+/=&%~!*-SUBJECT-token-0123'
+const ACTOR = 'act/or+=&%~-ACTOR-token-4567'
+
+describe('token exchange: the subject and actor tokens are removed in every encoding', () => {
+  const exchange = (tokenUrl: string, fetch?: Parameters<typeof tokenExchange>[0]['fetch']) =>
+    tokenExchange({
+      tokenUrl,
+      clientId: 'svc',
+      auth: clientSecretBasic(SECRET),
+      subjectToken: tokenSource('user', () => ({ access_token: SUBJECT })),
+      subjectTokenType: TOKEN_TYPES.accessToken,
+      actorToken: () => ACTOR,
+      actorTokenType: TOKEN_TYPES.accessToken,
+      ...(fetch === undefined ? {} : { fetch }),
+    })
+  const forbidden = [...formsOf(SUBJECT), ...formsOf(ACTOR), ...formsOf(SECRET), ...basicForms('svc', SECRET)]
+
+  it('a server echoing each token it got, in every encoding, without field names', async () => {
+    server.route('/echo-values', (_req, res, body) => {
+      const form = new URLSearchParams(body)
+      const values = [form.get('subject_token') ?? '', form.get('actor_token') ?? ''].flatMap(formsOf)
+      res.writeHead(400, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({ error: 'invalid_grant', error_description: `cannot use ${values.join(' ; ')}` }),
+      )
+    })
+    const caught = await exchange(`${server.origin}/echo-values`)
+      .fetchToken()
+      .catch((error: unknown) => error)
+    expect(isOAuthError(caught, 'invalid_grant')).toBe(true)
+    expect(leaksIn(caught, forbidden)).toEqual([])
+    expect((caught as { error_description?: string }).error_description).toContain('[redacted]')
+  })
+
+  it('a server echoing the exchange request', async () => {
+    const tokens = new TokenManager()
+    const seen: unknown[] = []
+    tokens.on('refreshFailure', (event) => seen.push(event))
+    const caught = await tokens.get(exchange(`${server.origin}/echo`)).catch((error: unknown) => error)
+    expect(isOAuthError(caught, 'invalid_client')).toBe(true)
+    const [request] = server.hits('/echo').slice(-1)
+    expect(request!.body).toContain(formEncode(SUBJECT))
+    expect(request!.body).toContain(formEncode(ACTOR))
+    expect(leaksIn(caught, forbidden)).toEqual([])
+    const shown = inspect(seen, { depth: Infinity }) + JSON.stringify(tokens.stats())
+    expect(forbidden.filter((form) => shown.includes(form))).toEqual([])
+    await tokens.close()
+  })
+
+  it('an injected fetch whose error quotes the exchange request', async () => {
+    const caught = await exchange('https://idp.example/token', (url, init) => {
+      const body = init.body as string
+      return Promise.reject(
+        Object.assign(new Error(`request to ${String(url)} failed: ${body} | ${decodeURIComponent(body)}`), {
+          code: 'ECONNRESET',
+          cause: new Error(`inner ${body}`),
+        }),
+      )
+    })
+      .fetchToken()
+      .catch((error: unknown) => error)
+    expect(caught).toMatchObject({ code: 'CONNECTION_RESET' })
+    expect(leaksIn(caught, forbidden)).toEqual([])
   })
 })
 

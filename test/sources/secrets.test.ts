@@ -13,15 +13,19 @@ import {
   clientSecretBasic,
   clientSecretPost,
   dpopKey,
+  DiscoveryCache,
   googleServiceAccount,
-  TokenManager,
   isOAuthError,
   jwtBearer,
   privateKeyJwt,
   selfSignedTlsClientAuth,
   tlsClientAuth,
+  TOKEN_TYPES,
+  TokenManager,
+  tokenExchange,
   tokenSource,
   type ClientAuth,
+  type TokenSourceContext,
   type TokenSource,
 } from '../../src/index.js'
 import { closedPort, formFields, startLocalServer, type LocalServer } from '../wire/local-server.js'
@@ -43,6 +47,13 @@ const ASSERTION = [
   ),
   'c2lnbmF0dXJlLW11c3Qtbm90LWxlYWs',
 ].join('.')
+/** A user's token to exchange (JWT-shaped, valid until 2100), and an actor token. */
+const SUBJECT = [
+  Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT' })).toString('base64url'),
+  Buffer.from(JSON.stringify({ sub: 'SUBJECT-must-not-leak-321', exp: 4_102_444_800 })).toString('base64url'),
+  'c3ViamVjdC1zaWduYXR1cmU',
+].join('.')
+const ACTOR = 'ACTOR-must-not-leak-654'
 const ASSERTION_FILE = join(mkdtempSync(join(tmpdir(), 'tk-secrets-')), 'token')
 writeFileSync(ASSERTION_FILE, `${ASSERTION}\n`)
 
@@ -98,6 +109,19 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ access_token: TOKEN, expires_in: 3600, id_token: ID_TOKEN }))
   })
+  // Discovery documents (RFC 8414 §3.1 path insertion) for the issuers of issuerFor().
+  for (const path of ['/token', '/echo']) {
+    server.route(`/.well-known/oauth-authorization-server/issuer-for${path}`, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({
+          issuer: `${server.origin}/issuer-for${path}`,
+          token_endpoint: `${server.origin}${path}`,
+          token_endpoint_auth_methods_supported: ['client_secret_basic', 'private_key_jwt'],
+        }),
+      )
+    })
+  }
   // A careless server that echoes the whole request, credentials included, in its error.
   server.route('/echo', (req, res, body) => {
     res.writeHead(401, { 'content-type': 'application/json' })
@@ -128,10 +152,28 @@ function auths(): Record<string, ClientAuth> {
   }
 }
 
+/** The issuer whose discovery document names `url` as its token endpoint (routed in beforeAll). */
+function issuerFor(url: string): string {
+  const { origin, pathname } = new URL(url)
+  return `${origin}/issuer-for${pathname}`
+}
+
 function sources(url: string): Record<string, TokenSource> {
   const result: Record<string, TokenSource> = {}
   for (const [name, auth] of Object.entries(auths())) {
     result[`clientCredentials ${name}`] = clientCredentials({ tokenUrl: url, clientId: 'svc', auth })
+  }
+  const discovery = new DiscoveryCache()
+  for (const [name, auth] of [
+    ['basic', clientSecretBasic(SECRET)],
+    ['jwtEcJwk', privateKeyJwt({ key: ec.jwk })],
+  ] as const) {
+    result[`clientCredentials by issuer ${name}`] = clientCredentials({
+      issuer: issuerFor(url),
+      clientId: 'svc',
+      auth,
+      discovery,
+    })
   }
   result['jwtBearer rsa'] = jwtBearer({ tokenUrl: url, issuer: 'robot', key: rsa.pem, scopes: ['a'] })
   result['jwtBearer ec + basic'] = jwtBearer({
@@ -211,8 +253,9 @@ describe('secrets never show', () => {
       expect(JSON.parse(JSON.stringify(token))).toMatchObject({ value: '[redacted]', extra: ['id_token'] })
       expectNoLeak(source, assertions)
     }
-    // 5 private_key_jwt sources, 2 client assertions from elsewhere, 5 jwtBearer sources, 1 Google
-    expect(assertions).toHaveLength(13)
+    // 6 private_key_jwt sources (1 by issuer), 2 client assertions from elsewhere, 5 jwtBearer
+    // sources (1 with dpop), 1 Google
+    expect(assertions).toHaveLength(14)
     expect(assertions.filter((sent) => sent === ASSERTION)).toHaveLength(4)
   })
 
@@ -426,6 +469,40 @@ describe('errors never carry credentials', () => {
     expectNoLeak(broken, KEY_MATERIAL)
   })
 
+  it('discovery failures of issuer sources (no document, wrong issuer, unreachable, unsupported method)', async () => {
+    const port = await closedPort()
+    const issuers = [
+      `${server.origin}/issuer-nowhere`, // 404 at both well-known paths
+      `${server.origin}/issuer-for/token/`, // the document names it without the slash
+      `http://127.0.0.1:${port}`,
+    ]
+    const failures: unknown[] = []
+    for (const issuer of issuers) {
+      for (const auth of [
+        clientSecretBasic(SECRET),
+        clientSecretPost(SECRET),
+        privateKeyJwt({ key: rsa.pem }),
+      ]) {
+        const source = clientCredentials({ issuer, clientId: 'svc', auth, discovery: new DiscoveryCache() })
+        failures.push(await source.fetchToken().catch((error: unknown) => error))
+      }
+    }
+    const unsupported = clientCredentials({
+      issuer: issuerFor(tokenUrl),
+      clientId: 'svc',
+      auth: clientSecretPost(SECRET),
+      discovery: new DiscoveryCache(),
+    })
+    failures.push(await unsupported.fetchToken().catch((error: unknown) => error))
+    expect(failures.map((error) => (error as TokenkeeperError).code)).toEqual([
+      ...Array<string>(3).fill('DISCOVERY_NOT_FOUND'),
+      ...Array<string>(3).fill('DISCOVERY_ISSUER_MISMATCH'),
+      ...Array<string>(3).fill('CONNECTION_REFUSED'),
+      'AUTH_METHOD_NOT_SUPPORTED',
+    ])
+    for (const error of failures) expectNoLeak(error, [SECRET, ...KEY_MATERIAL])
+  })
+
   it('a construction error for a broken key', () => {
     for (const key of [rsa.pem.replace('MII', 'XII'), { ...rsa.jwk, n: 'AQAB' }]) {
       let caught: unknown
@@ -437,5 +514,102 @@ describe('errors never carry credentials', () => {
       expect(caught).toBeInstanceOf(TypeError)
       expectNoLeak(caught, KEY_MATERIAL)
     }
+  })
+})
+
+/** Token-exchange sources: the subject from a function or a source, with an actor, with client auth. */
+function exchangeSources(url: string): Record<string, TokenSource> {
+  return {
+    'subject provider': tokenExchange({
+      tokenUrl: url,
+      subjectToken: () => SUBJECT,
+      subjectTokenType: TOKEN_TYPES.jwt,
+    }),
+    'subject source + actor + basic': tokenExchange({
+      tokenUrl: url,
+      clientId: 'svc',
+      auth: clientSecretBasic(SECRET),
+      subjectToken: tokenSource('user', () => ({ access_token: SUBJECT, expires_in: 600 })),
+      subjectTokenType: TOKEN_TYPES.accessToken,
+      actorToken: () => Promise.resolve(ACTOR),
+      actorTokenType: TOKEN_TYPES.accessToken,
+      audience: ['a', 'b'],
+    }),
+  }
+}
+
+/** A context that gets other sources' tokens directly, as a manager would from its cache. */
+const directContext: TokenSourceContext = {
+  get: (source) => source.fetchToken(),
+  clock: { now: () => Date.now(), setTimer: () => ({ cancel: () => undefined }) },
+}
+
+describe('token exchange: the subject and actor tokens never show', () => {
+  beforeAll(() => {
+    server.route('/exchange', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({
+          access_token: TOKEN,
+          expires_in: 3600,
+          issued_token_type: TOKEN_TYPES.accessToken,
+        }),
+      )
+    })
+    server.route('/exchange-no-type', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ access_token: TOKEN, expires_in: 3600 }))
+    })
+  })
+
+  it.each(Object.keys(exchangeSources('https://idp.example/token')))(
+    '%s: the source and the source it resolves to for one subject',
+    async (name) => {
+      const source = exchangeSources(`${server.origin}/exchange`)[name]!
+      expectNoLeak(source, [SECRET, SUBJECT, ACTOR])
+      const resolved = await source.resolve!(directContext)
+      expectNoLeak(resolved, [SECRET, SUBJECT, ACTOR, SUBJECT.split('.')[1]!])
+      expect(resolved.key).not.toBe(source.key)
+      expect(inspect(resolved)).toContain(resolved.key)
+    },
+  )
+
+  it.each(Object.keys(exchangeSources('https://idp.example/token')))(
+    '%s: a manager’s token, events, stats and errors',
+    async (name) => {
+      const tokens = new TokenManager()
+      const seen: unknown[] = []
+      for (const event of ['refreshStart', 'refreshSuccess', 'refreshFailure', 'miss', 'hit'] as const) {
+        tokens.on(event, (payload: unknown) => seen.push(payload))
+      }
+      const token = await tokens.get(exchangeSources(`${server.origin}/exchange`)[name]!)
+      expect(token.value).toBe(TOKEN)
+      const refused = await tokens.get(exchangeSources(echoUrl)[name]!).catch((error: unknown) => error)
+      expect(isOAuthError(refused, 'invalid_client')).toBe(true)
+      expect((refused as Error).message).toContain('[redacted]')
+      const untyped = await tokens
+        .get(exchangeSources(`${server.origin}/exchange-no-type`)[name]!)
+        .catch((error: unknown) => error)
+      expect(untyped).toMatchObject({ code: 'INVALID_ISSUED_TOKEN_TYPE' })
+      for (const shown of [token, refused, untyped, seen, tokens.stats()]) {
+        expectNoLeak(shown, [SECRET, SUBJECT, ACTOR])
+      }
+      await tokens.close()
+    },
+  )
+
+  it('a subject provider that fails: the error names the provider, never a token', async () => {
+    const source = tokenExchange({
+      tokenUrl: `${server.origin}/exchange`,
+      subjectToken: () => SUBJECT.split('.').slice(0, 2).join('.') + '.', // an unusable JWT
+      subjectTokenType: TOKEN_TYPES.jwt,
+      actorToken: () => {
+        throw new Error('no actor')
+      },
+      actorTokenType: TOKEN_TYPES.accessToken,
+    })
+    const caught = await source.fetchToken().catch((error: unknown) => error)
+    expect(caught).toMatchObject({ code: 'ACTOR_TOKEN_UNAVAILABLE' })
+    expectNoLeak(caught, [SUBJECT, SUBJECT.split('.')[1]!])
   })
 })

@@ -1,7 +1,7 @@
 /** The one sealed envelope (AES-256-GCM) used by the Redis store and the CLI's token cache. */
 import { createSecretKey, randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { seal as sealFile, unseal as unsealFile } from '../../src/cli/token/cache-key.js'
+import { seal as sealFile, unseal as unsealFile } from '../../src/stores/file/key.js'
 import { seal, unseal } from '../../src/sealed.js'
 
 const key = randomBytes(32)

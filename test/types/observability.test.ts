@@ -5,6 +5,7 @@ import {
   subscribeChannel,
   TokenManager,
   type FailFastEvent,
+  type LockWaitEvent,
   type HitEvent,
   type RefreshFailureEvent,
   type StoreErrorEvent,
@@ -23,6 +24,7 @@ describe('observability types', () => {
     >().toEqualTypeOf<RefreshFailureEvent>()
     expectTypeOf<TokenkeeperChannelMessages['tokenkeeper:store:error']>().toEqualTypeOf<StoreErrorEvent>()
     expectTypeOf<TokenkeeperChannelMessages['tokenkeeper:fail-fast']>().toEqualTypeOf<FailFastEvent>()
+    expectTypeOf<TokenkeeperChannelMessages['tokenkeeper:lock:wait']>().toEqualTypeOf<LockWaitEvent>()
     expectTypeOf<TokenkeeperChannelName>().toEqualTypeOf<(typeof CHANNEL_NAMES)[keyof TokenManagerEvents]>()
     // One channel per event, no more.
     expectTypeOf<keyof TokenkeeperChannelMessages>().toEqualTypeOf<

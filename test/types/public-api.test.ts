@@ -4,12 +4,17 @@ import {
   AccessToken,
   clientCredentials,
   clientSecretBasic,
+  DiscoveryCache,
   isOAuthError,
   isTokenkeeperError,
   memoryStore,
+  TOKEN_TYPES,
   TokenManager,
+  tokenExchange,
   tokenSource,
   type AnyTokenkeeperError,
+  type ExchangeTokenContext,
+  type TokenSourceContext,
   type OAuthError,
   type TokenkeeperErrorCode,
   type TokenSource,
@@ -37,6 +42,50 @@ describe('public types', () => {
     expect(() => new TokenManager({ marginMs: '5m' })).toThrow(TypeError)
     // @ts-expect-error there is no `timeout` option; it is `lockTtlMs` / the source's `timeoutMs`
     new TokenManager({ timeout: 5 })
+  })
+
+  it('a source by issuer instead of tokenUrl', () => {
+    const byIssuer = clientCredentials({
+      issuer: new URL('https://idp.example'),
+      clientId: 'svc',
+      auth: clientSecretBasic('secret-value'),
+      discovery: new DiscoveryCache({ maxAgeMs: 60_000 }),
+    })
+    expectTypeOf(byIssuer).toEqualTypeOf<TokenSource>()
+    expectTypeOf<TokenSource['whenKeyKnown']>().toEqualTypeOf<(() => Promise<void> | undefined) | undefined>()
+    expectTypeOf(new DiscoveryCache().peek('https://idp.example')?.tokenEndpoint).toEqualTypeOf<
+      URL | undefined
+    >()
+    expect(byIssuer.key).toBe(
+      `cc|discovery:https://idp.example/${source.key.slice('cc|https://idp.example/token'.length)}`,
+    )
+  })
+
+  it('token exchange', () => {
+    const exchange = tokenExchange({
+      tokenUrl: 'https://idp.example/token',
+      subjectToken: (ctx) => {
+        expectTypeOf(ctx).toEqualTypeOf<ExchangeTokenContext>()
+        return Promise.resolve('subject')
+      },
+      subjectTokenType: TOKEN_TYPES.accessToken,
+      actorToken: source,
+      actorTokenType: TOKEN_TYPES.accessToken,
+      audience: ['a', 'b'],
+    })
+    expectTypeOf(exchange).toEqualTypeOf<TokenSource>()
+    expectTypeOf<TokenSource['resolve']>().toEqualTypeOf<
+      ((context: TokenSourceContext) => Promise<TokenSource>) | undefined
+    >()
+    expectTypeOf(TOKEN_TYPES.jwt).toEqualTypeOf<'urn:ietf:params:oauth:token-type:jwt'>()
+    expect(() =>
+      tokenExchange({
+        tokenUrl: 'https://idp.example/token',
+        // @ts-expect-error the subject token is a function or a source, never a raw string
+        subjectToken: 'raw',
+        subjectTokenType: TOKEN_TYPES.jwt,
+      }),
+    ).toThrow(TypeError)
   })
 
   it('events are typed', () => {

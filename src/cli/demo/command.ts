@@ -6,7 +6,7 @@ import type { CommandIo } from '../io.js'
 import { naiveClient, tokenkeeperClient, type ClientKind } from './clients.js'
 import { createDisplay, fitsLiveDisplay, type DisplayMode } from './display.js'
 import { startFleet, type Fleet } from './fleet.js'
-import { runPhase, type PhaseResult, type WorkloadRunner } from './phase.js'
+import { runPhase, startDemoServer, type DemoServer, type PhaseResult, type WorkloadRunner } from './phase.js'
 import { DEMO_HELP, parseDemoCommandLine, type DemoSettings } from './settings.js'
 import { renderReport } from './report.js'
 import { renderSummary, summarizePhase, type DemoSummary } from './summary.js'
@@ -46,7 +46,7 @@ function introduction(settings: DemoSettings): string {
  * Short, unreported runs of both clients before the measured ones, so that neither pays alone
  * for the process warming up (JIT, first connections).
  */
-async function warmUp(settings: DemoSettings, runner: WorkloadRunner): Promise<void> {
+async function warmUp(settings: DemoSettings, server: DemoServer, runner: WorkloadRunner): Promise<void> {
   for (const kind of ['tokenkeeper', 'naive'] as const) {
     await runPhase(
       {
@@ -58,6 +58,7 @@ async function warmUp(settings: DemoSettings, runner: WorkloadRunner): Promise<v
         latencyMs: settings.latencyMs,
         outage: false,
       },
+      server,
       runner,
       () => undefined,
     )
@@ -76,7 +77,10 @@ export async function demoCommand(argv: readonly string[], io: CommandIo): Promi
   const mode: DisplayMode = line.json ? 'none' : fitsLiveDisplay(io.stdout) ? 'tty' : 'plain'
   let fleet: Fleet | undefined
   if (settings.redis || settings.processes > 1) fleet = await startFleet(settings.processes, line.redisUrl)
+  let server: DemoServer | undefined
   try {
+    server = await startDemoServer(settings)
+    const demoServer = server
     if (mode !== 'none') io.stdout.write(`${wrap(introduction(settings))}\n\n`)
     const phase = async (kind: ClientKind, durationMs: number): Promise<PhaseResult> => {
       const display = createDisplay(mode, io.stdout, colors)
@@ -91,6 +95,7 @@ export async function demoCommand(argv: readonly string[], io: CommandIo): Promi
             latencyMs: settings.latencyMs,
             outage: settings.fault === 'outage',
           },
+          demoServer,
           fleet ?? inProcess,
           (snapshot) => display.update(snapshot),
         )
@@ -99,7 +104,7 @@ export async function demoCommand(argv: readonly string[], io: CommandIo): Promi
         if (mode !== 'none') io.stdout.write('\n')
       }
     }
-    await warmUp(settings, fleet ?? inProcess)
+    await warmUp(settings, demoServer, fleet ?? inProcess)
     const tokenkeeper = await phase('tokenkeeper', settings.durationMs)
     const naive = settings.naiveDurationMs > 0 ? await phase('naive', settings.naiveDurationMs) : undefined
     const summary: DemoSummary = {
@@ -115,6 +120,7 @@ export async function demoCommand(argv: readonly string[], io: CommandIo): Promi
     }
     return ExitCode.ok
   } finally {
+    await server?.server.close()
     await fleet?.close()
   }
 }

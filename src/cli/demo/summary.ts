@@ -37,6 +37,11 @@ export interface PhaseSummary {
     readonly max: number
   }
   readonly outage: OutageReport | null
+  /**
+   * How late the event loop of the process that ran the token server ran, in ms (p99 and max): a
+   * busy machine shows here first, and every latency above includes it.
+   */
+  readonly eventLoopDelayMs: { readonly p99: number; readonly max: number }
   /** The token server's and API's counters, as they counted them. */
   readonly server: PhaseResult['server']
 }
@@ -79,6 +84,10 @@ export function summarizePhase(result: PhaseResult, processes: number): PhaseSum
       max: round(latency.maxMs, 3),
     },
     outage: result.outage ?? null,
+    eventLoopDelayMs: {
+      p99: round(result.eventLoopDelayMs.p99, 1),
+      max: round(result.eventLoopDelayMs.max, 1),
+    },
     server,
   }
 }
@@ -170,5 +179,17 @@ export function renderSummary(summary: DemoSummary, colors: Colors): string {
       colors.yellow('The outage did not fit in this run: give it at least two token lifetimes (--duration).'),
     )
   }
+  const stalled = phases.filter((phase) => phase.eventLoopDelayMs.max >= STALL_NOTE_MS)
+  if (stalled.length > 0) {
+    lines.push(
+      colors.yellow(
+        `This machine was busy: the event loop ran up to ${stalled.map((p) => `${formatMs(p.eventLoopDelayMs.max)} late (${p.client})`).join(', ')}; ` +
+          "the latencies above include those stalls, and a stall longer than a token's last tenth of life can fail calls in an outage.",
+      ),
+    )
+  }
   return `${lines.map((line) => wrap(line)).join('\n')}\n`
 }
+
+/** From how late a run of the event loop the summary says that the machine was busy. */
+const STALL_NOTE_MS = 100

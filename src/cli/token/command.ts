@@ -7,7 +7,7 @@ import type { TokenSource } from '../../sources/types.js'
 import { parseFlags } from '../args.js'
 import { configError, ExitCode, usageError, type ExitCodeValue } from '../errors.js'
 import type { CommandIo } from '../io.js'
-import { fileStore } from './file-store.js'
+import { fileStore } from '../../stores/file/store.js'
 import { cacheDirPath, keyFilePath } from './paths.js'
 import { resolveSettings, type TokenSettings } from './settings.js'
 

@@ -4,6 +4,7 @@
  * and adapters that turn each into one raw command sender. tokenkeeper imports neither library.
  */
 
+/** The arguments of a raw Redis command after its name. */
 type Args = (string | number)[]
 
 /**
@@ -17,11 +18,23 @@ type Args = (string | number)[]
  * ```
  */
 export interface IoredisLike {
-  call(command: string, ...args: Args): Promise<unknown>
+  /** Sends one raw command (`call('SET', key, value, 'PX', 60000)`) and resolves with its reply. */
+  call(command: string, ...args: (string | number)[]): Promise<unknown>
+  /**
+   * A new connection with the same options; the store makes one for pub/sub (invalidation and
+   * renewal notices) and closes it in `close()`.
+   */
   duplicate(): IoredisSubscriberLike
+  /** `true` on an ioredis `Cluster`: SCAN then visits every master through {@link nodes}. */
   readonly isCluster?: boolean
-  /** ioredis `Cluster` only. */
-  nodes?(role: 'master'): readonly { call(command: string, ...args: Args): Promise<unknown> }[]
+  /**
+   * ioredis `Cluster` only: the master nodes, each able to send raw commands, for commands that
+   * must visit every master (SCAN in `clear()`).
+   */
+  nodes?(role: 'master'): readonly {
+    /** Sends one raw command to this node. */
+    call(command: string, ...args: (string | number)[]): Promise<unknown>
+  }[]
 }
 
 /**
@@ -37,13 +50,24 @@ export interface IoredisLike {
 export interface IoredisSubscriberLike {
   /** ioredis connection status (`'ready'`, `'connecting'`, `'wait'`, `'end'`, ...). */
   readonly status?: string
+  /** Opens a connection that waits to be opened (status `'wait'`, created with `lazyConnect`). */
   connect?(): Promise<unknown>
+  /** Subscribes to the store's notice channels. */
   subscribe(...channels: string[]): Promise<unknown>
+  /** Stops receiving the store's notice channels. */
   unsubscribe(...channels: string[]): Promise<unknown>
+  /** Receives a notice published on a subscribed channel. */
   on(event: 'message', listener: (channel: string, message: string) => void): unknown
+  /**
+   * Follows the connection's state: `error` (on a connection the store made) becomes a store
+   * error, `ready` subscribes again after a reconnect, `end` ends the wait for `ready`.
+   */
   on(event: 'error' | 'ready' | 'end', listener: (error?: Error) => void): unknown
+  /** Removes a `message` listener the store added. */
   removeListener(event: 'message', listener: (channel: string, message: string) => void): unknown
+  /** Removes a state listener the store added. */
   removeListener(event: 'error' | 'ready' | 'end', listener: (error?: Error) => void): unknown
+  /** Closes the connection; the store calls it in `close()` for a connection it made. */
   disconnect(): void
 }
 
@@ -58,7 +82,12 @@ export interface IoredisSubscriberLike {
  * ```
  */
 export interface NodeRedisLike {
+  /** Sends one raw command (`sendCommand(['SET', key, value])`) and resolves with its reply. */
   sendCommand(args: string[]): Promise<unknown>
+  /**
+   * A new client with the same options; the store connects it for pub/sub (invalidation and
+   * renewal notices) and closes it in `close()`.
+   */
   duplicate(): NodeRedisSubscriberLike
 }
 
@@ -73,10 +102,20 @@ export interface NodeRedisLike {
  * ```
  */
 export interface NodeRedisClusterLike {
+  /**
+   * Sends one raw command to the node that owns `firstKey` (the store passes `isReadonly`
+   * `false`: a replica may lag behind a write) and resolves with its reply.
+   */
   sendCommand(firstKey: string | undefined, isReadonly: boolean | undefined, args: string[]): Promise<unknown>
+  /** A pub/sub connection to the cluster; the store connects it and closes it in `close()`. */
   duplicate(): NodeRedisSubscriberLike
+  /** The cluster's master nodes, for commands that must visit every master (SCAN in `clear()`). */
   readonly masters: readonly object[]
-  nodeClient(node: object): Promise<{ sendCommand(args: string[]): Promise<unknown> }>
+  /** The client of one of {@link masters}, to send it raw commands. */
+  nodeClient(node: object): Promise<{
+    /** Sends one raw command to this node. */
+    sendCommand(args: string[]): Promise<unknown>
+  }>
 }
 
 /**
@@ -95,13 +134,19 @@ export interface NodeRedisClusterLike {
  * ```
  */
 export interface NodeRedisSentinelLike extends NodeRedisSubscriberLike {
+  /** Sends one raw command; the store passes `isReadonly` `false`, so it goes to the primary. */
   sendCommand(isReadonly: boolean | undefined, args: string[]): Promise<unknown>
+  /** The current primary; only its presence is checked, to tell a Sentinel client apart. */
   getMasterNode(): unknown
+  /** The sentinel in use; only its presence is checked, to tell a Sentinel client apart. */
   getSentinelNode(): unknown
 }
 
-/** A node-redis pub/sub listener (strings, or Buffers in buffer mode). */
-type PubSubListenerLike = (message: string | Buffer, channel: string | Buffer) => unknown
+/**
+ * A node-redis pub/sub listener: the message and the channel, as strings or, in buffer mode,
+ * Buffers.
+ */
+export type PubSubListenerLike = (message: string | Buffer, channel: string | Buffer) => unknown
 
 /**
  * The part of a node-redis client or cluster used for pub/sub.
@@ -114,14 +159,23 @@ type PubSubListenerLike = (message: string | Buffer, channel: string | Buffer) =
  * ```
  */
 export interface NodeRedisSubscriberLike {
+  /** Whether the connection is open; the store connects one that is not. */
   readonly isOpen: boolean
+  /** Opens the connection. */
   connect(): Promise<unknown>
+  /** Subscribes `listener` to one of the store's notice channels. */
   subscribe(channel: string, listener: PubSubListenerLike): Promise<unknown>
+  /** Removes `listener` from a notice channel. */
   unsubscribe(channel: string, listener: PubSubListenerLike): Promise<unknown>
+  /** Connection errors of a connection the store made, reported as store errors. */
   on(event: 'error', listener: (error: Error) => void): unknown
+  /** The connection is ready again after a reconnect (node-redis subscribes again by itself). */
   on(event: 'ready', listener: () => void): unknown
+  /** Removes the `error` listener the store added. */
   removeListener(event: 'error', listener: (error: Error) => void): unknown
+  /** Removes the `ready` listener the store added. */
   removeListener(event: 'ready', listener: () => void): unknown
+  /** Closes the connection at once; the store calls it in `close()` for a connection it made. */
   destroy(): void
 }
 

@@ -16,6 +16,7 @@
  * ```
  *
  * @packageDocumentation
+ * @module tokenkeeper/redis
  */
 export { redisStore, type RedisStore } from './store.js'
 export type { RedisStoreOptions } from './options.js'
@@ -34,6 +35,7 @@ export type {
   NodeRedisLike,
   NodeRedisSentinelLike,
   NodeRedisSubscriberLike,
+  PubSubListenerLike,
   RedisClientLike,
   RedisSubscriberLike,
 } from './client.js'

@@ -13,6 +13,14 @@ import { Course, type CourseIds } from './courses.js'
 import { refuse, type ServiceOutcome } from './guard.js'
 import { handleMemberships } from './nrps.js'
 import { Pager } from './paging.js'
+import {
+  checkRateLimit,
+  RequestCostBucket,
+  ServiceFaultQueue,
+  stallResponse,
+  throttledResponse,
+  unavailableResponse,
+} from './throttling.js'
 import { processLtiTokenRequest, registerTools, type LtiTokenConfig } from './token.js'
 import type {
   LtiPlatform,
@@ -36,6 +44,7 @@ function checkOptions(options: LtiPlatformOptions): void {
       throw new TypeError(`startLtiPlatform: ${name} must be a finite, non-negative number of milliseconds`)
     }
   }
+  checkRateLimit(options.rateLimit)
   const pageSize = options.pageSize ?? 10
   if (!Number.isSafeInteger(pageSize) || pageSize < 1)
     throw new TypeError('startLtiPlatform: pageSize must be a positive integer')
@@ -101,7 +110,12 @@ export async function startLtiPlatform(options: LtiPlatformOptions): Promise<Lti
     rejectedInvalid: 0,
     rejectedNotFound: 0,
     scoresAccepted: 0,
+    throttled: 0,
+    serviceFaults: 0,
   }
+  const rateLimit = options.rateLimit
+  const bucket = rateLimit === undefined ? undefined : new RequestCostBucket(rateLimit, () => clock.now())
+  const serviceFaults = new ServiceFaultQueue()
   const maxRecorded = options.maxRecordedRequests ?? 100_000
   const log = new RequestLog(maxRecorded)
   const serviceLog: LtiServiceRequestRecord[] = []
@@ -174,11 +188,42 @@ export async function startLtiPlatform(options: LtiPlatformOptions): Promise<Lti
     return handleMemberships(context, course, req, url)
   }
 
+  const record = (at: number, req: IncomingMessage, status: number, reason: string | undefined): void => {
+    serviceLog.push({ at, method: req.method ?? 'GET', path: req.url ?? '', status, reason })
+    if (serviceLog.length > maxRecorded) serviceLog.shift()
+  }
+
   const handleService = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
     counters.serviceCalls += 1
     const at = clock.now()
+    const request = { method: req.method ?? 'GET', path: req.url ?? '' }
+    if (bucket !== undefined && !bucket.admit()) {
+      counters.throttled += 1
+      await readBody(req, MAX_BODY_BYTES)
+      const response = throttledResponse(
+        rateLimit?.throttleStatus ?? 403,
+        bucket.headers(0),
+        rateLimit?.retryAfterSeconds,
+      )
+      record(at, req, response.status, 'rate limit exceeded')
+      return writeResponse(res, response)
+    }
+    const fault = serviceFaults.next(request)
     const body = await readBody(req, MAX_BODY_BYTES)
     if (closed) return
+    const rateHeaders = (): Record<string, string> =>
+      bucket === undefined ? {} : bucket.headers(bucket.settle(request))
+    if (fault !== undefined && fault.kind !== 'stall') {
+      counters.serviceFaults += 1
+      if (fault.kind === 'throttle') counters.throttled += 1
+      const response =
+        fault.kind === 'unavailable'
+          ? unavailableResponse(fault.retryAfterSeconds)
+          : throttledResponse(fault.status ?? 403, rateHeaders(), fault.retryAfterSeconds)
+      if (fault.kind === 'unavailable') Object.assign(response.headers, rateHeaders())
+      record(at, req, response.status, `fault: ${fault.kind}`)
+      return writeResponse(res, response)
+    }
     const outcome = route(req, url, body)
     const refusal = outcome.refusal
     if (refusal === undefined) counters.serviceAccepted += 1
@@ -189,15 +234,17 @@ export async function startLtiPlatform(options: LtiPlatformOptions): Promise<Lti
     else counters.rejectedNotFound += 1
     if (refusal === undefined && req.method === 'POST' && url.pathname.endsWith('/scores'))
       counters.scoresAccepted += 1
-    serviceLog.push({
-      at,
-      method: req.method ?? 'GET',
-      path: req.url ?? '',
-      status: outcome.response.status,
-      reason: outcome.reason,
-    })
-    if (serviceLog.length > maxRecorded) serviceLog.shift()
-    writeResponse(res, outcome.response)
+    const response = {
+      ...outcome.response,
+      headers: { ...outcome.response.headers, ...rateHeaders() },
+    }
+    if (fault?.kind === 'stall') {
+      counters.serviceFaults += 1
+      record(at, req, response.status, 'fault: stall')
+      return stallResponse(res, response)
+    }
+    record(at, req, response.status, outcome.reason)
+    writeResponse(res, response)
   }
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -245,7 +292,14 @@ export async function startLtiPlatform(options: LtiPlatformOptions): Promise<Lti
     revokeAll: () => tokens.revokeAll(),
     inject: (fault, injectOptions) => faults.inject(fault, injectOptions?.times ?? 1),
     setFault: (fault) => faults.setStanding(fault),
-    clearFaults: () => faults.clear(),
+    clearFaults() {
+      faults.clear()
+      serviceFaults.clear()
+    },
+    injectServiceFault: (fault, injectOptions) =>
+      serviceFaults.inject(fault, injectOptions?.times ?? 1, injectOptions?.match),
+    setServiceFault: (fault) => serviceFaults.setStanding(fault),
+    rateLimitRemaining: () => bucket?.remaining(),
     hold() {
       if (gate === undefined || gate.released) gate = new Gate()
       return gate

@@ -5,6 +5,7 @@ import type { AgsClaim, LineItem, LineItemFields, Member, NrpsClaim } from '../.
 import type { FaultHandle, TokenServerFault } from '../faults.js'
 import type { TokenIntrospection } from '../issued-tokens.js'
 import type { HoldHandle, TokenRequestRecord } from '../types.js'
+import type { LtiRateLimit, LtiServiceFault } from './throttling.js'
 
 /**
  * A tool registered with the test LTI platform. Its keys come as a JWKS whose keys all have a
@@ -20,11 +21,15 @@ import type { HoldHandle, TokenRequestRecord } from '../types.js'
  * ```
  */
 export interface LtiTool {
+  /** The tool's `client_id` on this platform. */
   readonly clientId: string
+  /** The tool's public keys; every key needs a `kid`. */
   readonly jwks?: JSONWebKeySet
+  /** One public key (a `KeyObject` or PEM), with `kid`. */
   readonly publicKey?: KeyObject | string
   /** The `kid` of `publicKey`. */
   readonly kid?: string
+  /** The scopes the platform may grant the tool. Default: the four AGS scopes and the NRPS scope. */
   readonly allowedScopes?: readonly string[]
   /** When set, a `deployment_id` claim in an assertion must be one of these. */
   readonly deploymentIds?: readonly string[]
@@ -41,6 +46,7 @@ export interface LtiTool {
  * ```
  */
 export interface LtiPlatformOptions {
+  /** The tools registered with the platform; at least one. */
   readonly tools: readonly LtiTool[]
   /** The platform's issuer. Default: its URL. */
   readonly issuer?: string
@@ -68,6 +74,12 @@ export interface LtiPlatformOptions {
   readonly port?: number
   /** How many token and service requests the logs keep. Default 100 000 each. */
   readonly maxRecordedRequests?: number
+  /**
+   * Canvas-style request-cost throttling of the services (a leaky bucket; `X-Request-Cost` and
+   * `X-Rate-Limit-Remaining` on every answer, `403 Forbidden (Rate Limit Exceeded)` or 429 when
+   * the budget is spent). Default: no throttling and no rate-limit headers.
+   */
+  readonly rateLimit?: LtiRateLimit
 }
 
 /**
@@ -80,10 +92,15 @@ export interface LtiPlatformOptions {
  * ```
  */
 export interface LtiMemberSeed {
+  /** The member's LTI user id; not empty. A seed with an id already enrolled replaces that member. */
   readonly user_id: string
+  /** Role URIs. Default: Learner. */
   readonly roles?: readonly string[]
+  /** Full name. Default `User <user_id>`. */
   readonly name?: string
+  /** E-mail address. Default: none. */
   readonly email?: string
+  /** Default `Active`. */
   readonly status?: 'Active' | 'Inactive'
 }
 
@@ -99,11 +116,15 @@ export interface LtiMemberSeed {
 export interface LtiContextSeed {
   /** Default `course-N`. */
   readonly id?: string
+  /** The course's title. Default `Course <id>`. */
   readonly title?: string
+  /** The course's label. Default: the id in upper case. */
   readonly label?: string
+  /** Members to enrol. */
   readonly members?: readonly LtiMemberSeed[]
   /** Also enrol this many learners, `${id}-learner-1`, `${id}-learner-2`, ... */
   readonly learners?: number
+  /** Line items to create, in this order. */
   readonly lineItems?: readonly LineItemFields[]
   /** Resource link ids the tool owns in this course (for `rlid` queries). */
   readonly resourceLinks?: readonly string[]
@@ -120,12 +141,19 @@ export interface LtiContextSeed {
  * ```
  */
 export interface LtiRecordedScore {
+  /** The learner's LTI user id. */
   readonly userId: string
+  /** The score's `timestamp`, as posted (ISO 8601). */
   readonly timestamp: string
+  /** The score's `activityProgress`. */
   readonly activityProgress: string
+  /** The score's `gradingProgress`. */
   readonly gradingProgress: string
+  /** The score's `scoreGiven`, when posted. */
   readonly scoreGiven?: number
+  /** The score's `scoreMaximum`, when posted. */
   readonly scoreMaximum?: number
+  /** The score's `comment`, when posted. */
   readonly comment?: string
   /** Arrival time by the platform clock. */
   readonly receivedAt: number
@@ -141,18 +169,25 @@ export interface LtiRecordedScore {
  * ```
  */
 export interface LtiPlatformContext {
+  /** The course's id. */
   readonly id: string
+  /** The line item container URL (the AGS claim's `lineitems`). */
   readonly lineItemsUrl: string
+  /** The membership container URL (the NRPS claim's `context_memberships_url`). */
   readonly membershipsUrl: string
   /** The AGS claim of a launch: `lineItem` (a URL from `addLineItem`) for a single-item launch. */
   agsClaim(options?: { readonly lineItem?: string; readonly scope?: readonly string[] }): AgsClaim
   /** The NRPS claim of a launch. */
   nrpsClaim(): NrpsClaim
+  /** Enrols a member (or replaces the one with its `user_id`); a change the differences link shows. */
   addMember(member: LtiMemberSeed): void
   /** Marks a member `Deleted` (visible through the differences link); false if unknown. */
   removeMember(userId: string): boolean
+  /** The members now, `Deleted` ones left out. */
   members(): readonly Member[]
+  /** Creates a line item, as a tool's POST would; returns it with its `id` (URL). */
   addLineItem(item: LineItemFields): LineItem
+  /** The course's line items, oldest first. */
   lineItems(): readonly LineItem[]
   /** Accepted scores of a line item (by URL or id), oldest first. */
   scores(lineItem: string): readonly LtiRecordedScore[]
@@ -167,6 +202,7 @@ export interface LtiPlatformContext {
  * ```
  */
 export interface LtiTokenRequestRecord extends TokenRequestRecord {
+  /** The names of the form fields, in the order sent. */
   readonly formFields: readonly string[]
   /** The `error_description` of a refusal. */
   readonly errorDescription: string | undefined
@@ -181,10 +217,13 @@ export interface LtiTokenRequestRecord extends TokenRequestRecord {
  * ```
  */
 export interface LtiServiceRequestRecord {
+  /** Arrival time by the platform clock (epoch ms). */
   readonly at: number
+  /** The HTTP method, e.g. `GET`. */
   readonly method: string
   /** Path and query, exactly as received. */
   readonly path: string
+  /** The HTTP status answered. */
   readonly status: number
   /** Why it was refused, when it was. */
   readonly reason: string | undefined
@@ -199,10 +238,15 @@ export interface LtiServiceRequestRecord {
  * ```
  */
 export interface LtiPlatformStats {
+  /** Token requests received, any outcome. */
   readonly tokenRequests: number
+  /** Tokens issued. */
   readonly tokensIssued: number
+  /** Token requests refused or answered with a fault (no token issued). */
   readonly tokenFailures: number
+  /** AGS and NRPS requests received, any outcome. */
   readonly serviceCalls: number
+  /** Service requests answered with success. */
   readonly serviceAccepted: number
   /** 401: no, unknown, expired or revoked token. */
   readonly rejectedUnauthorized: number
@@ -214,7 +258,13 @@ export interface LtiPlatformStats {
   readonly rejectedInvalid: number
   /** 404/405: unknown route, course, line item or method. */
   readonly rejectedNotFound: number
+  /** Scores accepted (successful POSTs to a `/scores` URL). */
   readonly scoresAccepted: number
+  /** Throttled service answers (by `rateLimit` or a `throttle` fault). */
+  readonly throttled: number
+  /** Service requests a service fault applied to. */
+  readonly serviceFaults: number
+  /** Token requests per claimed client id. */
   readonly byClient: Readonly<Record<string, number>>
 }
 
@@ -231,25 +281,58 @@ export interface LtiPlatformStats {
 export interface LtiPlatform extends AsyncDisposable {
   /** `http://127.0.0.1:PORT` */
   readonly url: string
+  /** The platform's issuer: `options.issuer`, or its URL. */
   readonly issuer: string
+  /** `${url}/token`: the registration's token URL. */
   readonly tokenUrl: string
   /** The exact `aud` assertions must carry. */
   readonly audience: string
+  /**
+   * Creates a course (context).
+   *
+   * @throws TypeError when the id is taken or not 1 to 64 of `[A-Za-z0-9_.-]`, or a member seed has no `user_id`.
+   */
   createContext(seed?: LtiContextSeed): LtiPlatformContext
+  /** The course with this id, or `undefined`. */
   context(id: string): LtiPlatformContext | undefined
   /** Token requests, oldest first (live view). */
   readonly requests: readonly LtiTokenRequestRecord[]
   /** AGS/NRPS requests, oldest first (live view). */
   readonly serviceRequests: readonly LtiServiceRequestRecord[]
+  /** The counters now, as a snapshot. */
   stats(): LtiPlatformStats
+  /** What the platform knows about a token it issued, or `undefined`. */
   introspect(token: string): TokenIntrospection | undefined
   /** Revokes a token early: service calls with it get 401. */
   revoke(token: string): boolean
+  /** Revokes every token issued so far; returns how many. */
   revokeAll(): number
+  /** Queues `fault` for the next `times` token requests (default 1; `Infinity` allowed). */
   inject(fault: TokenServerFault, options?: { readonly times?: number }): FaultHandle
+  /** Sets (or with `undefined` clears) a fault applied to every token request not given a queued one. */
   setFault(fault: TokenServerFault | undefined): void
+  /** Removes every token-endpoint and service fault. */
   clearFaults(): void
+  /**
+   * Queues a fault for the next `times` service requests (default 1) that `match` accepts
+   * (default: every one): `{ kind: 'unavailable', retryAfterSeconds: 2 }, { times: 20 }` is a
+   * burst of 503s.
+   */
+  injectServiceFault(
+    fault: LtiServiceFault,
+    options?: {
+      readonly times?: number
+      readonly match?: (request: { readonly method: string; readonly path: string }) => boolean
+    },
+  ): FaultHandle
+  /** A fault for every service request that no queued fault takes; `undefined` ends it. */
+  setServiceFault(fault: LtiServiceFault | undefined): void
+  /** What is left of the `rateLimit` budget now; `undefined` without `rateLimit`. */
+  rateLimitRemaining(): number | undefined
+  /** Makes token requests wait, unanswered, until `release()`; a second call returns the same hold. */
   hold(): HoldHandle
+  /** Resolves once `count` token requests have arrived in total; rejects after `timeoutMs` (default 10 s) or on close. */
   waitForTokenRequests(count: number, options?: { readonly timeoutMs?: number }): Promise<void>
+  /** Stops listening and destroys every open socket. Idempotent. */
   close(): Promise<void>
 }

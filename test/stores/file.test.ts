@@ -3,7 +3,7 @@ import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'n
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { fileStore } from '../../src/cli/token/file-store.js'
+import { fileStore } from '../../src/stores/file/store.js'
 import { TokenManager } from '../../src/manager/manager.js'
 import { tokenSource } from '../../src/sources/custom.js'
 import type { StoreRecord, TokenStore } from '../../src/stores/types.js'
@@ -27,7 +27,7 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-describe('the token cache file store (src/cli/token/file-store.ts)', () => {
+describe('the token cache file store (src/stores/file/store.ts)', () => {
   it('keeps records with a TTL, write-if-newer, compare-and-delete', async () => {
     const store = open()
     const now = clock.now()

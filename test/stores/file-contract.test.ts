@@ -2,9 +2,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileStore } from '../../src/cli/token/file-store.js'
+import { fileStore } from '../../src/stores/file/store.js'
 import { createTestClock } from '../../src/testing/test-clock.js'
-import { describeStoreContract } from '../stores/contract.js'
+import { describeStoreContract } from './contract.js'
 
 describeStoreContract('the CLI file store on a test clock', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'tokenkeeper-file-contract-'))

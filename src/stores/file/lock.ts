@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import type { Clock } from '../../clock.js'
-import type { StoreLock } from '../../stores/types.js'
+import type { StoreLock } from '../types.js'
 
 /** What a lock file says about its holder. */
 interface LockOwner {

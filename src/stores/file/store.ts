@@ -9,9 +9,9 @@ import type {
   StoreRecord,
   StoreSetOptions,
   TokenStore,
-} from '../../stores/types.js'
-import { loadOrCreateKey, privateDir, seal, unseal } from './cache-key.js'
-import { acquireFileLock } from './file-lock.js'
+} from '../types.js'
+import { loadOrCreateKey, privateDir, seal, unseal } from './key.js'
+import { acquireFileLock } from './lock.js'
 
 /** Options of {@link fileStore}. */
 export interface FileStoreOptions {
