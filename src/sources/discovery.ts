@@ -32,6 +32,11 @@ export interface AuthorizationServerMetadata {
   readonly authMethodsListed: boolean
   /** The URL the document was read from. */
   readonly documentUrl: string
+  /**
+   * `mtls_endpoint_aliases.token_endpoint` (RFC 8705 §5), parsed and checked, when the document
+   * gives one: where mutual-TLS clients send their token requests.
+   */
+  readonly mtlsTokenEndpoint?: { readonly url: URL; readonly tokenUrl: string } | undefined
 }
 
 /** How one discovery request is sent: the token-request knobs of the source that asks. */
@@ -166,10 +171,31 @@ export function parseMetadata(
       status,
     )
   }
+  const aliases = fields['mtls_endpoint_aliases']
+  const aliasRaw =
+    typeof aliases === 'object' && aliases !== null
+      ? (aliases as Record<string, unknown>)['token_endpoint']
+      : undefined
+  let mtlsTokenEndpoint: { url: URL; tokenUrl: string } | undefined
+  if (aliasRaw !== undefined) {
+    if (typeof aliasRaw !== 'string' || aliasRaw === '') {
+      throw invalid(endpoint, 'has an mtls_endpoint_aliases.token_endpoint that is not a string', status)
+    }
+    try {
+      mtlsTokenEndpoint = {
+        url: checkTokenUrl(aliasRaw, `the mTLS token_endpoint of ${issuer}`),
+        tokenUrl: aliasRaw,
+      }
+    } catch (error) {
+      if (isTokenkeeperError(error)) throw error
+      throw invalid(endpoint, `has an mtls_endpoint_aliases.token_endpoint that is not a usable URL`, status)
+    }
+  }
   return {
     issuer,
     tokenUrl: raw,
     tokenEndpoint,
+    ...(mtlsTokenEndpoint === undefined ? {} : { mtlsTokenEndpoint }),
     tokenEndpointAuthMethods: methods === undefined ? ['client_secret_basic'] : methods,
     authMethodsListed: methods !== undefined,
     documentUrl: documentUrl.href,
@@ -422,6 +448,14 @@ export async function resolveTokenEndpoint(
   const { authMethod, cache, ...request } = options
   const metadata = await (cache ?? processDiscoveryCache).get(issuer, request)
   if (authMethod !== undefined) checkAuthMethod(metadata, authMethod)
+  // RFC 8705 §5: a mutual-TLS client uses the alias when the server names one.
+  const alias = metadata.mtlsTokenEndpoint
+  if (
+    alias !== undefined &&
+    (authMethod === 'tls_client_auth' || authMethod === 'self_signed_tls_client_auth')
+  ) {
+    return { url: alias.url, tokenUrl: alias.tokenUrl, metadata }
+  }
   return { url: metadata.tokenEndpoint, tokenUrl: metadata.tokenUrl, metadata }
 }
 

@@ -15,6 +15,7 @@ import {
   type JsonWebKey,
 } from 'node:crypto'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer as createHttpsServer, type Server } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -29,6 +30,7 @@ import { attachTokens } from '../../src/integrations/axios.js'
 import {
   clientCredentials,
   clientSecretBasic,
+  DiscoveryCache,
   isOAuthError,
   selfSignedTlsClientAuth,
   tlsClientAuth,
@@ -321,6 +323,45 @@ describe('oidc-provider: mutual TLS client authentication and certificate-bound 
     expect(await cnfOf(renewed.value)).toBe(thumbprint(read('client.crt')))
     expect(tokens.stats().fetches).toBe(2)
     await tokens.close()
+  })
+
+  it('with issuer discovery, the token request goes to mtls_endpoint_aliases.token_endpoint (RFC 8705 §5)', async () => {
+    // An issuer whose metadata names a token endpoint without mutual TLS and the provider's as its alias.
+    let plainHits = 0
+    const metadata = createHttpServer((req, res) => {
+      req.resume()
+      if (req.url === '/plain-token') {
+        plainHits++
+        res.writeHead(400, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ error: 'invalid_client' }))
+        return
+      }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({
+          issuer: origin,
+          token_endpoint: `${origin}/plain-token`,
+          token_endpoint_auth_methods_supported: ['tls_client_auth', 'self_signed_tls_client_auth'],
+          mtls_endpoint_aliases: { token_endpoint: tokenUrl },
+        }),
+      )
+    })
+    await new Promise<void>((resolve) => metadata.listen(0, '127.0.0.1', resolve))
+    const origin = `http://127.0.0.1:${(metadata.address() as AddressInfo).port}`
+    try {
+      const source = clientCredentials({
+        issuer: origin,
+        discovery: new DiscoveryCache(),
+        clientId: 'pki-client',
+        auth: tlsClientAuth({ cert: read('client.crt'), key: read('client.key'), ca: read('server.crt') }),
+      })
+      const token = await source.fetchToken()
+      expect(await cnfOf(token.value)).toBe(thumbprint(read('client.crt')))
+      expect(plainHits).toBe(0)
+    } finally {
+      metadata.closeAllConnections()
+      await new Promise<void>((resolve) => metadata.close(() => resolve()))
+    }
   })
 
   it('a bound token is never handed to a client that would send it without the certificate', async () => {
