@@ -151,9 +151,9 @@ describe('DPoP keys: bad inputs are TypeErrors at construction', () => {
 
   it('a CryptoKey without the sign usage', async () => {
     // An ECDH P-256 key: the right curve, made to derive bits, not to sign.
-    const pair = (await webcrypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, [
+    const pair = await webcrypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, [
       'deriveBits',
-    ]))
+    ])
     expect(() => clientCredentials({ ...base(), dpop: pair })).toThrow(/a CryptoKey without the "sign" usage/)
   })
 
