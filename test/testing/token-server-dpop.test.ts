@@ -16,7 +16,9 @@ import {
   clientSecretBasic,
   dpopKey,
   generateDpopKey,
+  TOKEN_TYPES,
   TokenManager,
+  tokenExchange,
   type TokenSource,
 } from '../../src/index.js'
 import { startTokenServer, type TokenServer, type TokenServerOptions } from '../../src/testing/index.js'
@@ -123,6 +125,28 @@ describe('tokenkeeper/testing with dpop', () => {
       error_description: 'iat is not recent',
     })
     expect(server.stats().tokensIssued).toBe(0)
+  })
+
+  it('tokenExchange with dpop: the exchanged token is bound to the key and used with proofs', async () => {
+    const { server, tokens } = await setup({})
+    const subject = clientCredentials({
+      tokenUrl: server.tokenUrl,
+      clientId: 'svc',
+      auth: clientSecretBasic('test-secret-123'),
+    })
+    const exchange = tokenExchange({
+      tokenUrl: server.tokenUrl,
+      clientId: 'svc',
+      auth: clientSecretBasic('test-secret-123'),
+      subjectToken: subject,
+      subjectTokenType: TOKEN_TYPES.accessToken,
+      dpop: await generateDpopKey(),
+    })
+    const token = await tokens.get(exchange)
+    expect(token.type).toBe('DPoP')
+    expect(server.introspect(token.value)?.jkt).toBe(exchange.dpop!.thumbprint)
+    expect((await tokens.fetch(exchange)(server.resourceUrl)).status).toBe(200)
+    expect(server.stats()).toMatchObject({ tokensIssued: 2, resourceAccepted: 1 })
   })
 
   it('dpop.required refuses a token request without a proof', async () => {
