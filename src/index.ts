@@ -64,6 +64,7 @@ export { clientCredentials, type ClientCredentialsOptions } from './sources/clie
 export {
   DiscoveryCache,
   type AuthorizationServerMetadata,
+  type MtlsTokenEndpoint,
   type DiscoveryCacheOptions,
   type DiscoveryRequestOptions,
 } from './sources/discovery.js'

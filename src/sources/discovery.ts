@@ -36,7 +36,15 @@ export interface AuthorizationServerMetadata {
    * `mtls_endpoint_aliases.token_endpoint` (RFC 8705 §5), parsed and checked, when the document
    * gives one: where mutual-TLS clients send their token requests.
    */
-  readonly mtlsTokenEndpoint?: { readonly url: URL; readonly tokenUrl: string } | undefined
+  readonly mtlsTokenEndpoint?: MtlsTokenEndpoint | undefined
+}
+
+/** `mtls_endpoint_aliases.token_endpoint` of a discovery document (RFC 8705 §5). */
+export interface MtlsTokenEndpoint {
+  /** The alias, parsed and checked: https, or http to a loopback address. */
+  readonly url: URL
+  /** The alias exactly as the document gives it. */
+  readonly tokenUrl: string
 }
 
 /** How one discovery request is sent: the token-request knobs of the source that asks. */
@@ -176,7 +184,7 @@ export function parseMetadata(
     typeof aliases === 'object' && aliases !== null
       ? (aliases as Record<string, unknown>)['token_endpoint']
       : undefined
-  let mtlsTokenEndpoint: { url: URL; tokenUrl: string } | undefined
+  let mtlsTokenEndpoint: MtlsTokenEndpoint | undefined
   if (aliasRaw !== undefined) {
     if (typeof aliasRaw !== 'string' || aliasRaw === '') {
       throw invalid(endpoint, 'has an mtls_endpoint_aliases.token_endpoint that is not a string', status)
