@@ -4,13 +4,14 @@
 // target fails (token request counts, expired tokens handed out, caller errors).
 //
 //   npm run bench                     all scenarios (builds first)
-//   node bench/run.js warm outage     only the named scenarios (warm, stampede, expiry, outage, memory, redis, eviction, lti)
+//   node bench/run.js warm outage     only the named scenarios (warm, stampede, expiry, outage, memory, redis, eviction, lti, dpop)
 /* global console, process, performance, URL */
 import { execFile, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { dpop } from './scenarios/dpop.js'
 import { eviction } from './scenarios/eviction.js'
 import { ltiThrottling } from './scenarios/lti-throttling.js'
 import { expiryUnderLoad } from './scenarios/expiry-under-load.js'
@@ -112,6 +113,7 @@ const SCENARIOS = [
   ['redis', redis],
   ['eviction', eviction],
   ['lti', ltiThrottling],
+  ['dpop', dpop],
 ]
 
 const selected = process.argv.slice(2)

@@ -39,6 +39,9 @@ export type CoreErrorCode =
   | 'INVALID_SCOPE_FIELD'
   | 'UNSUPPORTED_TOKEN_TYPE'
   | 'SCOPE_NOT_GRANTED'
+  | 'DPOP_NOT_BOUND'
+  | 'DPOP_KEY_MISSING'
+  | 'MTLS_TRANSPORT_REQUIRED'
   | 'RESPONSE_TOO_LARGE'
   // HTTP-level failures.
   | 'RATE_LIMITED'

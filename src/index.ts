@@ -39,7 +39,7 @@ export {
   type TokenkeeperErrorCode,
   type TokenkeeperErrorOptions,
 } from './errors.js'
-export { AccessToken, type AccessTokenInit } from './token/access-token.js'
+export { AccessToken, type AccessTokenInit, type TokenBinding } from './token/access-token.js'
 export { DEFAULT_LIFETIME_MS, parseTokenResponse, type ParseTokenResponseOptions } from './token/parse.js'
 export { normalizeScopes } from './token/scopes.js'
 export { deserializeToken, serializeToken, SERIALIZED_TOKEN_VERSION, tokenId } from './token/serialize.js'
@@ -64,6 +64,7 @@ export { clientCredentials, type ClientCredentialsOptions } from './sources/clie
 export {
   DiscoveryCache,
   type AuthorizationServerMetadata,
+  type MtlsTokenEndpoint,
   type DiscoveryCacheOptions,
   type DiscoveryRequestOptions,
 } from './sources/discovery.js'
@@ -96,6 +97,23 @@ export {
   type TokenExchangeOptions,
 } from './sources/token-exchange.js'
 export type { EndpointOptions } from './sources/endpoint.js'
+export {
+  selfSignedTlsClientAuth,
+  tlsClientAuth,
+  type PemFile,
+  type PemInput,
+  type TlsClientAuthOptions,
+  type TlsClientCertificate,
+} from './sources/mtls.js'
+export {
+  DpopKey,
+  dpopKey,
+  generateDpopKey,
+  type GeneratedDpopKey,
+  type DpopAlgorithm,
+  type DpopKeyPair,
+  type DpopProofClaims,
+} from './sources/dpop.js'
 export type { PrivateKeyInput, SigningAlgorithm } from './sources/signing.js'
 export type { FetchTokenOptions, TokenSource, TokenSourceContext } from './sources/types.js'
 export {

@@ -1,8 +1,14 @@
-import { InsufficientScopeError } from '../errors.js'
+import { InsufficientScopeError, TokenkeeperError } from '../errors.js'
 import { scrubText, SecretSet } from '../secrets.js'
 import { isValidScopeToken } from '../token/scopes.js'
 import type { TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
+
+/**
+ * Set by `tokens.fetch` when its requests go over connections that present the source's client
+ * certificate (mutual TLS). @internal
+ */
+export const PRESENTS_CERTIFICATE: unique symbol = Symbol('tokenkeeper.presentsCertificate')
 
 /** The part of {@link TokenManager} that authorizing requests uses. */
 export interface TokenProvider {
@@ -16,6 +22,8 @@ export interface TokenProvider {
  */
 export interface RefusalMemory {
   readonly now: () => number
+  /** Calendar time (epoch ms), for the `iat` of DPoP proofs. Default: `now`. */
+  readonly wallNow?: (() => number) | undefined
   /** How long to return 401s as they are after a fresh token was refused too. */
   readonly backoffMs: number
   readonly refusedUntil: Map<string, number>
@@ -31,7 +39,10 @@ export interface ResourceRequest {
 
 /** The headers to send with one request, and the token they carry. */
 export interface Authorization {
-  /** Header names (lower case) and values to set on the request: `authorization`. */
+  /**
+   * Header names (lower case) and values to set on the request: `authorization`, and `dpop`
+   * (a fresh proof) for a DPoP-bound token. Both are secret.
+   */
   readonly headers: Readonly<Record<string, string>>
   /** The token the headers carry; pass it back to {@link Authorizer.afterResponse}. */
   readonly token: AccessToken
@@ -43,12 +54,19 @@ export interface ResourceResponse {
   readonly status: number
   /** The `WWW-Authenticate` header, or `null`/`undefined` when absent. */
   readonly wwwAuthenticate?: string | null | undefined
+  /** The `DPoP-Nonce` header (RFC 9449 §9), or `null`/`undefined` when absent. */
+  readonly dpopNonce?: string | null | undefined
 }
 
 /** Facts about the request an answer belongs to. */
 export interface AnswerContext {
   /** Whether this answer is to the retry (the second attempt with a renewed token). */
   readonly retried: boolean
+  /**
+   * Whether the request was already sent again with a resource's DPoP nonce. Default:
+   * `retried`, so that a client that counts one retry only makes one in all.
+   */
+  readonly nonceRetried?: boolean | undefined
   /** Whether the request body can be sent again (no body, a string, a buffer, ...). */
   readonly replayable: boolean
 }
@@ -63,6 +81,21 @@ export function parseBearerChallenge(header: string | null | undefined): Record<
     if (name !== undefined) params[name.toLowerCase()] = (match[2] ?? match[3] ?? '').replace(/\\(.)/g, '$1')
   }
   return params
+}
+
+/**
+ * Whether an answer is a resource's demand for a DPoP nonce (RFC 9449 §9): a 401 with a `DPoP`
+ * challenge whose `error` is `use_dpop_nonce`, and a `DPoP-Nonce` header.
+ */
+export function isDpopNonceChallenge(response: ResourceResponse): boolean {
+  if (response.status !== 401 || typeof response.dpopNonce !== 'string' || response.dpopNonce === '')
+    return false
+  const header = response.wwwAuthenticate
+  return (
+    typeof header === 'string' &&
+    /(^|[\s,])DPoP(\s|$)/i.test(header) &&
+    parseBearerChallenge(header)['error'] === 'use_dpop_nonce'
+  )
 }
 
 /** `host/path` of a resource URL, for messages: no query string (it may carry credentials). */
@@ -112,13 +145,55 @@ export class Authorizer {
     this.#refusals = refusals
   }
 
-  /** The headers for one request: `authorization: <type> <token>` with a token for the source. */
+  /**
+   * The headers for one request: `authorization: <type> <token>` with a token for the source,
+   * and for a DPoP-bound token (RFC 9449 §7) `authorization: DPoP <token>` with `dpop`: a fresh
+   * proof for this method and URL, with `ath` and the resource's last nonce.
+   */
   async authorize(
-    _request: ResourceRequest,
-    options: { signal?: AbortSignal | undefined } = {},
+    request: ResourceRequest,
+    options: { signal?: AbortSignal | undefined; [PRESENTS_CERTIFICATE]?: boolean } = {},
   ): Promise<Authorization> {
+    if (this.#source.mtls !== undefined && options[PRESENTS_CERTIFICATE] !== true) {
+      throw new TokenkeeperError(
+        'MTLS_TRANSPORT_REQUIRED',
+        `the tokens of ${this.#source.key} may be bound to its client certificate; send its requests with tokens.fetch(source), whose connections present it`,
+        { retryable: false },
+      )
+    }
     const token = await this.#tokens.get(this.#source, { signal: options.signal })
-    return { headers: { authorization: token.authorization }, token }
+    if (token.type !== 'DPoP') return { headers: { authorization: token.authorization }, token }
+    const dpop = this.#source.dpop
+    if (dpop === undefined) {
+      // A bound token without its proof would be refused, and must never be sent.
+      throw new TokenkeeperError(
+        'DPOP_KEY_MISSING',
+        `the token for ${this.#source.key} is DPoP-bound but the source has no dpop key to sign proofs with`,
+        { retryable: false },
+      )
+    }
+    const url = new URL(request.url)
+    const now = (this.#refusals.wallNow ?? this.#refusals.now)()
+    const proof = await dpop.proof({
+      htm: request.method.toUpperCase(),
+      htu: url,
+      now,
+      accessToken: token.value,
+      nonce: dpop.nonce(url.origin),
+    })
+    return { headers: { authorization: token.authorization, dpop: proof }, token }
+  }
+
+  /**
+   * Remembers what any answer says for the next requests: the resource's `DPoP-Nonce` (RFC 9449
+   * §9), when the request carried a proof. {@link Authorizer.afterResponse} does it too; call it
+   * for answers you do not hand to `afterResponse`.
+   */
+  observe(request: ResourceRequest, sent: Authorization, response: ResourceResponse): void {
+    const dpop = this.#source.dpop
+    if (dpop === undefined || sent.headers['dpop'] === undefined) return
+    if (typeof response.dpopNonce !== 'string') return
+    dpop.rememberNonce(new URL(request.url).origin, response.dpopNonce)
   }
 
   /**
@@ -133,6 +208,13 @@ export class Authorizer {
     context: AnswerContext,
   ): Promise<'retry' | 'return'> {
     const key = this.#source.key
+    this.observe(request, sent, response)
+    if (sent.headers['dpop'] !== undefined) {
+      // A demand for a nonce is retried once with it, and says nothing about the token.
+      if (isDpopNonceChallenge(response)) {
+        return (context.nonceRetried ?? context.retried) || !context.replayable ? 'return' : 'retry'
+      }
+    }
     if (response.status === 401) {
       if (context.retried) {
         this.#refusals.refusedUntil.set(key, this.#refusals.now() + this.#refusals.backoffMs)
@@ -152,7 +234,10 @@ export class Authorizer {
         // The challenge is the resource's text: a resource may echo the token it was sent, so
         // only scope tokens that hold no form of the token are kept, and the message is
         // scrubbed too.
-        const secrets = new SecretSet([sent.token.value])
+        const secrets = new SecretSet([
+          sent.token.value,
+          ...(sent.headers['dpop'] === undefined ? [] : [sent.headers['dpop']]),
+        ])
         const required = (challenge['scope'] ?? '')
           .split(' ')
           .filter((scope) => isValidScopeToken(scope) && secrets.scrub(scope) === scope)

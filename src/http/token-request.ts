@@ -35,6 +35,8 @@ export interface TokenRequest {
    * when the server hides its reason.
    */
   readonly sentAssertion?: boolean
+  /** Sees the headers of every response, before its status is looked at (DPoP nonces). */
+  readonly onResponse?: ((headers: Headers) => void) | undefined
 }
 
 /** A successful (2xx) token endpoint answer, parsed as JSON. */
@@ -240,6 +242,8 @@ export interface HttpExchange {
   readonly endpoint: string
   /** What the request is, for the redirect message: `token requests`, `discovery requests`. */
   readonly kind: string
+  /** Sees the headers of every response, before its status is looked at (DPoP nonces). */
+  readonly onResponse?: ((headers: Headers) => void) | undefined
 }
 
 /** The answer to an {@link HttpExchange}: the response (body read) and its text. @internal */
@@ -293,6 +297,7 @@ export async function sendHttp(request: HttpExchange): Promise<HttpAnswer> {
       }),
       signal,
     )
+    request.onResponse?.(response.headers)
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel().catch(() => undefined)
       let target = 'elsewhere'
@@ -378,6 +383,7 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenHttp
     secrets: secretsOf(request),
     endpoint,
     kind: 'token requests',
+    onResponse: request.onResponse,
   })
 
   // Calendar time: it is compared with the server's `Date` and HTTP-date `Retry-After`.

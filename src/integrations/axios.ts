@@ -13,7 +13,6 @@ import { authorizerCache } from './routes.js'
 import type { TokenManager } from '../manager/manager.js'
 import { REDACTED, SecretSet } from '../secrets.js'
 import type { TokenSource } from '../sources/types.js'
-import type { AccessToken } from '../token/access-token.js'
 
 /** Chooses the source for a request, or `undefined` to send it without a token. */
 export type AxiosSourceChooser = (config: InternalAxiosRequestConfig) => TokenSource | undefined
@@ -52,14 +51,21 @@ function absoluteUrl(config: InternalAxiosRequestConfig): string {
  * `JSON.stringify` do not show it), and the token is scrubbed, in every encoding
  * (`src/secrets.ts`), from the response headers and the error message.
  */
-function redact(holder: AxiosResponse | AxiosError, token: AccessToken | undefined): void {
-  const secrets = new SecretSet(token === undefined ? [] : [token.value, token.authorization])
+function redact(holder: AxiosResponse | AxiosError, authorization: Authorization | undefined): void {
+  const token = authorization?.token
+  const proof = authorization?.headers['dpop']
+  const secrets = new SecretSet([
+    ...(token === undefined ? [] : [token.value, token.authorization]),
+    ...(proof === undefined ? [] : [proof]),
+  ])
   const error = 'isAxiosError' in holder ? holder : undefined
   const response = error === undefined ? (holder as AxiosResponse) : error.response
   for (const part of [holder, response]) {
     if (part === undefined) continue
     const headers = part.config?.headers
     if (headers?.has('authorization') === true) headers.set('authorization', REDACTED)
+    // A DPoP proof is a credential too (for a short time).
+    if (proof !== undefined && headers?.has('dpop') === true) headers.set('dpop', REDACTED)
     if ('request' in part) Object.defineProperty(part, 'request', { value: part.request, enumerable: false })
   }
   const headers = response?.headers as Record<string, unknown> | undefined
@@ -123,12 +129,17 @@ export function attachTokens(
     config: InternalAxiosRequestConfig | undefined,
     status: number | undefined,
     wwwAuthenticate: unknown,
+    dpopNonce: unknown,
   ): Promise<'retry' | 'return'> => {
     if (config === undefined || record === undefined || status === undefined) return 'return'
     const next = await record.authorizer.afterResponse(
       { method: config.method ?? 'get', url: absoluteUrl(config) },
       record.authorization,
-      { status, wwwAuthenticate: typeof wwwAuthenticate === 'string' ? wwwAuthenticate : null },
+      {
+        status,
+        wwwAuthenticate: typeof wwwAuthenticate === 'string' ? wwwAuthenticate : null,
+        dpopNonce: typeof dpopNonce === 'string' ? dpopNonce : null,
+      },
       { retried: record.retried, replayable: isReplayableBody(config.data) },
     )
     return next
@@ -138,9 +149,15 @@ export function attachTokens(
     const record = recordOf(response.config)
     let next: 'retry' | 'return' = 'return'
     try {
-      next = await settle(record, response.config, response.status, response.headers['www-authenticate'])
+      next = await settle(
+        record,
+        response.config,
+        response.status,
+        response.headers['www-authenticate'],
+        response.headers['dpop-nonce'],
+      )
     } finally {
-      if (next === 'return') redact(response, record?.authorization.token)
+      if (next === 'return') redact(response, record?.authorization)
     }
     return next === 'retry' ? instance.request(retryOf(response.config)) : response
   }
@@ -154,10 +171,11 @@ export function attachTokens(
         error.config,
         error.response?.status,
         error.response?.headers['www-authenticate'],
+        error.response?.headers['dpop-nonce'],
       )
     } finally {
       // Once, whether the answer is returned, rejected, or refused as insufficient_scope.
-      if (next === 'return') redact(error, record?.authorization.token)
+      if (next === 'return') redact(error, record?.authorization)
     }
     if (next === 'retry' && error.config !== undefined) return instance.request(retryOf(error.config))
     throw error

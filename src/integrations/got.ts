@@ -68,12 +68,18 @@ function urlOf(options: Pick<Options, 'url'>): URL | undefined {
   return typeof url === 'string' ? new URL(url) : url
 }
 
+function firstValue(value: string | string[] | undefined): string | null {
+  return (Array.isArray(value) ? value[0] : value) ?? null
+}
+
 /** Replaces the token in got's options (kept in `response.request.options` and `error.options`). */
 function redact(options: Pick<Options, 'headers'> | undefined, sent: Sent | undefined): void {
   if (options === undefined || sent === undefined) return
   const headers = options.headers as Record<string, unknown>
   if (headers['authorization'] === sent.authorization.headers['authorization'])
     headers['authorization'] = REDACTED
+  const proof = sent.authorization.headers['dpop']
+  if (proof !== undefined && headers['dpop'] === proof) headers['dpop'] = REDACTED
 }
 
 /**
@@ -112,6 +118,8 @@ export function gotTokens(
       current === REDACTED ||
       (record !== undefined && current === record.authorization.headers['authorization'])
     if (!ours) return
+    // A proof is for one request: a retry signs a new one (or, for a Bearer token, sends none).
+    if (record?.authorization.headers['dpop'] !== undefined) delete headers['dpop']
     const source = choose({ method: options.method, url })
     if (source === undefined) {
       if (current !== undefined) delete headers['authorization']
@@ -139,16 +147,23 @@ export function gotTokens(
       next = await record.authorizer.afterResponse(
         { method: options.method, url },
         record.authorization,
-        { status: response.statusCode, wwwAuthenticate: wwwAuthenticate ?? null },
+        {
+          status: response.statusCode,
+          wwwAuthenticate: wwwAuthenticate ?? null,
+          dpopNonce: firstValue(response.headers['dpop-nonce']),
+        },
         { retried: record.retried, replayable: isReplayableBody(options.body) },
       )
     } finally {
       if (next === 'return') {
         redact(options, record)
         if (typeof wwwAuthenticate === 'string') {
-          response.headers['www-authenticate'] = new SecretSet([record.authorization.token.value]).scrub(
-            wwwAuthenticate,
-          )
+          response.headers['www-authenticate'] = new SecretSet([
+            record.authorization.token.value,
+            ...(record.authorization.headers['dpop'] === undefined
+              ? []
+              : [record.authorization.headers['dpop']]),
+          ]).scrub(wwwAuthenticate)
         }
       }
     }

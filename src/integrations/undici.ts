@@ -205,6 +205,12 @@ class TokenDispatch implements Handler {
     statusMessage?: string,
   ): void {
     if ((statusCode !== 401 && statusCode !== 403 && !this.#retried) || this.#sent === undefined) {
+      if (this.#sent !== undefined) {
+        this.#authorizer.observe(this.#target, this.#sent, {
+          status: statusCode,
+          dpopNonce: firstHeader(headers, 'dpop-nonce'),
+        })
+      }
       this.#handler.onResponseStart?.(this.#controller, statusCode, headers, statusMessage)
       return
     }
@@ -217,7 +223,11 @@ class TokenDispatch implements Handler {
       .afterResponse(
         this.#target,
         this.#sent,
-        { status: statusCode, wwwAuthenticate: firstHeader(headers, 'www-authenticate') },
+        {
+          status: statusCode,
+          wwwAuthenticate: firstHeader(headers, 'www-authenticate'),
+          dpopNonce: firstHeader(headers, 'dpop-nonce'),
+        },
         { retried: this.#retried, replayable: this.#replayable },
       )
       .then(

@@ -1,6 +1,7 @@
 import { channel, subscribe, unsubscribe, type Channel } from 'node:diagnostics_channel'
 import { EventEmitter } from 'node:events'
 import type { TokenkeeperErrorCode } from '../errors.js'
+import type { TokenBinding } from '../token/access-token.js'
 
 /** Whether a refresh was awaited by callers or ran in the background. */
 export type RefreshMode = 'foreground' | 'background'
@@ -41,6 +42,11 @@ export interface RefreshSuccessEvent {
   readonly expiresAt: number
   /** `fetch`: from the token endpoint; `store`: another process's token, read from the store. */
   readonly origin: 'fetch' | 'store'
+  /**
+   * For a DPoP source: the key's thumbprint and whether the server bound the token (`bound:
+   * false`: it answered `Bearer` to a request with a proof). Absent otherwise.
+   */
+  readonly binding?: TokenBinding
 }
 
 /** A refresh failed. No token or secret is ever part of an event. */

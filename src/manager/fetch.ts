@@ -1,4 +1,9 @@
-import type { Authorizer } from '../http/authorizer.js'
+import {
+  isDpopNonceChallenge,
+  PRESENTS_CERTIFICATE,
+  type Authorizer,
+  type ResourceResponse,
+} from '../http/authorizer.js'
 
 export { parseBearerChallenge, type RefusalMemory, type TokenProvider } from '../http/authorizer.js'
 
@@ -18,15 +23,18 @@ export function isReplayableBody(body: unknown): boolean {
 
 /**
  * Builds the fetch behind `tokens.fetch(source)`: every request carries the headers of
- * {@link Authorizer.authorize}, and every answer goes through {@link Authorizer.afterResponse}
- * (on 401: invalidate the token sent, renew, retry once when the body can be replayed; on 403
- * `insufficient_scope`: {@link InsufficientScopeError}).
+ * {@link Authorizer.authorize} (with DPoP, a fresh proof each time), and every answer goes
+ * through {@link Authorizer.afterResponse} (on 401: invalidate the token sent, renew, retry once
+ * when the body can be replayed; on a resource's DPoP nonce demand: once more with its nonce; on
+ * 403 `insufficient_scope`: {@link InsufficientScopeError}).
  */
 export function authorizedFetch(
   authorizer: Authorizer,
   options: AuthorizedFetchOptions,
+  certificate?: { readonly fetch: typeof globalThis.fetch },
 ): typeof globalThis.fetch {
-  const send = options.fetch ?? globalThis.fetch
+  const send = certificate?.fetch ?? options.fetch ?? globalThis.fetch
+  const presents = certificate !== undefined
   return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const replayable =
       input instanceof Request
@@ -35,24 +43,33 @@ export function authorizedFetch(
     let request = new Request(input, init)
     const spare = replayable ? request.clone() : undefined
     const target = { method: request.method, url: request.url }
-    for (let retried = false; ; retried = true) {
-      const sent = await authorizer.authorize(target, { signal: request.signal })
+    // At most one retry with a renewed token and one with a resource's DPoP nonce.
+    let retried = false
+    let nonceRetried = false
+    for (;;) {
+      const sent = await authorizer.authorize(target, {
+        signal: request.signal,
+        [PRESENTS_CERTIFICATE]: presents,
+      })
       for (const [name, value] of Object.entries(sent.headers)) request.headers.set(name, value)
       const response = await send(request)
+      const answer: ResourceResponse = {
+        status: response.status,
+        wwwAuthenticate: response.headers.get('www-authenticate'),
+        dpopNonce: response.headers.get('dpop-nonce'),
+      }
+      const nonceDemand = sent.headers['dpop'] !== undefined && isDpopNonceChallenge(answer)
       const next = await authorizer
-        .afterResponse(
-          target,
-          sent,
-          { status: response.status, wwwAuthenticate: response.headers.get('www-authenticate') },
-          { retried, replayable },
-        )
+        .afterResponse(target, sent, answer, { retried, nonceRetried, replayable })
         .catch(async (error: unknown) => {
           await response.body?.cancel().catch(() => undefined)
           throw error
         })
       if (next === 'return' || spare === undefined) return response
       await response.body?.cancel().catch(() => undefined)
-      request = spare
+      if (nonceDemand) nonceRetried = true
+      else retried = true
+      request = spare.clone()
     }
   }
 }

@@ -110,6 +110,14 @@ export function subscribeLogger(
         expiresAt: event.expiresAt,
       },
     )
+    if (event.binding?.bound === false) {
+      // RFC 9449: a Bearer answer to a request with a DPoP proof. Worth a look, not an error.
+      log(
+        'warn',
+        `tokenkeeper: the token endpoint answered a bearer token to a DPoP request for ${event.key}; it is used as a bearer token (requireDpopBinding makes this an error)`,
+        { event: 'refreshSuccess', key: event.key, dpop: 'bearer-answer', jkt: event.binding.jkt },
+      )
+    }
     if (storeDegradedAt !== undefined && started !== undefined && started > lastStoreErrorSeq) {
       const downMs = now() - storeDegradedAt
       log(

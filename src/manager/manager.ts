@@ -1,4 +1,4 @@
-import { systemClock, type Clock } from '../clock.js'
+import { systemClock, wallTime, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import type { TokenSource } from '../sources/types.js'
 import type { StoreEvent, TokenStore } from '../stores/types.js'
@@ -10,7 +10,7 @@ import {
   type TokenManagerEvents,
   type TokenManagerListener,
 } from './events.js'
-import { Authorizer } from '../http/authorizer.js'
+import { Authorizer, type ResourceRequest } from '../http/authorizer.js'
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
 import { CallAbandoned, raceAbort, whenAborted, withinDeadline } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
@@ -266,6 +266,7 @@ export class TokenManager {
     this.#store = options.store
     this.#refusals = {
       now: () => this.#clock.now(),
+      wallNow: () => wallTime(this.#clock),
       backoffMs: policy.permanentErrorBackoffMs,
       refusedUntil: new Map(),
     }
@@ -532,7 +533,14 @@ export class TokenManager {
    * `error="insufficient_scope"` rejects with an {@link InsufficientScopeError}.
    */
   fetch(source: TokenSource, options: AuthorizedFetchOptions = {}): typeof globalThis.fetch {
-    return authorizedFetch(this.authorizer(source), options)
+    const authorizer = this.authorizer(source)
+    const certificate = source.mtls
+    if (certificate !== undefined && options.fetch !== undefined) {
+      throw new TypeError(
+        'TokenManager.fetch: the source uses mutual TLS; its requests go over connections that present its certificate, so fetch cannot be given',
+      )
+    }
+    return authorizedFetch(authorizer, options, certificate)
   }
 
   /**
@@ -552,6 +560,28 @@ export class TokenManager {
     const mistake = sourceMistake(source, 'TokenManager.authorizer')
     if (mistake !== undefined) throw mistake
     return new Authorizer(this, source, this.#refusals)
+  }
+
+  /**
+   * The headers that authorize one request with a token for `source`, for any HTTP client:
+   * `authorization`, and for a DPoP-bound token (RFC 9449 §7) `dpop`, a proof signed for this
+   * method and URL (with `ath` and the resource's last nonce). Both values are secret. Sign a new
+   * set for every request: a proof is for one request only. For the 401 and nonce retries, use
+   * {@link TokenManager.fetch} or {@link TokenManager.authorizer}.
+   *
+   * @example
+   * ```ts
+   * const url = 'https://api.example/v1/things'
+   * const headers = await tokens.headers(source, { method: 'GET', url })
+   * const res = await fetch(url, { headers })
+   * ```
+   */
+  async headers(
+    source: TokenSource,
+    request: ResourceRequest & { readonly signal?: AbortSignal | undefined },
+  ): Promise<Record<string, string>> {
+    const sent = await this.authorizer(source).authorize(request, { signal: request.signal })
+    return { ...sent.headers }
   }
 
   /**
@@ -684,6 +714,7 @@ export class TokenManager {
         durationMs: now - startedAt,
         expiresAt: kept.expiresAt,
         origin: obtained.origin,
+        ...(kept.binding === undefined ? {} : { binding: kept.binding }),
       })
       return kept
     } catch (thrown) {
@@ -726,7 +757,11 @@ export class TokenManager {
       )
     }
     const coordinator = this.#coordinator
-    if (coordinator === undefined) return { token: await fetchFromSource(), origin: 'fetch' }
+    // A DPoP-bound token is useless without the private key, which never leaves this process:
+    // such a source's tokens are neither read from nor written to a shared store.
+    if (coordinator === undefined || entry.source.dpop !== undefined) {
+      return { token: await fetchFromSource(), origin: 'fetch' }
+    }
     const obtained = await coordinator.obtain(entry.key, entry.token, entry.rejected, fetchFromSource)
     // Invalidated elsewhere while this flight was reading it from the store: ask again (the
     // store read now skips it), rather than adopt a token another process has refused.

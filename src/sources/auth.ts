@@ -9,8 +9,13 @@ import {
   type SigningKey,
 } from './signing.js'
 
-/** Client authentication methods (RFC 6749 §2.3, OpenID Connect Core §9, RFC 7523 §2.2). */
-export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt'
+/** Client authentication methods (RFC 6749 §2.3, OpenID Connect Core §9, RFC 7523 §2.2, RFC 8705 §2). */
+export type ClientAuthMethod =
+  | 'client_secret_basic'
+  | 'client_secret_post'
+  | 'private_key_jwt'
+  | 'tls_client_auth'
+  | 'self_signed_tls_client_auth'
 
 /** What a client authentication method may add to a token request. */
 export interface ClientAuthContext {

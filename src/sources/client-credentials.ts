@@ -2,7 +2,9 @@ import { inspect } from 'node:util'
 import type { AccessToken } from '../token/access-token.js'
 import type { ClientAuth } from './auth.js'
 import type { DiscoveryCache } from './discovery.js'
+import type { DpopKey } from './dpop.js'
 import { endpointFrom, type EndpointOptions, type TokenEndpoint } from './endpoint.js'
+import { certificateOf, type TlsClientCertificate } from './mtls.js'
 import { keyPart } from './fingerprint.js'
 import type { FetchTokenOptions, TokenSource } from './types.js'
 
@@ -27,7 +29,10 @@ export interface ClientCredentialsOptions extends Omit<EndpointOptions, 'tokenUr
   readonly discovery?: DiscoveryCache
   /** The client identifier issued by the authorization server. */
   readonly clientId: string
-  /** How the client authenticates: `clientSecretBasic`, `clientSecretPost` or `privateKeyJwt`. */
+  /**
+   * How the client authenticates: `clientSecretBasic`, `clientSecretPost`, `privateKeyJwt`, a
+   * client assertion, or mutual TLS (`tlsClientAuth`, `selfSignedTlsClientAuth`).
+   */
   readonly auth: ClientAuth
 }
 
@@ -59,6 +64,18 @@ class ClientCredentialsSource implements TokenSource {
         'clientCredentials: auth must be clientSecretBasic(...), clientSecretPost(...) or privateKeyJwt(...)',
       )
     }
+    if (certificateOf(options.auth) !== undefined && options.fetch !== undefined) {
+      throw new TypeError(
+        'clientCredentials: mutual TLS sends token requests over its own connections (they present the certificate); fetch cannot be given with it',
+      )
+    }
+    if (
+      certificateOf(options.auth) !== undefined &&
+      this.#endpoint.issuer === undefined &&
+      this.#endpoint.url.protocol !== 'https:'
+    ) {
+      throw new TypeError('clientCredentials: mutual TLS needs an https tokenUrl')
+    }
     this.#clientId = options.clientId
     this.#auth = options.auth
     this.#keyRest =
@@ -84,6 +101,16 @@ class ClientCredentialsSource implements TokenSource {
 
   whenKeyKnown(): Promise<void> | undefined {
     return this.#endpoint.whenKeyKnown()
+  }
+
+  /** The client certificate of mutual TLS (RFC 8705), when `auth` is one: API requests present it too. */
+  get mtls(): TlsClientCertificate | undefined {
+    return certificateOf(this.#auth)
+  }
+
+  /** The DPoP key the tokens are bound to, when `dpop` was given. */
+  get dpop(): DpopKey | undefined {
+    return this.#endpoint.dpop
   }
 
   fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {

@@ -32,6 +32,19 @@ export interface AuthorizationServerMetadata {
   readonly authMethodsListed: boolean
   /** The URL the document was read from. */
   readonly documentUrl: string
+  /**
+   * `mtls_endpoint_aliases.token_endpoint` (RFC 8705 §5), parsed and checked, when the document
+   * gives one: where mutual-TLS clients send their token requests.
+   */
+  readonly mtlsTokenEndpoint?: MtlsTokenEndpoint | undefined
+}
+
+/** `mtls_endpoint_aliases.token_endpoint` of a discovery document (RFC 8705 §5). */
+export interface MtlsTokenEndpoint {
+  /** The alias, parsed and checked: https, or http to a loopback address. */
+  readonly url: URL
+  /** The alias exactly as the document gives it. */
+  readonly tokenUrl: string
 }
 
 /** How one discovery request is sent: the token-request knobs of the source that asks. */
@@ -186,10 +199,31 @@ export function parseMetadata(
       status,
     )
   }
+  const aliases = fields['mtls_endpoint_aliases']
+  const aliasRaw =
+    typeof aliases === 'object' && aliases !== null
+      ? (aliases as Record<string, unknown>)['token_endpoint']
+      : undefined
+  let mtlsTokenEndpoint: MtlsTokenEndpoint | undefined
+  if (aliasRaw !== undefined) {
+    if (typeof aliasRaw !== 'string' || aliasRaw === '') {
+      throw invalid(endpoint, 'has an mtls_endpoint_aliases.token_endpoint that is not a string', status)
+    }
+    try {
+      mtlsTokenEndpoint = {
+        url: checkTokenUrl(aliasRaw, `the mTLS token_endpoint of ${issuer}`),
+        tokenUrl: aliasRaw,
+      }
+    } catch (error) {
+      if (isTokenkeeperError(error)) throw error
+      throw invalid(endpoint, `has an mtls_endpoint_aliases.token_endpoint that is not a usable URL`, status)
+    }
+  }
   return {
     issuer,
     tokenUrl: raw,
     tokenEndpoint,
+    ...(mtlsTokenEndpoint === undefined ? {} : { mtlsTokenEndpoint }),
     tokenEndpointAuthMethods: methods === undefined ? ['client_secret_basic'] : methods,
     authMethodsListed: methods !== undefined,
     documentUrl: documentUrl.href,
@@ -464,6 +498,14 @@ export async function resolveTokenEndpoint(
   const { authMethod, cache, ...request } = options
   const metadata = await (cache ?? processDiscoveryCache).get(issuer, request)
   if (authMethod !== undefined) checkAuthMethod(metadata, authMethod)
+  // RFC 8705 §5: a mutual-TLS client uses the alias when the server names one.
+  const alias = metadata.mtlsTokenEndpoint
+  if (
+    alias !== undefined &&
+    (authMethod === 'tls_client_auth' || authMethod === 'self_signed_tls_client_auth')
+  ) {
+    return { url: alias.url, tokenUrl: alias.tokenUrl, metadata }
+  }
   return { url: metadata.tokenEndpoint, tokenUrl: metadata.tokenUrl, metadata }
 }
 

@@ -1,12 +1,14 @@
 import { systemClock, wallTime, type Clock } from '../clock.js'
-import { postTokenRequest, type FetchLike } from '../http/token-request.js'
+import { isOAuthError, isTokenkeeperError, OAuthError, TokenkeeperError } from '../errors.js'
+import { postTokenRequest, type FetchLike, type TokenHttpResult } from '../http/token-request.js'
 import { checkTokenUrl, describeEndpoint } from '../http/url.js'
 import { isHttpToken, type AccessToken } from '../token/access-token.js'
 import { parseTokenResponse } from '../token/parse.js'
 import { isValidScopeToken, normalizeScopes } from '../token/scopes.js'
-import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { SecretSet } from '../secrets.js'
 import { heldSecrets, type ClientAuth } from './auth.js'
+import { dpopKey, type DpopKey, type DpopKeyPair } from './dpop.js'
+import { certificateOf } from './mtls.js'
 import {
   checkIssuer,
   DiscoveryCache,
@@ -49,6 +51,20 @@ export interface EndpointOptions {
   readonly acceptedTokenTypes?: readonly string[]
   /** Clock used when the caller passes none. Default: the system clock. */
   readonly clock?: Clock
+  /**
+   * Binds the tokens to this key with DPoP (RFC 9449): every token request carries a fresh proof,
+   * a `use_dpop_nonce` refusal is retried once with the server's nonce, and the fetch wrapper
+   * signs a proof for every request that uses the token. The key's thumbprint is part of the
+   * cache key. A `CryptoKeyPair`, a pair of `KeyObject`s (see `generateDpopKey()`) or a
+   * `dpopKey(...)`. The private key never leaves this process: bound tokens are not written to a
+   * shared store. `token_type` `DPoP` is then accepted besides `Bearer`.
+   */
+  readonly dpop?: DpopKeyPair | DpopKey
+  /**
+   * With `dpop`: a `Bearer` answer to a request with a proof fails with `DPOP_NOT_BOUND` instead
+   * of being used as a bearer token (recorded in `token.binding.bound`). Default false.
+   */
+  readonly requireDpopBinding?: boolean
 }
 
 /**
@@ -120,6 +136,8 @@ export class TokenEndpoint {
   /** Values that may be secret (extra parameters): kept out of every error. */
   readonly #paramSecrets: readonly string[]
   readonly #keySuffix: string
+  /** The key tokens are bound to, when `dpop` is set. */
+  readonly dpop: DpopKey | undefined
 
   constructor(
     options: Omit<EndpointInput, 'tokenUrl'> & { readonly tokenUrl?: string | URL | undefined },
@@ -147,6 +165,10 @@ export class TokenEndpoint {
       (!Array.isArray(options.acceptedTokenTypes) || !options.acceptedTokenTypes.every(isHttpToken))
     ) {
       throw new TypeError(`${what}: acceptedTokenTypes must be token type names such as 'bearer' or 'DPoP'`)
+    }
+    this.dpop = options.dpop === undefined ? undefined : dpopKey(options.dpop, what)
+    if (options.requireDpopBinding !== undefined && this.dpop === undefined) {
+      throw new TypeError(`${what}: requireDpopBinding needs a dpop key`)
     }
     positive(options.timeoutMs, 'timeoutMs', what)
     positive(options.maxResponseBytes, 'maxResponseBytes', what)
@@ -190,7 +212,12 @@ export class TokenEndpoint {
     ]
     const options_ =
       acceptance.join('') === '[]' ? '' : `|o=${fingerprint('endpoint-options', ...acceptance.map(String))}`
-    this.#keySuffix = `|scope=${keyPart(this.scopes.join(' '))}${audience}${resource}${extra}${options_}`
+    // The key's thumbprint: another key never shares a token (RFC 9449 binds it to the key).
+    const dpop =
+      this.dpop === undefined
+        ? ''
+        : `|dpop=${this.dpop.thumbprint}${options.requireDpopBinding === true ? ':required' : ''}`
+    this.#keySuffix = `|scope=${keyPart(this.scopes.join(' '))}${audience}${resource}${extra}${options_}${dpop}`
   }
 
   /** The configured token endpoint, parsed. Only for endpoints built with a `tokenUrl`. */
@@ -301,40 +328,31 @@ export class TokenEndpoint {
     requestedScopes: readonly string[] = this.scopes,
   ): Promise<AccessToken> {
     const clock = options?.clock ?? this.#options.clock ?? systemClock
-    const body = new URLSearchParams()
-    for (const [name, value] of grant) body.set(name, value)
-    if (this.scopes.length > 0) body.set('scope', this.scopes.join(' '))
-    for (const [name, value] of this.#params) body.append(name, value)
-    const headers: Record<string, string> = { ...this.#options.headers }
-    const used = [...secrets, ...this.#paramSecrets]
+    // Secrets of the source the discovery document may echo (the request's own come later).
+    const target = await this.resolveUrl(auth, options?.signal, [...secrets, ...this.#paramSecrets])
+    const dpop = this.dpop
+    const origin = target.url.origin
+    let result: TokenHttpResult
     // The credentials a granted scope must not repeat (not parameter values, which may be words).
     const granted = [...secrets]
-    const { url, tokenUrl } = await this.resolveUrl(auth, options?.signal, used)
-    if (auth !== undefined && clientId !== undefined) {
-      const credentials = await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })
-      used.push(...credentials)
-      granted.push(...credentials)
-    } else if (clientId !== undefined) {
-      body.set('client_id', clientId)
+    // RFC 9449 §8: a `use_dpop_nonce` refusal that brings a new nonce is retried once with it.
+    for (let attempt = 1; ; attempt++) {
+      const sentNonce = dpop?.nonce(origin)
+      try {
+        result = await this.#send(target, grant, auth, clientId, options, clock, secrets, sentNonce, granted)
+        break
+      } catch (error) {
+        if (dpop === undefined || !isOAuthError(error, 'use_dpop_nonce')) throw error
+        if (attempt === 1 && dpop.nonce(origin) !== sentNonce) continue
+        throw nonceExhausted(error, attempt)
+      }
     }
-    const result = await postTokenRequest({
-      url,
-      body,
-      headers,
-      fetch: this.#options.fetch,
-      timeoutMs: this.#options.timeoutMs,
-      maxResponseBytes: this.#options.maxResponseBytes,
-      signal: options?.signal,
-      clock,
-      secrets: used,
-      sentAssertion: body.has('client_assertion') || body.has('assertion'),
-    })
     return parseTokenResponse(result.json, {
       secrets: new SecretSet(granted),
       issuedAt: result.sentAt,
       status: result.status,
       requestedScopes,
-      endpoint: describeEndpoint(url),
+      endpoint: describeEndpoint(target.url),
       ...(this.#options.defaultLifetimeMs === undefined
         ? {}
         : { defaultLifetimeMs: this.#options.defaultLifetimeMs }),
@@ -342,10 +360,89 @@ export class TokenEndpoint {
         ? {}
         : { requireRequestedScopes: this.#options.requireRequestedScopes }),
       ...(this.#options.acceptedTokenTypes === undefined
-        ? {}
+        ? dpop === undefined
+          ? {}
+          : { acceptedTokenTypes: ['bearer', 'dpop'] }
         : { acceptedTokenTypes: this.#options.acceptedTokenTypes }),
+      ...(dpop === undefined
+        ? {}
+        : { dpopJkt: dpop.thumbprint, requireDpopBinding: this.#options.requireDpopBinding === true }),
     })
   }
+
+  /**
+   * One token request: the body, the client authentication (a fresh assertion each time), and a
+   * fresh DPoP proof with `nonce` when there is a key.
+   */
+  async #send(
+    target: { readonly url: URL; readonly tokenUrl: string },
+    grant: readonly (readonly [string, string])[],
+    auth: ClientAuth | undefined,
+    clientId: string | undefined,
+    options: FetchTokenOptions | undefined,
+    clock: Clock,
+    secrets: readonly string[],
+    nonce: string | undefined,
+    granted: string[],
+  ): Promise<TokenHttpResult> {
+    const { url, tokenUrl } = target
+    const body = new URLSearchParams()
+    for (const [name, value] of grant) body.set(name, value)
+    if (this.scopes.length > 0) body.set('scope', this.scopes.join(' '))
+    for (const [name, value] of this.#params) body.append(name, value)
+    const headers: Record<string, string> = { ...this.#options.headers }
+    const used = [...secrets, ...this.#paramSecrets]
+    if (auth !== undefined && clientId !== undefined) {
+      const credentials = await auth.apply({ clientId, tokenUrl, now: wallTime(clock), body, headers })
+      used.push(...credentials)
+      granted.push(...credentials)
+    } else if (clientId !== undefined) {
+      body.set('client_id', clientId)
+    }
+    const dpop = this.dpop
+    if (dpop !== undefined) {
+      const proof = await dpop.proof({ htm: 'POST', htu: url, now: wallTime(clock), nonce })
+      headers['dpop'] = proof
+      used.push(proof)
+    }
+    const origin = url.origin
+    return postTokenRequest({
+      url,
+      body,
+      headers,
+      // Mutual TLS (RFC 8705): the request goes over a connection that presents the certificate.
+      fetch: certificateOf(auth)?.fetch ?? this.#options.fetch,
+      timeoutMs: this.#options.timeoutMs,
+      maxResponseBytes: this.#options.maxResponseBytes,
+      signal: options?.signal,
+      clock,
+      secrets: used,
+      sentAssertion: body.has('client_assertion') || body.has('assertion'),
+      onResponse:
+        dpop === undefined ? undefined : (received) => dpop.rememberNonce(origin, received.get('dpop-nonce')),
+    })
+  }
+}
+
+/**
+ * A `use_dpop_nonce` refusal that stands: after the one retry with the server's nonce, or with no
+ * new nonce to retry with. Retryable: the next attempt signs with the latest nonce.
+ */
+function nonceExhausted(error: OAuthError, attempt: number): OAuthError {
+  const why =
+    attempt > 1
+      ? 'again after one retry with the nonce it sent (DPoP-Nonce)'
+      : 'without sending a new nonce (DPoP-Nonce) to retry with'
+  return new OAuthError(
+    { error: error.error, error_description: error.error_description, error_uri: error.error_uri },
+    `${error.message}; it asked for a DPoP nonce ${why}`,
+    {
+      status: error.status ?? 400,
+      retryable: true,
+      ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+      response: error.response,
+    },
+  )
 }
 
 /** Where a source's options say its token endpoint is: a `tokenUrl`, or an `issuer` to discover. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import type { AccessToken } from '../token/access-token.js'
+import type { DpopKey } from './dpop.js'
 import type { EndpointOptions } from './endpoint.js'
 import { jwtBearer } from './jwt-bearer.js'
 import type { FetchTokenOptions, TokenSource } from './types.js'
@@ -118,6 +119,11 @@ class GoogleServiceAccountSource implements TokenSource {
     this.#inner = inner
     this.#email = key.client_email
     this.key = `google-sa|${inner.key}`
+  }
+
+  /** The DPoP key the tokens are bound to, when `dpop` was given. */
+  get dpop(): DpopKey | undefined {
+    return this.#inner.dpop
   }
 
   fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {

@@ -8,6 +8,7 @@ import {
   type IssuedAssertionReader,
 } from './client-assertion.js'
 import type { ClientAuth } from './auth.js'
+import type { DpopKey } from './dpop.js'
 import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
 import { fingerprint, keyPart } from './fingerprint.js'
 import {
@@ -96,6 +97,11 @@ class ExternalJwtBearerSource implements TokenSource {
     this.key = `jwt-bearer|${this.#endpoint.keyUrl}|assertion=${this.#origin.fingerprint}${this.#endpoint.keySuffix}${client}`
   }
 
+  /** The DPoP key the tokens are bound to, when `dpop` was given. */
+  get dpop(): DpopKey | undefined {
+    return this.#endpoint.dpop
+  }
+
   async fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {
     const o = this.#options
     const clock = options?.clock ?? o.clock ?? systemClock
@@ -163,6 +169,11 @@ class JwtBearerSource implements TokenSource {
       `jwt-bearer|${this.#endpoint.keyUrl}|${keyPart(options.issuer)}|${keyPart(options.subject ?? '')}|` +
       `${fingerprint('jwt-bearer-key', this.#signing.thumbprint, this.#signing.alg, options.kid ?? '', options.assertionAudience ?? '')}` +
       `${this.#endpoint.keySuffix}${scopes}${claims}${client}`
+  }
+
+  /** The DPoP key the tokens are bound to, when `dpop` was given. */
+  get dpop(): DpopKey | undefined {
+    return this.#endpoint.dpop
   }
 
   async fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {

@@ -23,12 +23,18 @@ export interface SigningKey {
   readonly thumbprint: string
 }
 
-function thumbprintOf(publicJwk: JsonWebKey): string {
+/**
+ * The RFC 7638 thumbprint (SHA-256, base64url) of a public JWK: EC, RSA or OKP (RFC 8037 §2).
+ * Synchronous, so that a source can put it in its key at construction. @internal
+ */
+export function thumbprintOf(publicJwk: JsonWebKey): string {
   // RFC 7638 §3.2: only the required members, in lexicographic order.
   const members =
     publicJwk.kty === 'EC'
       ? { crv: publicJwk.crv, kty: publicJwk.kty, x: publicJwk.x, y: publicJwk.y }
-      : { e: publicJwk.e, kty: publicJwk.kty, n: publicJwk.n }
+      : publicJwk.kty === 'OKP'
+        ? { crv: publicJwk.crv, kty: publicJwk.kty, x: publicJwk.x }
+        : { e: publicJwk.e, kty: publicJwk.kty, n: publicJwk.n }
   return createHash('sha256').update(JSON.stringify(members)).digest('base64url')
 }
 

@@ -8,7 +8,9 @@ import { AccessToken } from '../token/access-token.js'
 import type { ClientAuth } from './auth.js'
 import { describeExp, expiryOf } from './client-assertion.js'
 import type { DiscoveryCache } from './discovery.js'
+import type { DpopKey } from './dpop.js'
 import { endpointFrom, type EndpointOptions, type TokenEndpoint } from './endpoint.js'
+import { certificateOf, type TlsClientCertificate } from './mtls.js'
 import { fingerprint, keyPart } from './fingerprint.js'
 import type { FetchTokenOptions, TokenSource, TokenSourceContext } from './types.js'
 
@@ -361,6 +363,16 @@ class BoundExchangeSource implements TokenSource {
     this.key = exchange.keyFor(subject, actor)
   }
 
+  /** The DPoP key the exchanged tokens are bound to, when `dpop` was given. */
+  get dpop(): DpopKey | undefined {
+    return this.#exchange.endpoint.dpop
+  }
+
+  /** The client certificate of mutual TLS, when `auth` is one. */
+  get mtls(): TlsClientCertificate | undefined {
+    return certificateOf(this.#exchange.options.auth)
+  }
+
   fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {
     return this.#exchange.exchange(this.#subject, this.#actor, options)
   }
@@ -385,6 +397,16 @@ class TokenExchangeSource implements TokenSource {
     this.key =
       `token-exchange|${exchange.endpoint.keyUrl}|sub-from=${exchange.subject.origin}${actor}` +
       exchange.keyTail
+  }
+
+  /** The DPoP key the exchanged tokens are bound to, when `dpop` was given. */
+  get dpop(): DpopKey | undefined {
+    return this.#exchange.endpoint.dpop
+  }
+
+  /** The client certificate of mutual TLS, when `auth` is one. */
+  get mtls(): TlsClientCertificate | undefined {
+    return certificateOf(this.#exchange.options.auth)
   }
 
   async resolve(context: TokenSourceContext): Promise<TokenSource> {

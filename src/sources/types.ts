@@ -1,5 +1,7 @@
 import type { Clock } from '../clock.js'
 import type { AccessToken } from '../token/access-token.js'
+import type { DpopKey } from './dpop.js'
+import type { TlsClientCertificate } from './mtls.js'
 
 /** Options for one call to {@link TokenSource.fetchToken}. */
 export interface FetchTokenOptions {
@@ -45,6 +47,19 @@ export interface TokenSource {
    * changes the key. The manager caches by it.
    */
   readonly key: string
+  /**
+   * The key its tokens are bound to (DPoP, RFC 9449), when the source was made with `dpop`: the
+   * fetch wrapper and the integrations sign a proof with it for every request that carries a
+   * `DPoP` token, and such tokens are never written to a shared store (see `docs/DPOP.md`).
+   */
+  readonly dpop?: DpopKey | undefined
+  /**
+   * The client certificate (mutual TLS, RFC 8705) the source's token requests present. Its
+   * tokens may be bound to it (`cnf.x5t#S256`), so `tokens.fetch` sends API requests over
+   * connections that present it, and the other ways of sending a token refuse
+   * (`MTLS_TRANSPORT_REQUIRED`): a bound token is never sent without its certificate.
+   */
+  readonly mtls?: TlsClientCertificate | undefined
   /**
    * Only for a source whose key is known after a network step (`clientCredentials({ issuer })`
    * before its issuer's metadata is known, whose key then names the discovered token

@@ -20,6 +20,7 @@ export type { ClientAuthMethod, TestClient } from './client-auth.js'
 export type { FaultHandle, TokenServerFault } from './faults.js'
 export type { TokenIntrospection } from './issued-tokens.js'
 export type { VerificationKeys } from './assertions.js'
+export type { TokenServerDpopOptions } from './dpop.js'
 export type {
   HoldHandle,
   TokenRequestRecord,

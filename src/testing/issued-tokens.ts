@@ -31,6 +31,8 @@ export interface TokenIntrospection {
   readonly issuedAt: number
   /** When it expires, on the server's clock (epoch ms). */
   readonly expiresAt: number
+  /** The RFC 7638 thumbprint of the DPoP key the token is bound to (`cnf.jkt`), if it is bound. */
+  readonly jkt: string | undefined
   /** Calls to the resource endpoint that presented this token. */
   readonly uses: number
   /** Of those, calls made when the token had already expired. */
@@ -44,6 +46,7 @@ interface IssuedToken {
   readonly scopes: readonly string[]
   readonly issuedAt: number
   readonly expiresAt: number
+  readonly jkt?: string | undefined
   revoked: boolean
   uses: number
   usesAfterExpiry: number
@@ -51,7 +54,12 @@ interface IssuedToken {
 
 /** Why the resource endpoint accepts or refuses a token. @internal */
 export type TokenUse =
-  | { readonly kind: 'valid'; readonly clientId: string | undefined; readonly scopes: readonly string[] }
+  | {
+      readonly kind: 'valid'
+      readonly clientId: string | undefined
+      readonly scopes: readonly string[]
+      readonly jkt: string | undefined
+    }
   | { readonly kind: 'expired' | 'revoked' | 'unknown' }
 
 /** The opaque tokens a server has issued, with their bookkeeping. @internal */
@@ -99,6 +107,7 @@ export class IssuedTokens {
       scopes: issued.scopes,
       issuedAt: issued.issuedAt,
       expiresAt: issued.expiresAt,
+      jkt: issued.jkt,
       uses: issued.uses,
       usesAfterExpiry: issued.usesAfterExpiry,
     })
@@ -114,7 +123,7 @@ export class IssuedTokens {
       return { kind: 'expired' }
     }
     if (issued.revoked) return { kind: 'revoked' }
-    return { kind: 'valid', clientId: issued.clientId, scopes: issued.scopes }
+    return { kind: 'valid', clientId: issued.clientId, scopes: issued.scopes, jkt: issued.jkt }
   }
 
   revoke(token: string): boolean {

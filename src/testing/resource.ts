@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { writeResponse, type PlannedResponse } from './http.js'
 import type { IssuedTokens } from './issued-tokens.js'
+import type { DpopVerifier } from './dpop.js'
 
 /** Counters the resource endpoint updates. @internal */
 export interface ResourceCounters {
@@ -10,6 +11,7 @@ export interface ResourceCounters {
   resourceRejectedUnknown: number
   resourceRejectedRevoked: number
   resourceRejectedScope: number
+  dpopRejected: number
 }
 
 const REALM = 'realm="tokenkeeper-testing"'
@@ -36,7 +38,8 @@ const invalidToken = (description: string): PlannedResponse =>
 /**
  * A protected API (RFC 6750): accepts `Authorization: Bearer <token>` on GET or POST and answers
  * 200 `{ ok, clientId, scopes }` for a known, unexpired, unrevoked token; `?scope=a&scope=b` (or
- * `?scope=a b`) requires those scopes. Counts every call synchronously on arrival. @internal
+ * `?scope=a b`) requires those scopes. A DPoP-bound token must come as `Authorization: DPoP`
+ * with a proof for this call (RFC 9449 §7). Counts every call synchronously on arrival. @internal
  */
 export function handleResourceRequest(
   req: IncomingMessage,
@@ -44,10 +47,56 @@ export function handleResourceRequest(
   url: URL,
   tokens: IssuedTokens,
   counters: ResourceCounters,
+  dpop?: DpopVerifier,
 ): void {
   counters.resourceCalls += 1
   req.resume()
-  writeResponse(res, resourceResponse(req, url, tokens, counters))
+  if (dpop === undefined) return writeResponse(res, resourceResponse(req, url, tokens, counters))
+  void dpopResourceResponse(req, url, tokens, counters, dpop).then(
+    (planned) => writeResponse(res, { ...planned, headers: { ...planned.headers, ...dpop.headers } }),
+    () => writeResponse(res, plain(500, { error: 'server_error' })),
+  )
+}
+
+const dpopRefusal = (error: string, description: string): PlannedResponse =>
+  plain(
+    401,
+    { error, error_description: description },
+    `DPoP ${REALM}, error="${error}", error_description="${description}", algs="ES256 RS256 PS256 EdDSA"`,
+  )
+
+/** The resource with DPoP: a bound token needs its proof; a proof is checked before the token. */
+async function dpopResourceResponse(
+  req: IncomingMessage,
+  url: URL,
+  tokens: IssuedTokens,
+  counters: ResourceCounters,
+  dpop: DpopVerifier,
+): Promise<PlannedResponse> {
+  const match = /^dpop\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
+  const token = match?.[1]
+  if (token === undefined) {
+    const bearer = /^bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1]
+    const info = bearer === undefined ? undefined : tokens.introspect(bearer)
+    if (info?.jkt !== undefined) {
+      counters.resourceRejectedUnknown += 1
+      return invalidToken('A DPoP-bound token was sent as a bearer token')
+    }
+    return resourceResponse(req, url, tokens, counters)
+  }
+  // htu names the authority as the client sent it (host and port).
+  const target = new URL(`${url.pathname}${url.search}`, `http://${req.headers.host ?? '127.0.0.1'}`)
+  const check = await dpop.check(req.headersDistinct['dpop'] ?? [], req.method ?? 'GET', target.href, token)
+  if (!check.ok) {
+    counters.dpopRejected += 1
+    return dpopRefusal(check.error, check.reason)
+  }
+  const info = tokens.introspect(token)
+  if (info !== undefined && info.jkt !== check.jkt) {
+    counters.dpopRejected += 1
+    return dpopRefusal('invalid_token', 'The token is not bound to the key of the proof')
+  }
+  return resourceResponse(req, url, tokens, counters, token)
 }
 
 function resourceResponse(
@@ -55,13 +104,14 @@ function resourceResponse(
   url: URL,
   tokens: IssuedTokens,
   counters: ResourceCounters,
+  dpopToken?: string,
 ): PlannedResponse {
   if (req.method !== 'GET' && req.method !== 'POST') {
     const refused = plain(405, { error: 'method_not_allowed' })
     return { ...refused, headers: { ...refused.headers, allow: 'GET, POST' } }
   }
   const match = /^bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')
-  const token = match?.[1]
+  const token = dpopToken ?? match?.[1]
   if (token === undefined) {
     counters.resourceRejectedUnknown += 1
     return plain(401, { error: 'invalid_request', error_description: 'no bearer token' }, `Bearer ${REALM}`)

@@ -120,6 +120,8 @@ export interface TokenRequestInput {
   readonly authorization: string | undefined
   /** The parsed body; empty when the body is not form-urlencoded. */
   readonly form: URLSearchParams
+  /** The thumbprint of the key of a valid DPoP proof: the token is bound to it. */
+  readonly dpopJkt?: string | undefined
 }
 
 /** The result of processing a token request. @internal */
@@ -213,13 +215,14 @@ export async function processTokenRequest(
       return refuse(400, 'invalid_scope', 'a requested scope is not allowed for this client')
     return issue(
       config,
-      { clientId: client.clientId, subject: undefined, grantType, scopes: granted },
+      { clientId: client.clientId, subject: undefined, grantType, scopes: granted, jkt: input.dpopJkt },
       client,
       override,
     )
   }
 
-  if (grantType === TOKEN_EXCHANGE_GRANT) return exchange(config, form, requested, client, override)
+  if (grantType === TOKEN_EXCHANGE_GRANT)
+    return exchange(config, form, requested, client, override, input.dpopJkt)
 
   const assertion = form.get('assertion')
   if (assertion === null || assertion === '') return refuse(400, 'invalid_request', 'assertion is missing')
@@ -240,7 +243,12 @@ export async function processTokenRequest(
   if (granted === undefined)
     return refuse(400, 'invalid_scope', 'a requested scope is not allowed for this issuer')
   const subject = verified.claims.sub as string
-  return issue(config, { clientId: client?.clientId, subject, grantType, scopes: granted }, client, override)
+  return issue(
+    config,
+    { clientId: client?.clientId, subject, grantType, scopes: granted, jkt: input.dpopJkt },
+    client,
+    override,
+  )
 }
 
 /**
@@ -254,6 +262,7 @@ function exchange(
   requested: readonly string[],
   client: RegisteredClient | undefined,
   override: TokenOverride | undefined,
+  dpopJkt: string | undefined,
 ): TokenOutcome {
   const subjectToken = form.get('subject_token')
   const subjectType = form.get('subject_token_type')
@@ -292,6 +301,7 @@ function exchange(
       subject: subject.subject ?? subject.clientId,
       grantType: TOKEN_EXCHANGE_GRANT,
       scopes: granted,
+      jkt: dpopJkt,
     },
     client,
     override,
@@ -305,6 +315,7 @@ function issue(
     subject: string | undefined
     grantType: string
     scopes: readonly string[]
+    jkt: string | undefined
   },
   client: RegisteredClient | undefined,
   override: TokenOverride | undefined,
@@ -317,7 +328,7 @@ function issue(
 
   const body: Record<string, unknown> = {
     access_token: accessToken,
-    token_type: override?.tokenType ?? config.tokenType,
+    token_type: override?.tokenType ?? (grant.jkt === undefined ? config.tokenType : 'DPoP'),
     expires_in: expiresIn,
   }
   if (config.includeScopeInResponse && scopes.length > 0) body.scope = scopes.join(' ')

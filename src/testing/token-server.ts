@@ -8,6 +8,7 @@ import { dripResponse, respondWithFault } from './fault-responses.js'
 import { FaultQueue } from './faults.js'
 import { BodyTooLargeError, mediaType, oauthErrorResponse, readBody, sleep, writeResponse } from './http.js'
 import { IssuedTokens } from './issued-tokens.js'
+import { DpopVerifier } from './dpop.js'
 import { RequestLog } from './request-log.js'
 import { handleResourceRequest, type ResourceCounters } from './resource.js'
 import {
@@ -118,7 +119,12 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     exchangeTargets: options.exchangeTargets,
   }
 
+  const dpop =
+    options.dpop === undefined || options.dpop === false
+      ? undefined
+      : new DpopVerifier(options.dpop === true ? {} : options.dpop, clock, options.clockToleranceMs ?? 60_000)
   const counters: ResourceCounters & TokenCounters = {
+    dpopRejected: 0,
     tokenRequests: 0,
     tokensIssued: 0,
     failures: 0,
@@ -169,6 +175,27 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
       form: new URLSearchParams(mediaType(contentType) === 'application/x-www-form-urlencoded' ? body : ''),
     }
     log.describe(record, input)
+    let checked: TokenRequestInput = input
+    if (dpop !== undefined && input.method === 'POST') {
+      const proofs = req.headersDistinct['dpop'] ?? []
+      if (proofs.length > 0 || dpop.required) {
+        const check = await dpop.check(proofs, 'POST', tokenUrl)
+        if (!check.ok) {
+          counters.failures += 1
+          counters.dpopRejected += 1
+          record.status = 400
+          record.error = check.error
+          const refused = {
+            status: 400,
+            error: check.error,
+            errorDescription: check.reason,
+            headers: dpop.headers,
+          }
+          return writeResponse(res, oauthErrorResponse(refused))
+        }
+        checked = { ...input, dpopJkt: check.jkt }
+      }
+    }
 
     await sleep(latencyMs + (fault?.kind === 'latency' ? fault.ms : 0))
     if (closed) return
@@ -183,7 +210,14 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
       record.status = await respondWithFault(res, fault)
       return
     }
-    const outcome = await processTokenRequest(config, input, fault?.kind === 'token' ? fault : undefined)
+    const processed = await processTokenRequest(config, checked, fault?.kind === 'token' ? fault : undefined)
+    const outcome =
+      dpop === undefined
+        ? processed
+        : {
+            ...processed,
+            response: { ...processed.response, headers: { ...processed.response.headers, ...dpop.headers } },
+          }
     if (outcome.issuedTo === undefined) counters.failures += 1
     else counters.tokensIssued += 1
     record.status = outcome.response.status
@@ -207,7 +241,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
       })
       return
     }
-    if (url.pathname === '/resource') return handleResourceRequest(req, res, url, tokens, counters)
+    if (url.pathname === '/resource') return handleResourceRequest(req, res, url, tokens, counters, dpop)
     req.resume()
     const notFound = { status: 404, headers: { 'content-type': 'text/plain' }, body: 'not found' }
     if (!wellKnownPaths.has(url.pathname)) return writeResponse(res, notFound)
@@ -291,6 +325,10 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     hold() {
       if (gate === undefined || gate.released) gate = new Gate()
       return gate
+    },
+    rotateDpopNonce() {
+      if (dpop === undefined) throw new TypeError('rotateDpopNonce: the server was started without dpop')
+      return dpop.rotate()
     },
     waitForRequests: (count, waitOptions) =>
       arrivals.wait(count, () => counters.tokenRequests, waitOptions?.timeoutMs ?? 10_000),

@@ -1,3 +1,4 @@
+import type { TokenServerDpopOptions } from './dpop.js'
 import type { Clock } from '../clock.js'
 import type { ClientAuthMethod, TestClient } from './client-auth.js'
 import type { FaultHandle, TokenServerFault } from './faults.js'
@@ -54,6 +55,14 @@ export interface TokenServerOptions {
   readonly port?: number
   /** How many token requests `requests` keeps (oldest dropped first). Default 100 000. */
   readonly maxRecordedRequests?: number
+  /**
+   * DPoP (RFC 9449): token requests with a valid proof get `token_type: DPoP` tokens bound to the
+   * proof's key (`introspect(token).jkt`), and the resource demands `Authorization: DPoP` with a
+   * proof for each call (`htm`, `htu`, `ath`, the key of the token, no `jti` twice). `true` or
+   * options (nonces, proofs required). Default: off; a proof is then ignored and the token is a
+   * Bearer token, as a server without DPoP answers.
+   */
+  readonly dpop?: boolean | TokenServerDpopOptions
   /** Where and what authorization server metadata (RFC 8414) the server serves. */
   readonly discovery?: TokenServerDiscoveryOptions
 }
@@ -124,6 +133,8 @@ export interface TokenServerStats {
   readonly resourceRejectedRevoked: number
   /** Resource calls whose token lacks a scope named in `?scope=` (403 `insufficient_scope`). */
   readonly resourceRejectedScope: number
+  /** Token requests and resource calls refused for their DPoP proof (`invalid_dpop_proof`, `use_dpop_nonce`). */
+  readonly dpopRejected: number
   /** Token requests per claimed client id (counted once the request body has been read). */
   readonly byClient: Readonly<Record<string, number>>
   /**
@@ -248,6 +259,11 @@ export interface TokenServer extends AsyncDisposable {
   hold(): HoldHandle
   /** Resolves once `count` token requests have arrived in total; rejects after `timeoutMs` (default 10 s) or on close. */
   waitForRequests(count: number, options?: { readonly timeoutMs?: number }): Promise<void>
+  /**
+   * With `dpop.requireNonce`: replaces the server's DPoP nonce (proofs with the old one are
+   * answered `use_dpop_nonce`) and returns the new one.
+   */
+  rotateDpopNonce(): string
   /** Stops listening and destroys every open socket, including hung requests. Idempotent. */
   close(): Promise<void>
 }

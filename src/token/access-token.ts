@@ -1,5 +1,19 @@
 import { inspect } from 'node:util'
 
+/**
+ * What a token was requested to be bound to, and whether the server bound it: for DPoP
+ * (RFC 9449) the RFC 7638 thumbprint of the key (`jkt`), and `bound: false` when the server
+ * answered `Bearer` to a request that carried a proof. Holds no secret.
+ */
+export interface TokenBinding {
+  /** How the token is bound: `dpop` (RFC 9449). */
+  readonly method: 'dpop'
+  /** The thumbprint of the public key the proofs were signed with (`cnf.jkt`). */
+  readonly jkt: string
+  /** Whether the server issued a bound token (`token_type: DPoP`). */
+  readonly bound: boolean
+}
+
 /** The fields an {@link AccessToken} is built from. */
 export interface AccessTokenInit {
   /** The token itself. Secret. */
@@ -18,6 +32,8 @@ export interface AccessTokenInit {
   readonly refreshAt?: number | undefined
   /** Every other field of the token response, such as `id_token` or vendor fields. */
   readonly extra?: Readonly<Record<string, unknown>> | undefined
+  /** The key binding that was asked for (DPoP), and whether the server bound the token. */
+  readonly binding?: TokenBinding | undefined
 }
 
 /**
@@ -70,6 +86,11 @@ export class AccessToken {
   readonly expiresAt: number
   /** The server's suggested renewal instant (`refresh_in`), if it gave one (epoch ms). */
   readonly refreshAt: number | undefined
+  /**
+   * Set when the request asked for a bound token (DPoP): the key's thumbprint and whether the
+   * server bound it. `bound: false` means the server answered `Bearer` to a DPoP request.
+   */
+  readonly binding: TokenBinding | undefined
   readonly #extra: Readonly<Record<string, unknown>>
 
   /**
@@ -94,6 +115,10 @@ export class AccessToken {
     this.issuedAt = init.issuedAt
     this.expiresAt = init.expiresAt
     this.refreshAt = init.refreshAt
+    this.binding =
+      init.binding === undefined
+        ? undefined
+        : Object.freeze({ method: init.binding.method, jkt: init.binding.jkt, bound: init.binding.bound })
     this.#extra =
       init.extra === undefined || Object.keys(init.extra).length === 0
         ? EMPTY
@@ -147,6 +172,7 @@ export class AccessToken {
       issuedAt: this.issuedAt,
       expiresAt: this.expiresAt,
       ...(this.refreshAt === undefined ? {} : { refreshAt: this.refreshAt }),
+      ...(this.binding === undefined ? {} : { binding: this.binding }),
       extra: Object.keys(this.extra),
     }
   }

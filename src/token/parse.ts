@@ -33,6 +33,13 @@ export interface ParseTokenResponseOptions {
    * @internal
    */
   readonly secrets?: SecretSet
+  /**
+   * The thumbprint of the DPoP key whose proof the request carried: the token's `binding` then
+   * records it, and whether the server bound the token (`token_type: DPoP`).
+   */
+  readonly dpopJkt?: string | undefined
+  /** With `dpopJkt`: fail with `DPOP_NOT_BOUND` when the server answered an unbound token. */
+  readonly requireDpopBinding?: boolean | undefined
 }
 
 function fail(code: TokenkeeperErrorCode, what: string, options: ParseTokenResponseOptions): never {
@@ -125,6 +132,14 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
     type = canonicalTokenType(rawType)
   }
 
+  if (options.dpopJkt !== undefined && type !== 'DPoP' && options.requireDpopBinding === true) {
+    fail(
+      'DPOP_NOT_BOUND',
+      `has token_type ${type}, not DPoP, to a request with a DPoP proof (requireDpopBinding is set)`,
+      options,
+    )
+  }
+
   const expiresIn = readSeconds(body['expires_in'])
   if (Number.isNaN(expiresIn)) {
     fail('INVALID_EXPIRES_IN', 'has an expires_in that is not a finite, non-negative number', options)
@@ -172,5 +187,9 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
     expiresAt: options.issuedAt + lifetimeMs,
     refreshAt: refreshInMs === undefined ? undefined : options.issuedAt + refreshInMs,
     extra,
+    binding:
+      options.dpopJkt === undefined
+        ? undefined
+        : { method: 'dpop', jkt: options.dpopJkt, bound: type === 'DPoP' },
   })
 }

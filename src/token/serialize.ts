@@ -14,6 +14,7 @@ interface SerializedTokenV1 {
   expiresAt: number
   refreshAt?: number
   extra: Record<string, unknown>
+  binding?: { method: 'dpop'; jkt: string; bound: boolean }
 }
 
 /**
@@ -37,6 +38,7 @@ export function serializeToken(token: AccessToken): string {
     expiresAt: token.expiresAt,
     ...(token.refreshAt === undefined ? {} : { refreshAt: token.refreshAt }),
     extra: { ...token.extra },
+    ...(token.binding === undefined ? {} : { binding: { ...token.binding } }),
   }
   return JSON.stringify(data)
 }
@@ -73,7 +75,13 @@ export function deserializeToken(text: string): AccessToken {
     !Number.isFinite(record.expiresAt) ||
     (record.refreshAt !== undefined && !Number.isFinite(record.refreshAt)) ||
     typeof record.extra !== 'object' ||
-    record.extra === null
+    record.extra === null ||
+    (record.binding !== undefined &&
+      (typeof record.binding !== 'object' ||
+        record.binding === null ||
+        record.binding.method !== 'dpop' ||
+        typeof record.binding.jkt !== 'string' ||
+        typeof record.binding.bound !== 'boolean'))
   ) {
     throw new TypeError('serialized token has missing or malformed fields')
   }
@@ -89,6 +97,7 @@ export function deserializeToken(text: string): AccessToken {
     expiresAt: record.expiresAt as number,
     refreshAt: record.refreshAt,
     extra: record.extra,
+    binding: record.binding,
   })
 }
 

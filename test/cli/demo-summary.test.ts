@@ -48,6 +48,7 @@ function phase(kind: 'tokenkeeper' | 'naive', maxDelayMs: number): PhaseResult {
       resourceRejectedExpired: 0,
       resourceRejectedUnknown: 0,
       resourceRejectedRevoked: 0,
+      dpopRejected: 0,
       resourceRejectedScope: 0,
       discoveryRequests: 0,
       byClient: {},

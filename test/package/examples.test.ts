@@ -13,6 +13,10 @@ const out = fileURLToPath(new URL('../../.tmp/examples/', import.meta.url))
 const expected: Record<string, RegExp> = {
   'quickstart.ts': /distinct tokens: 1\ntoken requests: 1\n[\s\S]*API status: 200/,
   'private-key-jwt.ts': /got a Bearer token for reports/,
+  'mtls.ts':
+    /API with the certificate: 200\ntoken bound to the client certificate: true\ntokens.headers for a mutual-TLS source: MTLS_TRANSPORT_REQUIRED/,
+  'dpop.ts':
+    /got a DPoP token bound to this key\nthe server bound it to the same thumbprint: true\nAPI status: 200 200\nheaders: authorization, dpop\ntoken requests: 1 issued, 2 nonce demands/,
   'google-service-account.ts':
     /got a Bearer token for reports@my-project\.iam\.gserviceaccount\.com \(https:\/\/www\.googleapis\.com\/auth\/cloud-platform\)\ngoogleServiceAccount: expected a "service_account" key, got a key of type "authorized_user"/,
   'discovery.ts':

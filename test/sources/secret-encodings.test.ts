@@ -12,6 +12,7 @@ import {
   clientCredentials,
   clientSecretBasic,
   clientSecretPost,
+  generateDpopKey,
   isOAuthError,
   TOKEN_TYPES,
   TokenManager,
@@ -159,6 +160,28 @@ describe('a secret is removed in every encoding', () => {
     expect(leaksIn(caught, [...forbidden, ...formsOf(HEADER_SECRET), ...formsOf(PARAM_SECRET)])).toEqual([])
   })
 
+  it('an injected fetch whose error quotes the DPoP proof, in every encoding', async () => {
+    let proof = ''
+    const source = clientCredentials({
+      tokenUrl: 'https://idp.example/token',
+      clientId: 'svc',
+      auth: clientSecretBasic(SECRET),
+      dpop: await generateDpopKey(),
+      fetch: (_url, init) => {
+        const headers = init.headers as Record<string, string>
+        proof = headers['dpop'] ?? ''
+        const message = `failed with ${JSON.stringify(headers)} ${encodeURIComponent(proof)} ${Buffer.from(proof).toString('base64')}`
+        return Promise.reject(
+          Object.assign(new Error(message), { code: 'ECONNRESET', cause: new Error(`inner ${proof}`) }),
+        )
+      },
+    })
+    const caught = await source.fetchToken().catch((error: unknown) => error)
+    expect(caught).toMatchObject({ code: 'CONNECTION_RESET' })
+    expect(proof.split('.')).toHaveLength(3)
+    expect(leaksIn(caught, [...formsOf(proof), ...formsOf(SECRET), ...basicForms('svc', SECRET)])).toEqual([])
+  })
+
   it('a manager’s events and stats carry none of them', async () => {
     const tokens = new TokenManager({ baseBackoffMs: 10 })
     const seen: unknown[] = []
@@ -295,6 +318,41 @@ describe('a resource that echoes the token', () => {
     const caught = await api(`${server.origin}/resource`).catch((error: unknown) => error)
     expect(caught).toMatchObject({ code: 'INSUFFICIENT_SCOPE', requiredScopes: ['read'] })
     expect(leaksIn(caught, formsOf('Echoed-Token-0123456789'))).toEqual([])
+    await tokens.close()
+  })
+
+  it('403 insufficient_scope whose DPoP challenge quotes the proof: the error holds neither proof nor token', async () => {
+    server.route('/token-dpop-ok', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({
+          access_token: 'Echoed-Dpop-Token-0123456789',
+          token_type: 'DPoP',
+          expires_in: 3600,
+        }),
+      )
+    })
+    let proof = ''
+    server.route('/dpop-resource', (req, res) => {
+      proof = String(req.headers['dpop'])
+      res.writeHead(403, {
+        'www-authenticate': `DPoP error="insufficient_scope", scope="read ${proof}", error_description="you sent ${proof}"`,
+      })
+      res.end()
+    })
+    const tokens = new TokenManager()
+    const api = tokens.fetch(
+      clientCredentials({
+        tokenUrl: `${server.origin}/token-dpop-ok`,
+        clientId: 'svc',
+        auth: clientSecretBasic(SECRET),
+        dpop: await generateDpopKey(),
+      }),
+    )
+    const caught = await api(`${server.origin}/dpop-resource`).catch((error: unknown) => error)
+    expect(caught).toMatchObject({ code: 'INSUFFICIENT_SCOPE', requiredScopes: ['read'] })
+    expect(proof.split('.')).toHaveLength(3)
+    expect(leaksIn(caught, [...formsOf(proof), ...formsOf('Echoed-Dpop-Token-0123456789')])).toEqual([])
     await tokens.close()
   })
 })

@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { format, inspect } from 'node:util'
@@ -11,11 +12,14 @@ import {
   clientCredentials,
   clientSecretBasic,
   clientSecretPost,
+  dpopKey,
   DiscoveryCache,
   googleServiceAccount,
   isOAuthError,
   jwtBearer,
   privateKeyJwt,
+  selfSignedTlsClientAuth,
+  tlsClientAuth,
   TOKEN_TYPES,
   TokenManager,
   tokenExchange,
@@ -32,7 +36,9 @@ const TOKEN = 'TOKEN-must-not-leak-456'
 const ID_TOKEN = 'IDTOKEN-must-not-leak-000'
 const rsa = rsaKeyPair('a')
 const ec = ecKeyPair('a')
-const KEY_MATERIAL = [...rsa.privateParts, ...ec.privateParts]
+const dpopEc = ecKeyPair('dpop')
+const dpopPair = { privateKey: dpopEc.privateKey, publicKey: dpopEc.publicKey }
+const KEY_MATERIAL = [...rsa.privateParts, ...ec.privateParts, ...dpopEc.privateParts]
 /** A JWT-shaped assertion issued by someone else (a platform), valid until 2100. */
 const ASSERTION = [
   Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT' })).toString('base64url'),
@@ -200,6 +206,13 @@ function sources(url: string): Record<string, TokenSource> {
     },
     scopes: ['https://www.googleapis.com/auth/cloud-platform'],
   })
+  result['clientCredentials basic + dpop'] = clientCredentials({
+    tokenUrl: url,
+    clientId: 'svc',
+    auth: clientSecretBasic(SECRET),
+    dpop: dpopPair,
+  })
+  result['jwtBearer rsa + dpop'] = jwtBearer({ tokenUrl: url, issuer: 'robot', key: rsa.pem, dpop: dpopPair })
   result['tokenSource'] = tokenSource('vault', () => ({ access_token: TOKEN, id_token: ID_TOKEN }))
   return result
 }
@@ -240,10 +253,43 @@ describe('secrets never show', () => {
       expect(JSON.parse(JSON.stringify(token))).toMatchObject({ value: '[redacted]', extra: ['id_token'] })
       expectNoLeak(source, assertions)
     }
-    // 6 private_key_jwt sources (1 by issuer), 2 client assertions from elsewhere, 4 jwtBearer
-    // sources, 1 Google
-    expect(assertions).toHaveLength(13)
+    // 6 private_key_jwt sources (1 by issuer), 2 client assertions from elsewhere, 5 jwtBearer
+    // sources (1 with dpop), 1 Google
+    expect(assertions).toHaveLength(14)
     expect(assertions.filter((sent) => sent === ASSERTION)).toHaveLength(4)
+  })
+
+  it('a DPoP key shows its algorithm and thumbprint only', () => {
+    const key = dpopKey(dpopPair)
+    expectNoLeak(key, KEY_MATERIAL)
+    expect(JSON.parse(JSON.stringify(key))).toEqual({ alg: 'ES256', jkt: key.thumbprint })
+    expect(Object.keys(key.publicJwk).sort()).toEqual(['crv', 'kty', 'x', 'y'])
+  })
+
+  it('DPoP proofs reach no event, stats, inspect or JSON of the manager, source or token', async () => {
+    const proofs: string[] = []
+    server.route('/token-dpop', (req, res) => {
+      proofs.push(String(req.headers['dpop']))
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ access_token: TOKEN, token_type: 'DPoP', expires_in: 3600 }))
+    })
+    const source = clientCredentials({
+      tokenUrl: `${server.origin}/token-dpop`,
+      clientId: 'svc',
+      auth: clientSecretBasic(SECRET),
+      dpop: dpopPair,
+    })
+    const tokens = new TokenManager()
+    const events: unknown[] = []
+    for (const name of ['refreshStart', 'refreshSuccess', 'miss', 'hit'] as const) {
+      tokens.on(name, (event: unknown) => events.push(event))
+    }
+    const token = await tokens.get(source)
+    const headers = await tokens.headers(source, { method: 'GET', url: 'https://api.example/x' })
+    const forbidden = [TOKEN, SECRET, ...KEY_MATERIAL, ...proofs, headers['dpop']!]
+    expect(proofs).toHaveLength(1)
+    for (const value of [token, source, tokens, tokens.stats(), events]) expectNoLeak(value, forbidden)
+    await tokens.close()
   })
 
   it('an AccessToken built by hand', () => {
@@ -332,6 +378,95 @@ describe('errors never carry credentials', () => {
       ]
       expectNoLeak(caught, forbidden)
     }
+  })
+
+  it('a server echoing the DPoP proof in its refusal and WWW-Authenticate', async () => {
+    const proofs: string[] = []
+    server.route('/echo-dpop', (req, res) => {
+      const proof = String(req.headers['dpop'])
+      proofs.push(proof)
+      res.writeHead(400, {
+        'content-type': 'application/json',
+        'www-authenticate': `DPoP error="invalid_dpop_proof", got="${proof}"`,
+      })
+      res.end(JSON.stringify({ error: 'invalid_dpop_proof', error_description: `bad proof ${proof}` }))
+    })
+    const source = clientCredentials({
+      tokenUrl: `${server.origin}/echo-dpop`,
+      clientId: 'svc',
+      auth: clientSecretBasic(SECRET),
+      dpop: dpopPair,
+    })
+    const caught = await source.fetchToken().catch((error: unknown) => error)
+    expect(isOAuthError(caught, 'invalid_dpop_proof')).toBe(true)
+    expect(proofs).toHaveLength(1)
+    expectNoLeak(caught, [SECRET, ...proofs, ...KEY_MATERIAL])
+    const kept = (caught as { response: { headers: Record<string, string> } }).response.headers
+    expect(kept['www-authenticate']).toContain('[redacted]')
+    expect((caught as TokenkeeperError).message).toContain('[redacted]')
+  })
+
+  it('a DPoP construction error names no key material', () => {
+    const caught = (() => {
+      try {
+        clientCredentials({
+          tokenUrl,
+          clientId: 'svc',
+          auth: clientSecretBasic(SECRET),
+          dpop: { privateKey: dpopEc.privateKey, publicKey: ec.publicKey },
+        })
+      } catch (error) {
+        return error
+      }
+      throw new Error('expected a TypeError')
+    })()
+    expect(caught).toBeInstanceOf(TypeError)
+    expectNoLeak(caught, [SECRET, ...KEY_MATERIAL])
+  })
+
+  it('mutual TLS: the client key reaches no inspect, JSON, error or cause', async () => {
+    // A certificate for the test's EC key, made with openssl.
+    const dir = mkdtempSync(join(tmpdir(), 'tk-secrets-mtls-'))
+    writeFileSync(join(dir, 'client.key'), dpopEc.pem)
+    const made = spawnSync(
+      'openssl',
+      ['req', '-x509', '-key', 'client.key', '-subj', '/CN=svc', '-days', '1', '-out', 'client.crt'],
+      { cwd: dir, encoding: 'utf8' },
+    )
+    expect(made.status).toBe(0)
+    const cert = readFileSync(join(dir, 'client.crt'), 'utf8')
+    const port = await closedPort()
+    for (const auth of [
+      tlsClientAuth({ cert, key: dpopEc.pem }),
+      selfSignedTlsClientAuth({
+        cert: { file: join(dir, 'client.crt') },
+        key: { file: join(dir, 'client.key') },
+      }),
+    ]) {
+      expectNoLeak(auth, KEY_MATERIAL)
+      const source = clientCredentials({ tokenUrl: `https://127.0.0.1:${port}/token`, clientId: 'svc', auth })
+      expectNoLeak(source, KEY_MATERIAL)
+      const caught = await source.fetchToken().catch((error: unknown) => error)
+      expect(caught).toMatchObject({ code: 'CONNECTION_REFUSED' })
+      expectNoLeak(caught, KEY_MATERIAL)
+      const tokens = new TokenManager()
+      const fetched = await tokens
+        .fetch(source)(`https://127.0.0.1:${port}/api`)
+        .catch((error: unknown) => error)
+      expectNoLeak(fetched, KEY_MATERIAL)
+      expectNoLeak(tokens.stats(), KEY_MATERIAL)
+      await tokens.close()
+    }
+    const broken = (() => {
+      try {
+        tlsClientAuth({ cert, key: ec.pem })
+      } catch (error) {
+        return error
+      }
+      throw new Error('expected a TypeError')
+    })()
+    expect(broken).toBeInstanceOf(TypeError)
+    expectNoLeak(broken, KEY_MATERIAL)
   })
 
   it('discovery failures of issuer sources (no document, wrong issuer, unreachable, unsupported method)', async () => {

@@ -5,14 +5,21 @@ import {
   clientCredentials,
   clientSecretBasic,
   DiscoveryCache,
+  dpopKey,
+  generateDpopKey,
   isOAuthError,
   isTokenkeeperError,
   memoryStore,
+  selfSignedTlsClientAuth,
+  tlsClientAuth,
   TOKEN_TYPES,
   TokenManager,
   tokenExchange,
   tokenSource,
   type AnyTokenkeeperError,
+  type DpopKey,
+  type GeneratedDpopKey,
+  type TokenBinding,
   type ExchangeTokenContext,
   type TokenSourceContext,
   type OAuthError,
@@ -86,6 +93,31 @@ describe('public types', () => {
         subjectTokenType: TOKEN_TYPES.jwt,
       }),
     ).toThrow(TypeError)
+  })
+
+  it('DPoP and mutual TLS', async () => {
+    const pair = await generateDpopKey('EdDSA')
+    expectTypeOf(pair).toEqualTypeOf<GeneratedDpopKey>()
+    const key = dpopKey(pair)
+    expectTypeOf(key).toEqualTypeOf<DpopKey>()
+    expectTypeOf(key.thumbprint).toEqualTypeOf<string>()
+    const bound = clientCredentials({
+      tokenUrl: 'https://idp.example/token',
+      clientId: 'svc',
+      auth: clientSecretBasic('secret-value'),
+      dpop: key,
+      requireDpopBinding: true,
+    })
+    expectTypeOf(bound.dpop).toEqualTypeOf<DpopKey | undefined>()
+    expectTypeOf<ReturnType<TokenManager['headers']>>().toEqualTypeOf<Promise<Record<string, string>>>()
+    expectTypeOf<AccessToken['binding']>().toEqualTypeOf<TokenBinding | undefined>()
+    expect(() =>
+      // @ts-expect-error a key pair needs both keys
+      dpopKey({ privateKey: pair.privateKey }),
+    ).toThrow(TypeError)
+    expectTypeOf(tlsClientAuth).parameter(0).toHaveProperty('cert')
+    expectTypeOf(selfSignedTlsClientAuth).returns.toHaveProperty('method')
+    expect(key.alg).toBe('EdDSA')
   })
 
   it('events are typed', () => {
