@@ -36,23 +36,38 @@ export function authorizedFetch(
   const send = certificate?.fetch ?? options.fetch ?? globalThis.fetch
   const presents = certificate !== undefined
   return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const replayable =
-      input instanceof Request
-        ? init?.body === undefined || isReplayableBody(init.body)
-        : isReplayableBody(init?.body)
-    let request = new Request(input, init)
-    const spare = replayable ? request.clone() : undefined
-    const target = { method: request.method, url: request.url }
+    // A URL and options (the common call) are sent as they are, with the headers added: no
+    // Request is built and none is cloned for a retry, which on the hot path of every API call
+    // costs more than the token lookup. A Request is copied so that a retry can send it again.
+    // (FormData too goes through a Request: each encoding draws a new boundary, and a retry must
+    // send the same bytes.)
+    const direct = !(input instanceof Request) && !(init?.body instanceof FormData)
+    const replayable = direct
+      ? isReplayableBody(init?.body)
+      : init?.body === undefined || isReplayableBody(init.body)
+    let request = direct ? undefined : new Request(input, init)
+    const spare = request !== undefined && replayable ? request.clone() : undefined
+    const target = direct
+      ? { method: normalizeMethod(init?.method), url: new URL(String(input)).href }
+      : { method: (request as Request).method, url: (request as Request).url }
+    const signal = direct ? (init?.signal ?? undefined) : (request as Request).signal
     // At most one retry with a renewed token and one with a resource's DPoP nonce.
     let retried = false
     let nonceRetried = false
     for (;;) {
       const sent = await authorizer.authorize(target, {
-        signal: request.signal,
+        signal,
         [PRESENTS_CERTIFICATE]: presents,
       })
-      for (const [name, value] of Object.entries(sent.headers)) request.headers.set(name, value)
-      const response = await send(request)
+      let response: Response
+      if (request === undefined) {
+        const headers = new Headers(init?.headers)
+        for (const [name, value] of Object.entries(sent.headers)) headers.set(name, value)
+        response = await send(input, { ...init, headers })
+      } else {
+        for (const [name, value] of Object.entries(sent.headers)) request.headers.set(name, value)
+        response = await send(request)
+      }
       const answer: ResourceResponse = {
         status: response.status,
         wwwAuthenticate: response.headers.get('www-authenticate'),
@@ -65,11 +80,20 @@ export function authorizedFetch(
           await response.body?.cancel().catch(() => undefined)
           throw error
         })
-      if (next === 'return' || spare === undefined) return response
+      if (next === 'return' || !replayable) return response
       await response.body?.cancel().catch(() => undefined)
       if (nonceDemand) nonceRetried = true
       else retried = true
-      request = spare.clone()
+      if (spare !== undefined) request = spare.clone()
     }
   }
 }
+
+/** The fetch standard's method normalisation: the six standard methods in upper case, others as given. */
+function normalizeMethod(method: string | undefined): string {
+  if (method === undefined) return 'GET'
+  const upper = method.toUpperCase()
+  return STANDARD_METHODS.has(upper) ? upper : method
+}
+
+const STANDARD_METHODS = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT'])

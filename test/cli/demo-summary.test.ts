@@ -17,9 +17,13 @@ const settings: DemoSettings = {
   redis: false,
 }
 
-function phase(kind: 'tokenkeeper' | 'naive', maxDelayMs: number): PhaseResult {
+function phase(
+  kind: 'tokenkeeper' | 'naive',
+  maxDelayMs: number,
+  latencies: readonly number[] = [2],
+): PhaseResult {
   const latency = new LatencyHistogram()
-  latency.record(2)
+  for (const ms of latencies) latency.record(ms)
   return {
     settings: {
       kind,
@@ -82,5 +86,26 @@ describe('the demo summary', () => {
       p99: 61.7,
       max: 123.5,
     })
+  })
+
+  it('explains a higher median and p95 for tokenkeeper when its tail is no worse, and only then', () => {
+    const many = (ms: number, n: number): number[] => Array.from({ length: n }, () => ms)
+    const render = (tk: number[], naive: number[]): string =>
+      renderSummary(
+        {
+          version: '0',
+          settings,
+          tokenkeeper: summarizePhase(phase('tokenkeeper', 0, tk), 1),
+          naive: summarizePhase(phase('naive', 0, naive), 1),
+        },
+        plain,
+      )
+    const tk = [...many(0.5, 90), ...many(2, 10)]
+    const naiveWithStampede = [...many(0.4, 90), ...many(1, 8), ...many(50, 2)]
+    expect(render(tk, naiveWithStampede)).toMatch(/each call goes through tokens\.fetch/)
+    // A worse tail is not explained away.
+    expect(render([...tk.slice(0, 97), ...many(80, 3)], naiveWithStampede)).not.toMatch(/tokens\.fetch/)
+    // Nor is anything said when tokenkeeper is as fast.
+    expect(render(naiveWithStampede, naiveWithStampede)).not.toMatch(/tokens\.fetch/)
   })
 })
