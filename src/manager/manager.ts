@@ -5,6 +5,15 @@ import type { StoreEvent, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { tokenId } from '../token/serialize.js'
 import {
+  aborted,
+  asTokenkeeperError,
+  checkWaitMs,
+  closedError,
+  failureFacts,
+  sourceMistake,
+} from './checks.js'
+import type { GetTokenOptions, InvalidateOptions, TokenManagerOptions, TokenManagerStats } from './options.js'
+import {
   ManagerEvents,
   type RefreshMode,
   type TokenManagerEvents,
@@ -16,7 +25,7 @@ import { CallAbandoned, raceAbort, whenAborted, withinDeadline } from '../abort.
 import { StoreCoordinator } from './coordinator.js'
 import { afterFailure, getAction, onArrival, timerAction } from './decisions.js'
 import { EntryTable, type Entry, type Failure } from './entries.js'
-import { checkLogger, subscribeLogger, type TokenkeeperLogger } from './logging.js'
+import { checkLogger, subscribeLogger } from './logging.js'
 import {
   checkPolicy,
   DEFAULT_BACKOFF_POLICY,
@@ -25,103 +34,6 @@ import {
   type RefreshPolicy,
 } from './policy.js'
 
-/** Options of {@link TokenManager}. Every one is optional. */
-export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<BackoffPolicy> {
-  /**
-   * Where tokens are shared beyond this manager's own memory (for example `redisStore(...)`).
-   * Default: none; tokens live in this manager's bounded memory only.
-   */
-  readonly store?: TokenStore
-  /** Most keys kept in memory; the least recently used go first. Default 10,000. */
-  readonly maxEntries?: number
-  /** Time and timers. Default: the system clock. Tests inject `createTestClock()`. */
-  readonly clock?: Clock
-  /** Random numbers in [0, 1) for jitter. Default `Math.random`. */
-  readonly random?: () => number
-  /**
-   * Renew recently used tokens by timer at their refresh point, even with no calls. `true`
-   * means keys used within the last 15 minutes; `{ idleMs }` sets that span.
-   */
-  readonly proactive?:
-    | boolean
-    | {
-        /** Keys used within this many milliseconds are renewed by timer. Default 15 minutes. */
-        readonly idleMs?: number
-      }
-  /** How long a fleet-wide fetch lock lives (a dead holder blocks others no longer). Default 15 s. */
-  readonly lockTtlMs?: number
-  /**
-   * The longest one store call may take; a call that takes longer counts as a store error (a
-   * miss). A lock wait gets its own wait time plus this. Measured on `clock`. Default 5 s.
-   */
-  readonly storeTimeoutMs?: number
-  /**
-   * How long a caller may wait through an outage instead of failing at once. With 0 (the
-   * default, right for request handlers) a call that finds no servable token during a backoff
-   * window gets the remembered error at once. With a positive value (batch jobs) such a call
-   * waits for the manager's next attempt, joins it, and keeps waiting through retryable
-   * failures until a token arrives, a non-retryable error, `close()`, its `signal`, or until
-   * the next attempt would start later than this many milliseconds after the call: then it
-   * gets the last error. Waiting makes no extra token requests: every waiter joins the one
-   * attempt the backoff schedule allows. Per call: {@link GetTokenOptions.waitForRecoveryMs}.
-   */
-  readonly waitForRecoveryMs?: number
-  /**
-   * A logger (pino, winston, `console`, any object with `debug`/`info`/`warn`/`error`) for
-   * renewals (`debug`), failures (`warn`), callers failed fast (`debug`, summarised), the store
-   * failing (`warn`) and recovering (`info`). Lines carry keys and error codes, never a token or
-   * secret. Cache hits log nothing. Default: none. See `docs/INTEGRATIONS.md#logging`.
-   */
-  readonly logger?: TokenkeeperLogger
-}
-
-/** Options of {@link TokenManager.get}. */
-export interface GetTokenOptions {
-  /** Ends this caller's wait only; the shared token request goes on for the others. */
-  readonly signal?: AbortSignal | undefined
-  /**
-   * For this call, the manager's {@link TokenManagerOptions.waitForRecoveryMs}: how long to
-   * wait through an outage for a later attempt instead of failing at once (0: fail at once).
-   */
-  readonly waitForRecoveryMs?: number | undefined
-}
-
-/** Options of {@link TokenManager.invalidate}. */
-export interface InvalidateOptions {
-  /** Drop the cached token only if it is this one (compare-and-delete). Default: whatever is cached. */
-  readonly token?: AccessToken | string | undefined
-}
-
-/** Counters and gauges of a {@link TokenManager}. Contains no token or secret. */
-export interface TokenManagerStats {
-  /** Keys held in memory. */
-  readonly entries: number
-  /** Calls served from memory (fresh or advisory window). */
-  readonly hits: number
-  /** Calls that had to wait (cold key, or the token reached its mandatory window). */
-  readonly misses: number
-  /** Callers that joined a request already in flight instead of starting one. */
-  readonly joined: number
-  /** Token requests sent to a token source. */
-  readonly fetches: number
-  /** Refreshes that ended in an error. */
-  readonly failures: number
-  /** Callers given the remembered error at once during a backoff window. */
-  readonly failFast: number
-  /** Times a caller with `waitForRecoveryMs` waited for the next attempt instead of failing. */
-  readonly waitedForRecovery: number
-  /** Refreshes started in the background (advisory window or proactive timer). */
-  readonly backgroundRefreshes: number
-  /** Hits served while the key's renewal was failing. */
-  readonly staleServed: number
-  /** Tokens adopted from the store (fetched by another manager or process). */
-  readonly storeHits: number
-  /** Store operations that failed (each treated as a miss). */
-  readonly storeErrors: number
-  /** Refreshes running now. */
-  readonly inFlight: number
-}
-
 const DEFAULT_IDLE_MS = 15 * 60_000
 const REJECTED_MEMORY = 4
 /** How many sources resolved per call may be nested (a token exchange whose subject is one). */
@@ -129,61 +41,8 @@ const MAX_RESOLVE_DEPTH = 8
 
 function noop(): void {}
 
-function closedError(): TokenkeeperError {
-  return new TokenkeeperError('MANAGER_CLOSED', 'the token manager is closed', { retryable: false })
-}
-
-/**
- * What callers see of a failed refresh: a tokenkeeper error as it is, anything else (a raw
- * `TokenSource` that throws a plain error, or answers with something that is not a token)
- * wrapped as `SOURCE_FAILED` with the original as `cause`.
- */
-function asTokenkeeperError(error: unknown, key: string): unknown {
-  if (isTokenkeeperError(error)) return error
-  return new TokenkeeperError('SOURCE_FAILED', `token source ${key} failed (its own error is error.cause)`, {
-    cause: error,
-    retryable: true,
-  })
-}
-
-/**
- * What is wrong with something passed as a {@link TokenSource}, for plain JavaScript callers: a
- * source is the cache key and the way to fetch, and a missing key would make every such source
- * share one cached token.
- */
-function sourceMistake(source: unknown, where: string): TypeError | undefined {
-  const candidate = source as Partial<TokenSource> | null | undefined
-  if (typeof candidate !== 'object' || candidate === null)
-    return new TypeError(
-      `${where}: the source must be a TokenSource object (clientCredentials(...), tokenSource(key, fn), ...)`,
-    )
-  if (typeof candidate.key !== 'string' || candidate.key === '') {
-    return new TypeError(
-      `${where}: the source has no key: a hand-written TokenSource needs a non-empty string \`key\` that names its token (two sources with the same key share one token); tokenSource(key, fn) builds one`,
-    )
-  }
-  if (typeof candidate.fetchToken !== 'function')
-    return new TypeError(`${where}: the source has no fetchToken() function`)
-  return undefined
-}
-
-/** Whether `signal` has aborted (a function, so that a check before an `await` does not narrow it). */
-function aborted(signal: AbortSignal): boolean {
-  return signal.aborted
-}
-
-function checkWaitMs(value: unknown, what: string): number | undefined {
-  if (value === undefined) return undefined
-  // Infinity is allowed: wait until the token arrives, a non-retryable error or the signal.
-  if (typeof value !== 'number' || !(value >= 0))
-    throw new TypeError(`${what} must be a non-negative number of milliseconds`)
-  return value
-}
-
-function failureFacts(error: unknown): { retryable: boolean; retryAfterMs: number | undefined } {
-  if (isTokenkeeperError(error)) return { retryable: error.retryable, retryAfterMs: error.retryAfterMs }
-  return { retryable: true, retryAfterMs: undefined }
-}
+/** The counters of {@link TokenManagerStats} a manager counts itself. */
+type Counters = { -readonly [K in Exclude<keyof TokenManagerStats, 'entries'>]: number }
 
 /**
  * Obtains tokens from sources and keeps them: one request per key serves every caller, tokens
@@ -218,18 +77,21 @@ export class TokenManager {
   readonly #storeTimeoutMs: number
   readonly #waitForRecoveryMs: number
   #closed = false
-  #hits = 0
-  #misses = 0
-  #joined = 0
-  #fetches = 0
-  #failures = 0
-  #failFast = 0
-  #waitedForRecovery = 0
-  #backgroundRefreshes = 0
-  #staleServed = 0
-  #storeHits = 0
-  #storeErrors = 0
-  #inFlight = 0
+  /** The counters `stats()` reports (but for `entries`), counted where they happen. */
+  readonly #counts: Counters = {
+    hits: 0,
+    misses: 0,
+    joined: 0,
+    fetches: 0,
+    failures: 0,
+    failFast: 0,
+    waitedForRecovery: 0,
+    backgroundRefreshes: 0,
+    staleServed: 0,
+    storeHits: 0,
+    storeErrors: 0,
+    inFlight: 0,
+  }
 
   constructor(options: TokenManagerOptions = {}) {
     const policy = { ...DEFAULT_REFRESH_POLICY, ...DEFAULT_BACKOFF_POLICY }
@@ -312,7 +174,7 @@ export class TokenManager {
       const now = this.#clock.now()
       const action = getAction(entry, now)
       if (action === 'fresh' || action === 'advisory' || action === 'advisory-renew') {
-        this.#hits++
+        this.#counts.hits++
         entry.used = true
         entry.lastUsedAt = now
         if (this.#events.wants('hit'))
@@ -406,7 +268,7 @@ export class TokenManager {
           this.#failedFast(source.key, error, retryAt)
           throw error
         }
-        this.#waitedForRecovery++
+        this.#counts.waitedForRecovery++
         await this.#sleep(retryAt - now, signal)
         if (this.#closed) throw closedError()
 
@@ -510,21 +372,7 @@ export class TokenManager {
 
   /** Counters and gauges, free of tokens and secrets. */
   stats(): TokenManagerStats {
-    return {
-      entries: this.#entries.size,
-      hits: this.#hits,
-      misses: this.#misses,
-      joined: this.#joined,
-      fetches: this.#fetches,
-      failures: this.#failures,
-      failFast: this.#failFast,
-      waitedForRecovery: this.#waitedForRecovery,
-      backgroundRefreshes: this.#backgroundRefreshes,
-      staleServed: this.#staleServed,
-      storeHits: this.#storeHits,
-      storeErrors: this.#storeErrors,
-      inFlight: this.#inFlight,
-    }
+    return { entries: this.#entries.size, ...this.#counts }
   }
 
   /**
@@ -636,14 +484,14 @@ export class TokenManager {
     entry.source = source
     entry.used = existing !== undefined
     entry.lastUsedAt = now
-    this.#misses++
+    this.#counts.misses++
     if (this.#events.wants('miss')) {
       this.#publish('miss', { key: entry.key, reason: entry.token === undefined ? 'cold' : 'expired' })
     }
     const action = getAction(entry, now)
     let flight: Promise<AccessToken>
     if (action === 'join') {
-      this.#joined++
+      this.#counts.joined++
       flight = entry.flight as Promise<AccessToken>
     } else if (action === 'fail-fast') {
       const failure = entry.failure as Failure
@@ -658,7 +506,7 @@ export class TokenManager {
 
   /** Counts a caller given the remembered error at once, and says so to whoever listens. */
   #failedFast(key: string, error: unknown, retryAt: number): void {
-    this.#failFast++
+    this.#counts.failFast++
     if (this.#events.wants('failFast')) {
       this.#publish('failFast', { key, code: isTokenkeeperError(error) ? error.code : 'UNKNOWN', retryAt })
     }
@@ -667,7 +515,7 @@ export class TokenManager {
   /** A hit in the advisory window: says so while renewal fails, and starts the renewal when `renew`. */
   #advisory(entry: Entry, source: TokenSource, renew: boolean): void {
     if (entry.failure !== undefined) {
-      this.#staleServed++
+      this.#counts.staleServed++
       if (this.#events.wants('stale')) {
         this.#publish('stale', { key: entry.key, expiresAt: entry.token?.expiresAt ?? 0 })
       }
@@ -690,8 +538,8 @@ export class TokenManager {
 
   async #refresh(entry: Entry, mode: RefreshMode): Promise<AccessToken> {
     const startedAt = this.#clock.now()
-    this.#inFlight++
-    if (mode === 'background') this.#backgroundRefreshes++
+    this.#counts.inFlight++
+    if (mode === 'background') this.#counts.backgroundRefreshes++
     this.#publish('refreshStart', { key: entry.key, mode })
     try {
       const obtained = await this.#obtain(entry)
@@ -707,7 +555,7 @@ export class TokenManager {
       }
       entry.failure = undefined
       const kept = this.#adopt(entry, obtained.token, now)
-      if (obtained.origin === 'store') this.#storeHits++
+      if (obtained.origin === 'store') this.#counts.storeHits++
       this.#publish('refreshSuccess', {
         key: entry.key,
         mode,
@@ -724,7 +572,7 @@ export class TokenManager {
       const facts = failureFacts(error)
       const { retryAt, attempt } = afterFailure(entry, facts, now, this.#policy, this.#random)
       entry.failure = { error, retryAt, attempt }
-      this.#failures++
+      this.#counts.failures++
       this.#publish('refreshFailure', {
         key: entry.key,
         mode,
@@ -741,7 +589,7 @@ export class TokenManager {
       throw error
     } finally {
       entry.flight = undefined
-      this.#inFlight--
+      this.#counts.inFlight--
     }
   }
 
@@ -749,7 +597,7 @@ export class TokenManager {
     const fetchFromSource = (): Promise<AccessToken> => {
       // A flight that outlived close() (say, waiting on another process's lock) never calls the source.
       if (this.#closing.signal.aborted) return Promise.reject(closedError())
-      this.#fetches++
+      this.#counts.fetches++
       // raceAbort: close() settles every waiter even if a source ignores its signal.
       return raceAbort(
         entry.source.fetchToken({ signal: this.#closing.signal, clock: this.#clock }),
@@ -871,7 +719,7 @@ export class TokenManager {
     operation: TokenManagerEvents['storeError'][0]['operation'],
     error: unknown,
   ): void {
-    this.#storeErrors++
+    this.#counts.storeErrors++
     this.#publish('storeError', {
       key,
       operation,
@@ -931,3 +779,5 @@ export class TokenManager {
     return this.#events.listenerCount(name)
   }
 }
+
+export type { GetTokenOptions, InvalidateOptions, TokenManagerOptions, TokenManagerStats } from './options.js'
