@@ -34,14 +34,16 @@ export function authorizedFetch(
   certificate?: { readonly fetch: typeof globalThis.fetch },
 ): typeof globalThis.fetch {
   const send = certificate?.fetch ?? options.fetch ?? globalThis.fetch
+  const viaGlobal = certificate === undefined && options.fetch === undefined
   const presents = certificate !== undefined
   return async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    // A URL and options (the common call) are sent as they are, with the headers added: no
-    // Request is built and none is cloned for a retry, which on the hot path of every API call
-    // costs more than the token lookup. A Request is copied so that a retry can send it again.
-    // (FormData too goes through a Request: each encoding draws a new boundary, and a retry must
-    // send the same bytes.)
-    const direct = !(input instanceof Request) && !(init?.body instanceof FormData)
+    // A URL and options (the common call) sent through the global fetch go as they are, with the
+    // headers added: no Request is built and none is cloned for a retry, which on the hot path
+    // of every API call costs more than the token lookup. An injected fetch gets a Request, as
+    // it always has (one that reads only its first argument must still see the token), and so
+    // do a Request and a FormData body (each encoding of one draws a new boundary, and a retry
+    // must send the same bytes).
+    const direct = viaGlobal && !(input instanceof Request) && !(init?.body instanceof FormData)
     const replayable = direct
       ? isReplayableBody(init?.body)
       : init?.body === undefined || isReplayableBody(init.body)

@@ -57,6 +57,18 @@ describe('tokens.fetch(source): Authorization', () => {
     }
   })
 
+  it('an injected fetch that reads only its first argument gets a Request carrying the token', async () => {
+    const { tokens, source } = await startHarness()
+    const seen: (string | null)[] = []
+    const firstOnly = ((request: Request) => {
+      seen.push(request.headers.get('authorization'))
+      return Promise.resolve(new Response(null, { status: 204 }))
+    }) as typeof globalThis.fetch
+    const api = tokens.fetch(source(), { fetch: firstOnly })
+    await api('https://api.example.test/v1/things', { headers: { accept: 'application/json' } })
+    expect(seen).toEqual([`Bearer ${(await tokens.get(source())).value}`])
+  })
+
   it('uses the injected fetch option, for the first call and for the retry', async () => {
     const { server, tokens, source } = await startHarness()
     const seen: { authorization: string | null; url: string; body: string }[] = []
