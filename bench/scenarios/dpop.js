@@ -10,7 +10,7 @@
 //
 // Cases run interleaved, round after round, in a rotating order; each ratio is taken against the
 // baseline of the same round (as in warm-hit.js). Counts are small: the machine may have 2 cores.
-/* global console, process, Response, Buffer */
+/* global console, Response, Buffer */
 import { createPrivateKey, randomUUID, sign } from 'node:crypto'
 import { createServer } from 'node:http'
 import {
@@ -21,7 +21,9 @@ import {
   TokenManager,
 } from '../../dist/index.js'
 import { startTokenServer } from '../../dist/testing/index.js'
-import { median, num, printTable, printVerdicts, quantile, ratio, verdict } from './util.js'
+import { compareInterleaved, num, printTable, printVerdicts, ratio, sink, verdict } from './util.js'
+
+const interleaved = (cases) => compareInterleaved(cases, { rounds: ROUNDS, warmupRounds: WARMUP_ROUNDS })
 
 const ROUNDS = 9
 const WARMUP_ROUNDS = 2
@@ -29,38 +31,6 @@ const SIGN_OPS = 1_000
 const RSA_OPS = 150
 const WRAPPER_OPS = 1_000
 const HTTP_OPS = 400
-
-let sink = 0
-
-async function compare(cases) {
-  const samples = cases.map(() => [])
-  const ratios = cases.map(() => [])
-  for (let round = -WARMUP_ROUNDS; round < ROUNDS; round++) {
-    const nsPerOp = new Array(cases.length)
-    for (let k = 0; k < cases.length; k++) {
-      const index = (k + Math.max(round, 0)) % cases.length
-      const c = cases[index]
-      const startedAt = process.hrtime.bigint()
-      sink += await c.loop(c.ops)
-      nsPerOp[index] = Number(process.hrtime.bigint() - startedAt) / c.ops
-    }
-    if (round < 0) continue
-    for (let i = 0; i < cases.length; i++) {
-      samples[i].push(nsPerOp[i])
-      ratios[i].push(nsPerOp[i] / nsPerOp[0])
-    }
-  }
-  return cases.map((c, i) => {
-    const sorted = [...ratios[i]].sort((a, b) => a - b)
-    return {
-      name: c.name,
-      ns: median(samples[i]),
-      ratio: median(ratios[i]),
-      low: quantile(sorted, 0.25),
-      high: quantile(sorted, 0.75),
-    }
-  })
-}
 
 function rows(results) {
   return results.map((r, i) => ({
@@ -123,7 +93,7 @@ export async function dpop() {
     }
     return acc
   }
-  const signing = await compare([
+  const signing = await interleaved([
     { name: 'tokens.headers(), bearer source  [baseline]', ops: SIGN_OPS, loop: headersLoop(bearer) },
     { name: 'tokens.headers(), DPoP source (ES256 proof)', ops: SIGN_OPS, loop: headersLoop(bound) },
     { name: 'proof alone, ES256', ops: SIGN_OPS, loop: proofLoop(keys.ES256) },
@@ -151,7 +121,7 @@ export async function dpop() {
       return acc
     }
   }
-  const wrapper = await compare([
+  const wrapper = await interleaved([
     {
       name: 'tokens.fetch, bearer, no network  [baseline]',
       ops: WRAPPER_OPS,
@@ -184,7 +154,7 @@ export async function dpop() {
       return acc
     }
   }
-  const http = await compare([
+  const http = await interleaved([
     { name: 'tokens.fetch, bearer, loopback HTTP  [baseline]', ops: HTTP_OPS, loop: overHttp(bearer) },
     { name: 'tokens.fetch, DPoP ES256, loopback HTTP', ops: HTTP_OPS, loop: overHttp(bound) },
   ])
@@ -192,7 +162,7 @@ export async function dpop() {
     '8c. A whole request over loopback HTTP, DPoP vs bearer (node:http server, keep-alive)',
     rows(http),
   )
-  console.log(`  (sink ${sink % 10})`)
+  console.log(`  (sink ${sink.value % 10})`)
 
   const wrapperRequests = (ROUNDS + WARMUP_ROUNDS) * WRAPPER_OPS
   const verdicts = [

@@ -1,6 +1,6 @@
 // Helpers shared by the benchmark scenarios: statistics, aligned tables, verdicts, and a real
 // token server on 127.0.0.1 with one registered client.
-/* global console, performance, setTimeout */
+/* global console, performance, process, setTimeout */
 import { clientCredentials, clientSecretBasic } from '../../dist/index.js'
 import { startTokenServer } from '../../dist/testing/index.js'
 
@@ -107,4 +107,45 @@ export async function runLoops(count, shouldStop, body) {
     while (!shouldStop()) await body(index)
   }
   await Promise.all(Array.from({ length: count }, (_, index) => loop(index)))
+}
+
+/** What the timed loops returned, summed: printed by the scenarios so that V8 cannot drop the work. */
+export const sink = { value: 0 }
+
+/**
+ * Times every case as a batch of `case.ops ?? ops` calls, `rounds` times after `warmupRounds`,
+ * interleaved in a rotating order (who goes first changes each round). Per case: the ns/op of
+ * each round (`samples`), their median (`ns`), and the median and quartiles of its ratio to case
+ * 0 of the same round, so a machine that gets busier or quieter shifts both sides alike.
+ */
+export async function compareInterleaved(cases, { ops, rounds, warmupRounds }) {
+  const samples = cases.map(() => [])
+  const ratios = cases.map(() => [])
+  for (let round = -warmupRounds; round < rounds; round++) {
+    const nsPerOp = new Array(cases.length)
+    for (let k = 0; k < cases.length; k++) {
+      const index = (k + Math.max(round, 0)) % cases.length
+      const c = cases[index]
+      const n = c.ops ?? ops
+      const startedAt = process.hrtime.bigint()
+      sink.value += await c.loop(n)
+      nsPerOp[index] = Number(process.hrtime.bigint() - startedAt) / n
+    }
+    if (round < 0) continue
+    for (let i = 0; i < cases.length; i++) {
+      samples[i].push(nsPerOp[i])
+      ratios[i].push(nsPerOp[i] / nsPerOp[0])
+    }
+  }
+  return cases.map((c, i) => {
+    const sorted = [...ratios[i]].sort((a, b) => a - b)
+    return {
+      name: c.name,
+      samples: samples[i],
+      ns: median(samples[i]),
+      ratio: median(ratios[i]),
+      low: quantile(sorted, 0.25),
+      high: quantile(sorted, 0.75),
+    }
+  })
 }

@@ -6,13 +6,23 @@
 // rotating order, and each ratio is taken against the baseline of the SAME round, so a machine
 // that gets busier or quieter during the run shifts both sides alike. The result of every call is
 // accumulated into a sink that is printed, so V8 cannot drop the work.
-/* global console, process */
+/* global console */
 import { TokenManager, tokenSource } from '../../dist/index.js'
 import { instrument } from '../../dist/integrations/otel.js'
 import { createTestClock } from '../../dist/testing/index.js'
 import { MeterProvider } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base'
-import { median, num, printTable, printVerdicts, quantile, ratio, startServer, verdict } from './util.js'
+import {
+  compareInterleaved,
+  median,
+  num,
+  printTable,
+  printVerdicts,
+  ratio,
+  sink,
+  startServer,
+  verdict,
+} from './util.js'
 
 const ASYNC_OPS = 200_000
 const SYNC_OPS = 300_000
@@ -20,40 +30,6 @@ const ROUNDS = 21
 const WARMUP_ROUNDS = 4
 const TARGET = 2
 const CLOSURE_TARGET = 1.1
-
-let sink = 0
-
-/** Runs every case `ROUNDS` times, interleaved; returns per case the ns/op of each round and its ratio to case 0. */
-async function compare(cases, ops) {
-  const samples = cases.map(() => [])
-  const ratios = cases.map(() => [])
-  for (let round = -WARMUP_ROUNDS; round < ROUNDS; round++) {
-    const nsPerOp = new Array(cases.length)
-    for (let k = 0; k < cases.length; k++) {
-      const index = (k + Math.max(round, 0)) % cases.length // rotate who goes first
-      const startedAt = process.hrtime.bigint()
-      sink += await cases[index].loop(ops)
-      nsPerOp[index] = Number(process.hrtime.bigint() - startedAt) / ops
-    }
-    if (round < 0) continue
-    for (let i = 0; i < cases.length; i++) {
-      samples[i].push(nsPerOp[i])
-      ratios[i].push(nsPerOp[i] / nsPerOp[0])
-    }
-  }
-  return cases.map((c, i) => {
-    const sorted = [...ratios[i]].sort((a, b) => a - b)
-    const ns = median(samples[i])
-    return {
-      name: c.name,
-      samples: samples[i],
-      ns,
-      ratio: median(ratios[i]),
-      low: quantile(sorted, 0.25),
-      high: quantile(sorted, 0.75),
-    }
-  })
-}
 
 function rows(results) {
   return results.map((r, i) => ({
@@ -205,8 +181,16 @@ export async function warmHit() {
   ]
 
   const requestsBefore = server.stats().tokenRequests
-  const asyncResults = await compare(asyncCases, ASYNC_OPS)
-  const syncResults = await compare(syncCases, SYNC_OPS)
+  const asyncResults = await compareInterleaved(asyncCases, {
+    ops: ASYNC_OPS,
+    rounds: ROUNDS,
+    warmupRounds: WARMUP_ROUNDS,
+  })
+  const syncResults = await compareInterleaved(syncCases, {
+    ops: SYNC_OPS,
+    rounds: ROUNDS,
+    warmupRounds: WARMUP_ROUNDS,
+  })
   const requestsDuring = server.stats().tokenRequests - requestsBefore
   const hits = tokens.stats().hits
 
@@ -222,7 +206,7 @@ export async function warmHit() {
   const peekRatio = syncResults[1].ratio
   // Per round, peek against the cheapest correct check (map.get + Date.now()), then the median.
   const peekVsCorrect = median(syncResults[1].samples.map((ns, round) => ns / syncResults[2].samples[round]))
-  console.log(`  (sink ${sink % 1000}; token requests during the timed loops: ${requestsDuring})`)
+  console.log(`  (sink ${sink.value % 1000}; token requests during the timed loops: ${requestsDuring})`)
   // Per round, each observed manager against the plain manager of the same round, then the median.
   const vsPlain = (index) =>
     median(asyncResults[index].samples.map((ns, round) => ns / asyncResults[1].samples[round]))

@@ -72,6 +72,28 @@ export interface JwtBearerAssertionOptions extends EndpointOptions {
 }
 
 /** The JWT-bearer grant with an assertion from elsewhere, read and checked for every request. */
+
+/** The RFC 7523 §2.1 grant with `assertion` (a secret of the request), however it was obtained. */
+function grantWith(
+  endpoint: TokenEndpoint,
+  assertion: string,
+  options: { readonly auth?: ClientAuth | undefined; readonly clientId?: string | undefined },
+  fetchOptions: FetchTokenOptions | undefined,
+  requestedScopes?: readonly string[],
+): Promise<AccessToken> {
+  return endpoint.request(
+    [
+      ['grant_type', JWT_BEARER_GRANT],
+      ['assertion', assertion],
+    ],
+    options.auth,
+    options.clientId,
+    fetchOptions,
+    [assertion],
+    requestedScopes,
+  )
+}
+
 class ExternalJwtBearerSource implements TokenSource {
   readonly key: string
   readonly #endpoint: TokenEndpoint
@@ -110,16 +132,7 @@ class ExternalJwtBearerSource implements TokenSource {
       clientId: o.clientId ?? '',
       now: wallTime(clock),
     })
-    return this.#endpoint.request(
-      [
-        ['grant_type', JWT_BEARER_GRANT],
-        ['assertion', assertion],
-      ],
-      o.auth,
-      o.clientId,
-      options,
-      [assertion],
-    )
+    return grantWith(this.#endpoint, assertion, o, options)
   }
 
   toJSON(): Record<string, string> {
@@ -189,17 +202,8 @@ class JwtBearerSource implements TokenSource {
       now: wallTime(clock),
       extra,
     })
-    return this.#endpoint.request(
-      [
-        ['grant_type', JWT_BEARER_GRANT],
-        ['assertion', assertion],
-      ],
-      o.auth,
-      o.clientId,
-      options,
-      [assertion],
-      this.#assertionScopes.length > 0 ? this.#assertionScopes : this.#endpoint.scopes,
-    )
+    const scopes = this.#assertionScopes.length > 0 ? this.#assertionScopes : this.#endpoint.scopes
+    return grantWith(this.#endpoint, assertion, o, options, scopes)
   }
 
   toJSON(): Record<string, string> {

@@ -149,8 +149,10 @@ export interface FaultHandle {
   readonly remaining: number
 }
 
-interface QueuedFault {
-  readonly fault: TokenServerFault
+interface QueuedFault<F, R> {
+  readonly fault: F
+  /** Which requests it applies to; every one when absent. */
+  readonly match: ((request: R) => boolean) | undefined
   remaining: number
 }
 
@@ -192,19 +194,31 @@ export function validateFault(fault: TokenServerFault): void {
 }
 
 /**
- * The fault schedule: one-shot faults in FIFO order first, then the standing fault.
- * `next()` is synchronous so faults are assigned in arrival order. @internal
+ * The fault schedule: one-shot faults in FIFO order first (the first that matches the request),
+ * then the standing fault. `next()` is synchronous so faults are assigned in arrival order. The
+ * token server's faults are `FaultQueue<TokenServerFault>`; the LTI platform's service faults
+ * use the same queue with their own check and a request to match. @internal
  */
-export class FaultQueue {
-  readonly #queue: QueuedFault[] = []
-  #standing: TokenServerFault | undefined
+export class FaultQueue<F = TokenServerFault, R = void> {
+  readonly #queue: QueuedFault<F, R>[] = []
+  #standing: F | undefined
+  readonly #check: (fault: F) => void
+  readonly #what: string
 
-  inject(fault: TokenServerFault, times: number): FaultHandle {
-    validateFault(fault)
+  /** `check` throws a `TypeError` for a fault that cannot be served; `what` names the call in errors. */
+  constructor(check: (fault: F) => void, what: string) {
+    this.#check = check
+    this.#what = what
+  }
+
+  inject(fault: F, times: number, match?: (request: R) => boolean): FaultHandle {
+    this.#check(fault)
     if (!(times === Infinity || (Number.isSafeInteger(times) && times >= 1))) {
-      throw new TypeError('tokenkeeper/testing: inject() times must be a positive integer or Infinity')
+      throw new TypeError(`tokenkeeper/testing: ${this.#what} times must be a positive integer or Infinity`)
     }
-    const entry: QueuedFault = { fault, remaining: times }
+    if (match !== undefined && typeof match !== 'function')
+      throw new TypeError(`tokenkeeper/testing: ${this.#what} match must be a function`)
+    const entry: QueuedFault<F, R> = { fault, match, remaining: times }
     this.#queue.push(entry)
     const queue = this.#queue
     return {
@@ -219,8 +233,8 @@ export class FaultQueue {
     }
   }
 
-  setStanding(fault: TokenServerFault | undefined): void {
-    if (fault !== undefined) validateFault(fault)
+  setStanding(fault: F | undefined): void {
+    if (fault !== undefined) this.#check(fault)
     this.#standing = fault
   }
 
@@ -230,12 +244,13 @@ export class FaultQueue {
     this.#standing = undefined
   }
 
-  /** Consumes and returns the fault for the token request that just arrived, if any. */
-  next(): TokenServerFault | undefined {
-    const entry = this.#queue[0]
+  /** Consumes and returns the fault for the request that just arrived, if any. */
+  next(request: R): F | undefined {
+    const index = this.#queue.findIndex((entry) => entry.match === undefined || entry.match(request))
+    const entry = this.#queue[index]
     if (entry !== undefined) {
       entry.remaining -= 1
-      if (entry.remaining <= 0) this.#queue.shift()
+      if (entry.remaining <= 0) this.#queue.splice(index, 1)
       return entry.fault
     }
     return this.#standing

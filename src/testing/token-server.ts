@@ -5,7 +5,7 @@ import { AssertionVerifier } from './assertions.js'
 import { registerClients } from './client-auth.js'
 import { ArrivalWaiters, Gate } from './coordination.js'
 import { dripResponse, respondWithFault } from './fault-responses.js'
-import { FaultQueue } from './faults.js'
+import { FaultQueue, validateFault } from './faults.js'
 import { BodyTooLargeError, mediaType, oauthErrorResponse, readBody, sleep, writeResponse } from './http.js'
 import { IssuedTokens } from './issued-tokens.js'
 import { DpopVerifier } from './dpop.js'
@@ -136,7 +136,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     resourceRejectedRevoked: 0,
     resourceRejectedScope: 0,
   }
-  const faults = new FaultQueue()
+  const faults = new FaultQueue(validateFault, 'inject()')
   const log = new RequestLog(options.maxRecordedRequests ?? 100_000)
   const arrivals = new ArrivalWaiters()
   let gate: Gate | undefined
@@ -264,7 +264,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
   }
   const wellKnownPaths = new Set(Object.values(wellKnown))
   const discoveryPaths = new Set(documents.map((name) => wellKnown[name]))
-  const discoveryFaults = new FaultQueue()
+  const discoveryFaults = new FaultQueue(validateFault, 'injectDiscovery()')
   let discoveryRequests = 0
 
   const handleDiscovery = async (res: ServerResponse): Promise<void> => {

@@ -5,17 +5,10 @@
  * the tokens are RFC 9068 JWTs with `cnf.jkt`, and a protected resource that checks proofs with
  * jose on its own (test/support/dpop-resource.ts) accepts what `tokens.fetch` sends.
  */
-import { createPrivateKey, generateKeyPairSync, randomBytes, webcrypto, type JsonWebKey } from 'node:crypto'
+import { randomBytes, webcrypto } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import {
-  calculateJwkThumbprint,
-  createLocalJWKSet,
-  decodeProtectedHeader,
-  jwtVerify,
-  type JSONWebKeySet,
-  type JWK,
-} from 'jose'
+import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from 'jose'
 import type { Provider } from 'oidc-provider'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
@@ -29,25 +22,14 @@ import {
   type DpopKeyPair,
   type FetchLike,
 } from '../../src/index.js'
-import { publicJwk } from '../../src/sources/signing.js'
 import { startDpopResource, type DpopResource } from '../support/dpop-resource.js'
+import { providerSigningKeys } from '../support/oidc-provider-keys.js'
 
 const TTL_SECONDS = 600
 const API = 'https://api.example.test/'
 const SECRET = 'dpop-client-secret-0123456789abcdef'
 
-const providerRsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
-const providerSigningJwk: JsonWebKey = {
-  ...createPrivateKey(providerRsa.privateKey.export({ format: 'pem', type: 'pkcs8' })).export({
-    format: 'jwk',
-  }),
-  kid: 'provider-rs256',
-  alg: 'RS256',
-  use: 'sig',
-}
-const providerJwks: JSONWebKeySet = {
-  keys: [{ ...publicJwk(providerRsa.publicKey), kid: 'provider-rs256', alg: 'RS256' }],
-}
+const { providerSigningJwk, providerJwks } = providerSigningKeys()
 
 let server: Server
 let provider: Provider

@@ -7,13 +7,7 @@
  * Certificates are made with openssl at test time, in a temporary directory.
  */
 import { spawnSync } from 'node:child_process'
-import {
-  createHash,
-  createPrivateKey,
-  generateKeyPairSync,
-  X509Certificate,
-  type JsonWebKey,
-} from 'node:crypto'
+import { createHash, X509Certificate } from 'node:crypto'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import { createServer as createHttpsServer, type Server } from 'node:https'
@@ -23,7 +17,7 @@ import { format, inspect } from 'node:util'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import axios from 'axios'
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose'
+import { createLocalJWKSet, jwtVerify } from 'jose'
 import type { Provider } from 'oidc-provider'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { attachTokens } from '../../src/integrations/axios.js'
@@ -37,6 +31,8 @@ import {
   TokenManager,
 } from '../../src/index.js'
 import { publicJwk } from '../../src/sources/signing.js'
+import { providerSigningKeys } from '../support/oidc-provider-keys.js'
+import { errorsTableRows } from '../support/errors-table.js'
 
 const API = 'https://api.example.test/'
 const dir = mkdtempSync(join(tmpdir(), 'tk-mtls-'))
@@ -92,18 +88,7 @@ signedByCa('client2', '/CN=mtls-client')
 selfSigned('self', '/CN=self-signed-client')
 selfSigned('stranger', '/CN=self-signed-client')
 
-const providerRsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
-const providerSigningJwk: JsonWebKey = {
-  ...createPrivateKey(providerRsa.privateKey.export({ format: 'pem', type: 'pkcs8' })).export({
-    format: 'jwk',
-  }),
-  kid: 'provider-rs256',
-  alg: 'RS256',
-  use: 'sig',
-}
-const providerJwks: JSONWebKeySet = {
-  keys: [{ ...publicJwk(providerRsa.publicKey), kid: 'provider-rs256', alg: 'RS256' }],
-}
+const { providerSigningJwk, providerJwks } = providerSigningKeys()
 
 let server: Server
 let resource: Server
@@ -113,12 +98,7 @@ let tokenUrl: string
 let resourceUrl: string
 /** The rows of docs/ERRORS.md "Bad mutual-TLS inputs", in order. */
 function errorRows(): string[] {
-  const markdown = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8')
-  const section = markdown.split('<!-- mtls-inputs:start -->')[1]!.split('<!-- mtls-inputs:end -->')[0]!
-  return section
-    .split('\n')
-    .filter((line) => /^\| \d+ \|/.test(line))
-    .map((line) => line.split('|')[2]!.trim())
+  return errorsTableRows('mtls-inputs').map((cells) => cells[1]!)
 }
 
 const resourceSeen: { presented: string | undefined; verdict: string }[] = []

@@ -7,10 +7,10 @@
  * subject comes from another tokenkeeper source (the provider's own client-credentials grant)
  * through the same manager, or from a function.
  */
-import { generateKeyPairSync, createPrivateKey, type JsonWebKey } from 'node:crypto'
+import { generateKeyPairSync } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createLocalJWKSet, jwtVerify, SignJWT, type JSONWebKeySet, type JWTPayload } from 'jose'
+import { createLocalJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose'
 import type { errors as OidcErrorsValue, GrantContext, Provider } from 'oidc-provider'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
@@ -24,7 +24,7 @@ import {
   type TokenExchangeOptions,
   type TokenSource,
 } from '../../src/index.js'
-import { publicJwk } from '../../src/sources/signing.js'
+import { providerSigningKeys } from '../support/oidc-provider-keys.js'
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const API = 'https://api.example.test/'
@@ -37,18 +37,7 @@ const EXCHANGED_TTL = 3600
 
 type OidcErrors = typeof OidcErrorsValue
 
-const providerRsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
-const providerSigningJwk: JsonWebKey = {
-  ...createPrivateKey(providerRsa.privateKey.export({ format: 'pem', type: 'pkcs8' })).export({
-    format: 'jwk',
-  }),
-  kid: 'provider-rs256',
-  alg: 'RS256',
-  use: 'sig',
-}
-const providerJwks: JSONWebKeySet = {
-  keys: [{ ...publicJwk(providerRsa.publicKey), kid: 'provider-rs256', alg: 'RS256' }],
-}
+const { providerSigningJwk, providerJwks } = providerSigningKeys()
 
 let server: Server
 let provider: Provider

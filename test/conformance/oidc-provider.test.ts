@@ -5,19 +5,13 @@
  * with RS256 and ES256, scopes, RFC 8707 resource indicators, the JWT-bearer grant) are accepted
  * by a strict server, and that the server's refusals arrive as tokenkeeper's typed errors.
  */
-import {
-  createPrivateKey,
-  generateKeyPairSync,
-  randomUUID,
-  type JsonWebKey,
-  type KeyObject,
-} from 'node:crypto'
+import { generateKeyPairSync, randomUUID, type JsonWebKey, type KeyObject } from 'node:crypto'
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createLocalJWKSet, decodeJwt, jwtVerify, SignJWT, type JSONWebKeySet } from 'jose'
+import { createLocalJWKSet, decodeJwt, jwtVerify, SignJWT } from 'jose'
 import type { errors as OidcErrorsValue, GrantContext, Provider } from 'oidc-provider'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import {
@@ -38,6 +32,7 @@ import {
   type TokenSource,
 } from '../../src/index.js'
 import { publicJwk } from '../../src/sources/signing.js'
+import { providerSigningKeys } from '../support/oidc-provider-keys.js'
 
 const TTL_SECONDS = 600
 const API = 'https://api.example.test/'
@@ -68,18 +63,7 @@ const rsaClientKey = keyPair('rsa', 'client-rs256', 'RS256')
 const ecClientKey = keyPair('ec', 'client-es256', 'ES256')
 const strangerKey = keyPair('ec', 'client-es256', 'ES256') // same kid, never registered
 const robotKey = keyPair('ec', 'robot-1', 'ES256')
-const providerRsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
-const providerSigningJwk: JsonWebKey = {
-  ...createPrivateKey(providerRsa.privateKey.export({ format: 'pem', type: 'pkcs8' })).export({
-    format: 'jwk',
-  }),
-  kid: 'provider-rs256',
-  alg: 'RS256',
-  use: 'sig',
-}
-const providerJwks: JSONWebKeySet = {
-  keys: [{ ...publicJwk(providerRsa.publicKey), kid: 'provider-rs256', alg: 'RS256' }],
-}
+const { providerSigningJwk, providerJwks } = providerSigningKeys()
 
 let server: Server
 let provider: Provider

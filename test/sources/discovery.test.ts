@@ -4,7 +4,6 @@
  * backoff and refresh on an injected clock, keys shared with `tokenUrl` sources, and the bad
  * discovery answers of docs/ERRORS.md, each a row below.
  */
-import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
@@ -27,6 +26,7 @@ import {
   type TokenServerDiscoveryOptions,
   type TokenServerFault,
 } from '../../src/testing/index.js'
+import { errorsTableRows } from '../support/errors-table.js'
 
 const SECRET = 'discovery-secret-must-not-leak-0123'
 const CLIENT = 'svc-discovery'
@@ -662,19 +662,7 @@ describe('bad discovery answers (docs/ERRORS.md)', () => {
   })
 
   it('docs/ERRORS.md lists the same rows', () => {
-    const markdown = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8')
-    const section = markdown
-      .split('<!-- discovery-inputs:start -->')[1]!
-      .split('<!-- discovery-inputs:end -->')[0]!
-    const rows = section
-      .split('\n')
-      .filter((line) => /^\| \d+ \|/.test(line))
-      .map((line) =>
-        line
-          .split('|')
-          .slice(1, -1)
-          .map((cell) => cell.trim().replace(/`/g, '')),
-      )
+    const rows = errorsTableRows('discovery-inputs')
     expect(rows).toEqual(
       BAD_DISCOVERY.map((row, index) => [
         String(index + 1),

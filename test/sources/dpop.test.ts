@@ -28,6 +28,7 @@ import {
 } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
 import { startLocalServer, type CapturedRequest, type LocalServer } from '../wire/local-server.js'
+import { errorsTableRows } from '../support/errors-table.js'
 
 let server: LocalServer
 let tokenUrl: string
@@ -453,17 +454,7 @@ const ERROR_ROWS = [
 
 describe('docs/ERRORS.md', () => {
   it('lists the bad DPoP inputs of this file, each a test', () => {
-    const markdown = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8')
-    const section = markdown.split('<!-- dpop-inputs:start -->')[1]!.split('<!-- dpop-inputs:end -->')[0]!
-    const rows = section
-      .split('\n')
-      .filter((line) => /^\| \d+ \|/.test(line))
-      .map((line) =>
-        line
-          .split('|')
-          .slice(1, -1)
-          .map((cell) => cell.trim()),
-      )
+    const rows = errorsTableRows('dpop-inputs')
     expect(rows.map((cells) => cells.slice(0, 2))).toEqual(
       ERROR_ROWS.map((name, index) => [String(index + 1), name]),
     )

@@ -3,7 +3,7 @@
  * tokenkeeper/testing, which verifies assertions as Google documents (signature by the key named
  * by `kid`, `iss`, `aud`, exp - iat <= 3600, a scope). Bad key files are TypeErrors.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { format, inspect } from 'node:util'
@@ -12,6 +12,7 @@ import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { googleServiceAccount, isOAuthError, type FetchLike } from '../../src/index.js'
 import { startGoogleTokenEndpoint, type GoogleTokenEndpoint } from '../../src/testing/index.js'
+import { errorsTableRows } from '../support/errors-table.js'
 
 const CLOUD = 'https://www.googleapis.com/auth/cloud-platform'
 const DRIVE = 'https://www.googleapis.com/auth/drive.readonly'
@@ -253,19 +254,7 @@ describe('bad Google key files (docs/ERRORS.md)', () => {
   })
 
   it('docs/ERRORS.md lists the same rows', () => {
-    const markdown = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8')
-    const section = markdown
-      .split('<!-- google-key-files:start -->')[1]!
-      .split('<!-- google-key-files:end -->')[0]!
-    const rows = section
-      .split('\n')
-      .filter((line) => /^\| \d+ \|/.test(line))
-      .map((line) =>
-        line
-          .split('|')
-          .slice(1, -1)
-          .map((cell) => cell.trim()),
-      )
+    const rows = errorsTableRows('google-key-files')
     expect(rows.map((cells) => cells.slice(0, 2))).toEqual(
       BAD_KEY_FILES.map((row, index) => [String(index + 1), row.name]),
     )

@@ -6,7 +6,7 @@
  * rotated the way platforms rotate them: rewritten in place, or replaced by a rename.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SignJWT } from 'jose'
@@ -22,6 +22,7 @@ import {
 } from '../../src/index.js'
 import { startTokenServer, type TokenServer } from '../../src/testing/index.js'
 import { rsaKeyPair } from './keys.js'
+import { errorsTableRows } from '../support/errors-table.js'
 
 const CLIENT = 'workload-a'
 const ROBOT = 'system:serviceaccount:ns:robot'
@@ -220,19 +221,7 @@ describe('bad assertion inputs (docs/ERRORS.md)', () => {
   })
 
   it('docs/ERRORS.md lists the same rows', () => {
-    const markdown = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8')
-    const section = markdown
-      .split('<!-- assertion-inputs:start -->')[1]!
-      .split('<!-- assertion-inputs:end -->')[0]!
-    const rows = section
-      .split('\n')
-      .filter((line) => /^\| \d+ \|/.test(line))
-      .map((line) =>
-        line
-          .split('|')
-          .slice(1, -1)
-          .map((cell) => cell.trim().replace(/`/g, '')),
-      )
+    const rows = errorsTableRows('assertion-inputs')
     expect(rows).toEqual(BAD_INPUTS.map((row, index) => [String(index + 1), row.name, row.code, 'yes']))
   })
 })

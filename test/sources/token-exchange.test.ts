@@ -5,7 +5,6 @@
  * answer's issued_token_type; and the rows of docs/ERRORS.md "Bad token-exchange inputs and
  * answers". Time runs on a test clock shared by the server and the manager.
  */
-import { readFileSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   clientCredentials,
@@ -31,6 +30,7 @@ import {
   type TokenServer,
 } from '../../src/testing/index.js'
 import { startLocalServer, type LocalServer } from '../wire/local-server.js'
+import { errorsTableRows } from '../support/errors-table.js'
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const clock: TestClock = createTestClock()
@@ -581,19 +581,7 @@ describe('bad token-exchange inputs and answers (docs/ERRORS.md)', () => {
   })
 
   it('docs/ERRORS.md lists the same rows', () => {
-    const markdown = readFileSync(new URL('../../docs/ERRORS.md', import.meta.url), 'utf8')
-    const section = markdown
-      .split('<!-- token-exchange-inputs:start -->')[1]!
-      .split('<!-- token-exchange-inputs:end -->')[0]!
-    const rows = section
-      .split('\n')
-      .filter((line) => /^\| \d+ \|/.test(line))
-      .map((line) =>
-        line
-          .split('|')
-          .slice(1, -1)
-          .map((cell) => cell.trim().replace(/`/g, '')),
-      )
+    const rows = errorsTableRows('token-exchange-inputs')
     expect(rows).toEqual(
       BAD.map((row, index) => [
         String(index + 1),

@@ -4,7 +4,7 @@ import { systemClock } from '../../clock.js'
 import { AssertionVerifier } from '../assertions.js'
 import { ArrivalWaiters, Gate } from '../coordination.js'
 import { dripResponse, respondWithFault } from '../fault-responses.js'
-import { FaultQueue } from '../faults.js'
+import { FaultQueue, validateFault } from '../faults.js'
 import { oauthErrorResponse, readBody, writeResponse } from '../http.js'
 import { IssuedTokens } from '../issued-tokens.js'
 import { RequestLog, type MutableRecord } from '../request-log.js'
@@ -15,8 +15,10 @@ import { handleMemberships } from './nrps.js'
 import { Pager } from './paging.js'
 import {
   checkRateLimit,
+  checkServiceFault,
   RequestCostBucket,
-  ServiceFaultQueue,
+  type LtiServiceFault,
+  type ServiceFaultMatch,
   stallResponse,
   throttledResponse,
   unavailableResponse,
@@ -115,11 +117,14 @@ export async function startLtiPlatform(options: LtiPlatformOptions): Promise<Lti
   }
   const rateLimit = options.rateLimit
   const bucket = rateLimit === undefined ? undefined : new RequestCostBucket(rateLimit, () => clock.now())
-  const serviceFaults = new ServiceFaultQueue()
+  const serviceFaults = new FaultQueue<LtiServiceFault, ServiceFaultMatch>(
+    checkServiceFault,
+    'injectServiceFault()',
+  )
   const maxRecorded = options.maxRecordedRequests ?? 100_000
   const log = new RequestLog(maxRecorded)
   const serviceLog: LtiServiceRequestRecord[] = []
-  const faults = new FaultQueue()
+  const faults = new FaultQueue(validateFault, 'inject()')
   const arrivals = new ArrivalWaiters()
   let gate: Gate | undefined
   let closed = false

@@ -1,5 +1,4 @@
 import type { ServerResponse } from 'node:http'
-import type { FaultHandle } from '../faults.js'
 import type { PlannedResponse } from '../http.js'
 
 /**
@@ -82,12 +81,6 @@ export type LtiServiceFault =
 export interface ServiceFaultMatch {
   readonly method: string
   readonly path: string
-}
-
-interface QueuedServiceFault {
-  readonly fault: LtiServiceFault
-  readonly match: ((request: ServiceFaultMatch) => boolean) | undefined
-  remaining: number
 }
 
 /** Throws a `TypeError` for a fault or rate limit that cannot be served. @internal */
@@ -225,61 +218,4 @@ export function stallResponse(res: ServerResponse, response: PlannedResponse): v
   const body = Buffer.from(response.body)
   res.writeHead(response.status, { ...response.headers, 'content-length': body.byteLength })
   res.write(body.subarray(0, Math.max(1, body.byteLength >> 1)))
-}
-
-/** One-shot service faults in FIFO order (the first that matches), then the standing one. @internal */
-export class ServiceFaultQueue {
-  readonly #queue: QueuedServiceFault[] = []
-  #standing: LtiServiceFault | undefined
-
-  inject(
-    fault: LtiServiceFault,
-    times: number,
-    match: ((request: ServiceFaultMatch) => boolean) | undefined,
-  ): FaultHandle {
-    checkServiceFault(fault)
-    if (!(times === Infinity || (Number.isSafeInteger(times) && times >= 1))) {
-      throw new TypeError(
-        'tokenkeeper/testing: injectServiceFault() times must be a positive integer or Infinity',
-      )
-    }
-    if (match !== undefined && typeof match !== 'function')
-      throw new TypeError('tokenkeeper/testing: injectServiceFault() match must be a function')
-    const entry: QueuedServiceFault = { fault, match, remaining: times }
-    this.#queue.push(entry)
-    const queue = this.#queue
-    return {
-      remove() {
-        const index = queue.indexOf(entry)
-        if (index !== -1) queue.splice(index, 1)
-        entry.remaining = 0
-      },
-      get remaining() {
-        return entry.remaining
-      },
-    }
-  }
-
-  setStanding(fault: LtiServiceFault | undefined): void {
-    if (fault !== undefined) checkServiceFault(fault)
-    this.#standing = fault
-  }
-
-  clear(): void {
-    for (const entry of this.#queue) entry.remaining = 0
-    this.#queue.length = 0
-    this.#standing = undefined
-  }
-
-  /** Consumes and returns the fault for the service request that just arrived, if any. */
-  next(request: ServiceFaultMatch): LtiServiceFault | undefined {
-    const index = this.#queue.findIndex((entry) => entry.match === undefined || entry.match(request))
-    const entry = this.#queue[index]
-    if (entry !== undefined) {
-      entry.remaining -= 1
-      if (entry.remaining <= 0) this.#queue.splice(index, 1)
-      return entry.fault
-    }
-    return this.#standing
-  }
 }
