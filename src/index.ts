@@ -172,6 +172,5 @@ export type {
   StoreLockOptions,
   StoreRecord,
   StoreSetOptions,
-  StoreWaitOptions,
   TokenStore,
 } from './stores/types.js'

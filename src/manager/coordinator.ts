@@ -1,10 +1,13 @@
 import type { Clock } from '../clock.js'
 import type { StoreErrorEvent } from './events.js'
-import type { StoreLock, StoreRecord, TokenStore } from '../stores/types.js'
-import { AccessToken } from '../token/access-token.js'
+import type { TokenSource } from '../sources/types.js'
+import type { StoreEvent, StoreRecord, TokenStore } from '../stores/types.js'
+import type { AccessToken } from '../token/access-token.js'
 import { deserializeToken, serializeToken, tokenId } from '../token/serialize.js'
-import { CallAbandoned, pause, withinDeadline } from '../abort.js'
+import { CallAbandoned, whenAborted, withinDeadline } from '../abort.js'
 import { computeWindows, type RefreshPolicy } from './policy.js'
+import { checkLock, checkRecord, localExpiry, redate, RefusedIds } from './stored.js'
+import type { Obtained, SourceUpstream, Upstream } from './upstream.js'
 
 /** What the coordinator needs from its manager. */
 export interface CoordinatorOptions {
@@ -13,73 +16,30 @@ export interface CoordinatorOptions {
   readonly random: () => number
   /** How long a fetch lock lives; also how long a loser waits before it fetches itself. */
   readonly lockTtlMs: number
-  /** The longest a store call may take (a wait: its own timeout plus this). */
+  /** The longest a store call may take. */
   readonly storeTimeoutMs: number
-  /** Aborted when the manager closes: ends every wait and every store call. */
+  /** Aborted when the manager closes: ends every wait and every store call but `close`. */
   readonly signal: AbortSignal
-  readonly onError: (key: string, operation: StoreErrorEvent['operation'], error: unknown) => void
+  /** Asks the source itself. */
+  readonly direct: SourceUpstream
+  readonly onError: (key: string | undefined, operation: StoreErrorEvent['operation'], error: unknown) => void
   /**
    * Called when this process stopped waiting for another one's fetch lock: `store` when the other
    * process's token arrived, `fetch` when this process went on to fetch itself (the holder died,
    * failed twice, or the wait ran out).
    */
-  readonly onLockWait?: (key: string, waitedMs: number, outcome: 'store' | 'fetch') => void
+  readonly onLockWait: (key: string, waitedMs: number, outcome: 'store' | 'fetch') => void
+  /**
+   * Another process (or this one) deleted the token `tokenId` of `key` (any token, when
+   * undefined): the manager drops it from memory and answers the id of the token it dropped.
+   */
+  readonly onRemoteDelete: (key: string, tokenId: string | undefined) => string | undefined
+  /** Every token of the store was deleted. */
+  readonly onRemoteClear: () => void
 }
 
-/** A store's `get` answer, checked: anything but a well-formed record or undefined is a store error. */
-function checkRecord(value: unknown): StoreRecord | undefined {
-  if (value === undefined || value === null) return undefined
-  if (typeof value !== 'object') throw new TypeError('the store returned something other than a record')
-  const record = value as Partial<StoreRecord>
-  if (
-    typeof record.tokenId !== 'string' ||
-    typeof record.payload !== 'string' ||
-    typeof record.expiresAt !== 'number' ||
-    !Number.isFinite(record.expiresAt) ||
-    (record.remainingMs !== undefined &&
-      (typeof record.remainingMs !== 'number' || Number.isNaN(record.remainingMs)))
-  ) {
-    throw new TypeError('the store returned a malformed record (tokenId, expiresAt, payload, remainingMs)')
-  }
-  return record as StoreRecord
-}
-
-/**
- * When a stored token expires on this process's clock. A store that measured the record's
- * remaining time (Redis `PTTL`) is believed over `expiresAt`, which the writer's clock dated:
- * clocks of different machines disagree, the store's countdown does not.
- */
-export function localExpiry(record: StoreRecord, now: number): number {
-  const remaining = record.remainingMs
-  return remaining === undefined ? record.expiresAt : now + Math.min(remaining, Number.MAX_SAFE_INTEGER)
-}
-
-/** `token` with its instants moved by `shiftMs` (re-dated onto this process's clock). */
-function redate(token: AccessToken, shiftMs: number): AccessToken {
-  if (shiftMs === 0) return token
-  return new AccessToken({
-    value: token.value,
-    type: token.type,
-    scopes: token.scopes,
-    requestedScopes: token.requestedScopes,
-    issuedAt: token.issuedAt + shiftMs,
-    expiresAt: token.expiresAt + shiftMs,
-    refreshAt: token.refreshAt === undefined ? undefined : token.refreshAt + shiftMs,
-    extra: token.extra,
-  })
-}
-
-/** A store's `acquireLock` answer, checked: a lock must have a `release` function. */
-function checkLock(value: unknown): StoreLock | undefined {
-  if (value === undefined || value === null) return undefined
-  if (typeof value !== 'object' || typeof (value as Partial<StoreLock>).release !== 'function') {
-    throw new TypeError('the store returned a lock without a release function')
-  }
-  return value as StoreLock
-}
-
-/** Poll interval for stores that can lock but cannot notify. */
-const POLL_MS = 50
+/** Poll interval while waiting for another process's lock, by whether the store has change events. */
+const POLL_MS = { events: 250, none: 50 }
 
 const FAILED = Symbol('store call failed')
 
@@ -88,128 +48,225 @@ interface Read {
   readonly tokenId?: string
 }
 
+/** A caller waiting for changes of one key: set when one arrived since it last looked. */
+interface Watch {
+  changed: boolean
+  wake: (() => void) | undefined
+}
+
 /**
- * The store side of a refresh: read the shared store first, and when a fetch is needed take the
- * store's per-key lock so that one process fetches for all; losers wait for the winner's token,
- * re-read, and take over once the lock has expired. Every store failure counts as a miss and
- * ends in a direct fetch, so a broken store never fails a `get`.
+ * The upstream of a manager with a store: read the shared store first, and when a fetch is
+ * needed take the store's per-key lock so that one process fetches for all; losers wait for the
+ * winner's token (woken by the store's change events, polling as fallback), re-read, and take
+ * over once the lock has expired. It alone talks to the store: every store failure counts as a
+ * miss and ends in a direct fetch, so a broken store never fails a `get`. It remembers the
+ * token ids refused anywhere in the fleet, so that no read adopts one.
  */
-export class StoreCoordinator {
+export class StoreCoordinator implements Upstream {
   readonly #store: TokenStore
   readonly #options: CoordinatorOptions
+  readonly #refused = new RefusedIds()
+  readonly #watches = new Map<string, Set<Watch>>()
+  readonly #pollMs: number
+  readonly #unsubscribe: () => void
 
   constructor(store: TokenStore, options: CoordinatorOptions) {
     this.#store = store
     this.#options = options
+    const hinted = store.pollIntervalMs
+    this.#pollMs =
+      typeof hinted === 'number' && hinted > 0 && Number.isFinite(hinted)
+        ? hinted
+        : store.subscribe === undefined
+          ? POLL_MS.none
+          : POLL_MS.events
+    this.#unsubscribe = this.#subscribe()
   }
 
-  async obtain(
-    key: string,
-    current: AccessToken | undefined,
-    rejected: readonly string[] | undefined,
-    fetchToken: () => Promise<AccessToken>,
-  ): Promise<{ token: AccessToken; origin: 'fetch' | 'store' }> {
+  async obtain(key: string, source: TokenSource, current: AccessToken | undefined): Promise<Obtained> {
+    // A DPoP-bound token is useless without the private key, which never leaves this process:
+    // such a source's tokens are neither read from nor written to a shared store.
+    if (source.dpop !== undefined) return this.#options.direct.obtain(key, source)
+    const obtained = await this.#coordinate(key, source, current)
+    // Invalidated elsewhere while this flight was reading it from the store: ask again (the
+    // store read now skips it), rather than adopt a token another process has refused.
+    if (obtained.origin === 'store' && this.#refused.has(key, tokenId(obtained.token))) {
+      return this.#coordinate(key, source, current)
+    }
+    return obtained
+  }
+
+  async #coordinate(key: string, source: TokenSource, current: AccessToken | undefined): Promise<Obtained> {
     const store = this.#store
     const { clock, lockTtlMs, signal } = this.#options
-    const first = await this.#read(key, current, rejected)
+    const first = await this.#read(key, current)
     if (first.token !== undefined) return { token: first.token, origin: 'store' }
-    if (store.acquireLock === undefined) return this.#fetchAndWrite(key, fetchToken)
+    if (store.acquireLock === undefined) return this.#fetchAndWrite(key, source)
     const acquire = store.acquireLock.bind(store)
+    const watch = this.#watch(key)
     const startedAt = clock.now()
     let deadline = startedAt + lockTtlMs
-    let known = first.tokenId
-    // Wake-ups by a released or expired lock that brought no token: a holder failed or died.
-    let emptyReleases = 0
+    // Wake-ups by a change that brought no token (a released lock): a holder failed.
+    let emptyWakes = 0
     // When this process began waiting for another one's lock (undefined: it has not waited).
     let waitingSince: number | undefined
     const endWait = (outcome: 'store' | 'fetch'): void => {
       if (waitingSince === undefined) return
-      this.#options.onLockWait?.(key, Math.max(0, clock.now() - waitingSince), outcome)
+      this.#options.onLockWait(key, Math.max(0, clock.now() - waitingSince), outcome)
       waitingSince = undefined
     }
-    for (;;) {
-      const lock = await this.#call(
-        key,
-        'lock',
-        async () => checkLock(await acquire(key, { ttlMs: lockTtlMs })),
-        FAILED,
-      )
-      if (lock === FAILED) {
-        endWait('fetch')
-        return this.#fetchAndWrite(key, fetchToken)
-      }
-      if (lock !== undefined) {
-        try {
-          const again = await this.#read(key, current, rejected)
-          if (again.token !== undefined) {
-            endWait('store')
-            return { token: again.token, origin: 'store' }
-          }
+    try {
+      for (;;) {
+        const lock = await this.#call(
+          key,
+          'lock',
+          async () => checkLock(await acquire(key, { ttlMs: lockTtlMs })),
+          FAILED,
+        )
+        if (lock === FAILED) {
           endWait('fetch')
-          return await this.#fetchAndWrite(key, fetchToken)
-        } finally {
-          await this.#call(key, 'unlock', () => lock.release(), undefined)
+          return await this.#fetchAndWrite(key, source)
         }
+        if (lock !== undefined) {
+          try {
+            const again = await this.#read(key, current)
+            if (again.token !== undefined) {
+              endWait('store')
+              return { token: again.token, origin: 'store' }
+            }
+            endWait('fetch')
+            return await this.#fetchAndWrite(key, source)
+          } finally {
+            await this.#call(key, 'unlock', () => lock.release(), undefined)
+          }
+        }
+        waitingSince ??= clock.now()
+        // Someone else holds the lock again after two holders ended without a token: the token
+        // endpoint is failing. Ask it once from here too instead of queueing behind each holder in
+        // turn, so every waiter gets its answer within about three requests, not one per process.
+        if (emptyWakes >= 2) {
+          endWait('fetch')
+          return await this.#fetchAndWrite(key, source)
+        }
+        // Whoever holds the lock, it ends within lockTtlMs from now, so waiting that long (plus a
+        // little) lets this process take over from a holder that died instead of fetching beside
+        // the others; never past twice the TTL from the start.
+        deadline = Math.max(deadline, Math.min(startedAt + 2 * lockTtlMs, clock.now() + lockTtlMs + 250))
+        const remaining = deadline - clock.now()
+        if (remaining <= 0 || signal.aborted) {
+          endWait('fetch')
+          return await this.#fetchAndWrite(key, source)
+        }
+        const woken = await this.#changed(watch, Math.min(remaining, this.#pollMs))
+        const after = await this.#read(key, current)
+        if (after.token !== undefined) {
+          endWait('store')
+          return { token: after.token, origin: 'store' }
+        }
+        if (woken && clock.now() < deadline) emptyWakes++
       }
-      waitingSince ??= clock.now()
-      // Someone else holds the lock again after two holders ended without a token: the token
-      // endpoint is failing. Ask it once from here too instead of queueing behind each holder in
-      // turn, so every waiter gets its answer within about three requests, not one per process.
-      if (emptyReleases >= 2) {
-        endWait('fetch')
-        return this.#fetchAndWrite(key, fetchToken)
-      }
-      // Someone else holds the lock. Whoever it is, that lock ends within lockTtlMs from now, so
-      // waiting that long (plus a little) lets this process take over from a holder that died
-      // instead of fetching beside the others; never past twice the TTL from the start.
-      deadline = Math.max(deadline, Math.min(startedAt + 2 * lockTtlMs, clock.now() + lockTtlMs + 250))
-      const remaining = deadline - clock.now()
-      if (remaining <= 0 || signal.aborted) {
-        endWait('fetch')
-        return this.#fetchAndWrite(key, fetchToken)
-      }
-      const woken = await this.#waitForChange(key, known, remaining)
-      const after = await this.#read(key, current, rejected)
-      if (after.token !== undefined) {
-        endWait('store')
-        return { token: after.token, origin: 'store' }
-      }
-      if (woken && clock.now() < deadline) emptyReleases++
-      known = after.tokenId
+    } finally {
+      this.#unwatch(key, watch)
     }
+  }
+
+  /** The token `tokenId` of `key` was refused here: skip it in reads, delete it from the store. */
+  async invalidate(key: string, id: string | undefined, heldId: string | undefined): Promise<boolean> {
+    if (heldId !== undefined) this.#refused.remember(key, heldId)
+    if (id !== undefined) this.#refused.remember(key, id)
+    const store = this.#store
+    return this.#call(key, 'delete', () => store.delete(key, { tokenId: id }), false)
+  }
+
+  async clear(): Promise<void> {
+    const store = this.#store
+    await this.#call(undefined, 'clear', () => store.clear(), undefined)
+  }
+
+  /** Stops listening and closes the store, bounded by the store deadline only. */
+  async close(): Promise<void> {
+    this.#unsubscribe()
+    const store = this.#store
+    if (store.close === undefined) return
+    await this.#call(undefined, 'close', () => store.close?.() ?? Promise.resolve(), undefined, false)
+  }
+
+  #subscribe(): () => void {
+    const store = this.#store
+    if (store.subscribe === undefined) return () => undefined
+    try {
+      return store.subscribe((event) => this.#onEvent(event))
+    } catch (error) {
+      this.#options.onError(undefined, 'subscribe', error)
+      return () => undefined
+    }
+  }
+
+  #onEvent(event: StoreEvent): void {
+    if (event.type === 'clear') {
+      for (const watches of this.#watches.values()) for (const watch of watches) this.#wake(watch)
+      this.#options.onRemoteClear()
+      return
+    }
+    const watches = this.#watches.get(event.key)
+    if (watches !== undefined) for (const watch of watches) this.#wake(watch)
+    if (event.type !== 'delete') return
+    // Remembered even when this process holds another token or none: a flight in progress may
+    // have read that token from the store just before it was invalidated.
+    if (event.tokenId !== undefined) this.#refused.remember(event.key, event.tokenId)
+    const dropped = this.#options.onRemoteDelete(event.key, event.tokenId)
+    if (dropped !== undefined) this.#refused.remember(event.key, dropped)
+  }
+
+  #watch(key: string): Watch {
+    const watch: Watch = { changed: false, wake: undefined }
+    let watches = this.#watches.get(key)
+    if (watches === undefined) this.#watches.set(key, (watches = new Set()))
+    watches.add(watch)
+    return watch
+  }
+
+  #unwatch(key: string, watch: Watch): void {
+    const watches = this.#watches.get(key)
+    watches?.delete(watch)
+    if (watches?.size === 0) this.#watches.delete(key)
+  }
+
+  #wake(watch: Watch): void {
+    watch.changed = true
+    watch.wake?.()
   }
 
   /**
-   * Waits for a write or a lock release on `key`. True when the store's `waitForUpdate` answered
-   * (a write, a release, or its timeout); false after a plain poll interval, which says nothing.
+   * Resolves true once `key` changed since the watch last looked (at once if it already did),
+   * false after `delayMs` or when the manager closes.
    */
-  async #waitForChange(key: string, knownTokenId: string | undefined, remainingMs: number): Promise<boolean> {
-    const { clock, signal } = this.#options
-    const schedule = clock.setTimer.bind(clock)
-    const store = this.#store
-    if (store.waitForUpdate === undefined) {
-      await pause(schedule, Math.min(remainingMs, POLL_MS), signal)
-      return false
+  #changed(watch: Watch, delayMs: number): Promise<boolean> {
+    if (watch.changed) {
+      watch.changed = false
+      return Promise.resolve(true)
     }
-    const wait = store.waitForUpdate.bind(store)
-    const result = await this.#call(
-      key,
-      'wait',
-      () => wait(key, { timeoutMs: remainingMs, knownTokenId, signal }),
-      FAILED,
-      remainingMs,
-    )
-    if (result !== FAILED) return true
-    await pause(schedule, Math.min(remainingMs, POLL_MS), signal)
-    return false
+    const { clock, signal } = this.#options
+    return new Promise((resolve) => {
+      let done = false
+      const finish = (woken: boolean): void => {
+        if (done) return
+        done = true
+        timer.cancel()
+        stopAbort()
+        watch.wake = undefined
+        watch.changed = false
+        resolve(woken)
+      }
+      const timer = clock.setTimer(() => finish(false), delayMs)
+      const stopAbort = whenAborted(signal, () => finish(false))
+      watch.wake = () => finish(true)
+      if (signal.aborted) finish(false)
+    })
   }
 
-  /** A token from the store that this process may adopt: not rejected, newer than ours, not due. */
-  async #read(
-    key: string,
-    current: AccessToken | undefined,
-    rejected: readonly string[] | undefined,
-  ): Promise<Read> {
+  /** A token from the store that this process may adopt: not refused, newer than ours, not due. */
+  async #read(key: string, current: AccessToken | undefined): Promise<Read> {
     const store = this.#store
     const record = await this.#call<StoreRecord | undefined>(
       key,
@@ -222,7 +279,7 @@ export class StoreCoordinator {
     const { policy, random, clock } = this.#options
     const now = clock.now()
     const expiresAt = localExpiry(record, now)
-    if (rejected?.includes(id) === true || now >= expiresAt) return { tokenId: id }
+    if (this.#refused.has(key, id) || now >= expiresAt) return { tokenId: id }
     if (current !== undefined && expiresAt <= current.expiresAt) return { tokenId: id }
     let token: AccessToken
     try {
@@ -236,11 +293,8 @@ export class StoreCoordinator {
     return { token, tokenId: id }
   }
 
-  async #fetchAndWrite(
-    key: string,
-    fetchToken: () => Promise<AccessToken>,
-  ): Promise<{ token: AccessToken; origin: 'fetch' }> {
-    const token = await fetchToken()
+  async #fetchAndWrite(key: string, source: TokenSource): Promise<Obtained> {
+    const token = await this.#options.direct.fetch(source)
     const ttlMs = token.expiresAt - this.#options.clock.now()
     if (ttlMs > 0) {
       const store = this.#store
@@ -264,20 +318,26 @@ export class StoreCoordinator {
   }
 
   /**
-   * One store call, bounded: it fails (an error event, then `fallback`) when it throws or rejects,
-   * takes longer than `storeTimeoutMs` (plus `extraMs` for a wait), and ends at once, without an
-   * event, when the manager closes. A store that never answers is a miss, never a hung `get`.
+   * One store call, bounded: it fails (an error event, then `fallback`) when it throws or rejects
+   * or takes longer than `storeTimeoutMs`, and ends at once, without an event, when the manager
+   * closes (but for `close` itself: `untilClose` false). A store that never answers is a miss,
+   * never a hung `get`.
    */
   async #call<T, F = T>(
-    key: string,
+    key: string | undefined,
     operation: StoreErrorEvent['operation'],
     call: () => Promise<T>,
     fallback: F,
-    extraMs = 0,
+    untilClose = true,
   ): Promise<T | F> {
     const { clock, storeTimeoutMs, signal } = this.#options
     try {
-      return await withinDeadline(call, storeTimeoutMs + extraMs, clock.setTimer.bind(clock), signal)
+      return await withinDeadline(
+        call,
+        storeTimeoutMs,
+        clock.setTimer.bind(clock),
+        untilClose ? signal : undefined,
+      )
     } catch (error) {
       if (!(error instanceof CallAbandoned && error.reason === 'aborted')) {
         this.#options.onError(key, operation, error)

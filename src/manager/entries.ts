@@ -27,8 +27,6 @@ export interface Entry {
   used: boolean
   lastUsedAt: number
   timer: Timer | undefined
-  /** Ids of tokens invalidated here: never adopted again from a store. */
-  rejected: string[] | undefined
 }
 
 /** A new, empty entry for `source`. */
@@ -45,7 +43,6 @@ export function newEntry(source: TokenSource): Entry {
     used: false,
     lastUsedAt: 0,
     timer: undefined,
-    rejected: undefined,
   }
 }
 

@@ -82,7 +82,7 @@ export interface StoreErrorEvent {
   /** The source's cache key ({@link TokenSource.key}), or `undefined` when the operation had none (`subscribe`, `clear`, `close`). */
   readonly key: string | undefined
   /** The {@link TokenStore} operation that failed. */
-  readonly operation: 'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'wait' | 'subscribe' | 'close'
+  readonly operation: 'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'subscribe' | 'close'
   /** The store error's message (stores put no token in their messages). */
   readonly message: string
 }

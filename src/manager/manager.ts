@@ -1,7 +1,6 @@
 import { systemClock, wallTime, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import type { TokenSource } from '../sources/types.js'
-import type { StoreEvent, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { tokenId } from '../token/serialize.js'
 import {
@@ -21,8 +20,9 @@ import {
 } from './events.js'
 import { Authorizer, type ResourceRequest } from '../http/authorizer.js'
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
-import { CallAbandoned, raceAbort, whenAborted, withinDeadline } from '../abort.js'
+import { raceAbort, whenAborted } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
+import { SourceUpstream, type Obtained, type Upstream } from './upstream.js'
 import { afterFailure, getAction, onArrival, timerAction } from './decisions.js'
 import { EntryTable, type Entry, type Failure } from './entries.js'
 import { checkLogger, subscribeLogger } from './logging.js'
@@ -35,11 +35,8 @@ import {
 } from './policy.js'
 
 const DEFAULT_IDLE_MS = 15 * 60_000
-const REJECTED_MEMORY = 4
 /** How many sources resolved per call may be nested (a token exchange whose subject is one). */
 const MAX_RESOLVE_DEPTH = 8
-
-function noop(): void {}
 
 /** The counters of {@link TokenManagerStats} a manager counts itself. */
 type Counters = { -readonly [K in Exclude<keyof TokenManagerStats, 'entries'>]: number }
@@ -69,12 +66,10 @@ export class TokenManager {
   readonly #random: () => number
   readonly #policy: RefreshPolicy & BackoffPolicy
   readonly #idleMs: number | undefined
-  readonly #store: TokenStore | undefined
-  readonly #coordinator: StoreCoordinator | undefined
-  readonly #unsubscribe: () => void
+  /** Where tokens come from: the source itself, or the store coordinator in front of it. */
+  readonly #upstream: Upstream
   readonly #closing = new AbortController()
   readonly #refusals: RefusalMemory
-  readonly #storeTimeoutMs: number
   readonly #waitForRecoveryMs: number
   #closed = false
   /** The counters `stats()` reports (but for `entries`), counted where they happen. */
@@ -123,18 +118,21 @@ export class TokenManager {
     const storeTimeoutMs = options.storeTimeoutMs ?? 5_000
     if (!Number.isFinite(storeTimeoutMs) || storeTimeoutMs <= 0)
       throw new TypeError('TokenManager: storeTimeoutMs must be a positive number')
-    this.#storeTimeoutMs = storeTimeoutMs
     this.#waitForRecoveryMs = checkWaitMs(options.waitForRecoveryMs, 'TokenManager: waitForRecoveryMs') ?? 0
-    this.#store = options.store
     this.#refusals = {
       now: () => this.#clock.now(),
       wallNow: () => wallTime(this.#clock),
       backoffMs: policy.permanentErrorBackoffMs,
       refusedUntil: new Map(),
     }
-    this.#coordinator =
+    const direct = new SourceUpstream({
+      clock: this.#clock,
+      signal: this.#closing.signal,
+      onFetch: () => void this.#counts.fetches++,
+    })
+    this.#upstream =
       options.store === undefined
-        ? undefined
+        ? direct
         : new StoreCoordinator(options.store, {
             clock: this.#clock,
             policy,
@@ -142,23 +140,17 @@ export class TokenManager {
             lockTtlMs,
             storeTimeoutMs,
             signal: this.#closing.signal,
+            direct,
             onError: (key, operation, error) => this.#storeFailed(key, operation, error),
             onLockWait: (key, waitedMs, outcome) => this.#publish('lockWait', { key, waitedMs, outcome }),
+            onRemoteDelete: (key, id) => this.#onRemoteDelete(key, id),
+            onRemoteClear: () => {
+              for (const entry of this.#entries.values()) this.#dropToken(entry)
+            },
           })
-    this.#unsubscribe = this.#subscribe(options.store)
     if (options.logger !== undefined) {
       checkLogger(options.logger)
       subscribeLogger(this, options.logger, () => this.#clock.now())
-    }
-  }
-
-  #subscribe(store: TokenStore | undefined): () => void {
-    if (store?.subscribe === undefined) return noop
-    try {
-      return store.subscribe((event) => this.#onStoreEvent(event))
-    } catch (error) {
-      this.#storeFailed(undefined, 'subscribe', error)
-      return noop
     }
   }
 
@@ -337,26 +329,13 @@ export class TokenManager {
     const value = given === undefined ? undefined : typeof given === 'string' ? given : given.value
     const givenId = value === undefined ? undefined : tokenId(value)
     const entry = this.#entries.get(key)
-    let removed = false
-    if (entry !== undefined) {
-      if (entry.token !== undefined && (value === undefined || entry.token.value === value)) {
-        this.#reject(entry, givenId ?? tokenId(entry.token))
-        this.#dropToken(entry)
-        removed = true
-      } else if (givenId !== undefined) {
-        this.#reject(entry, givenId)
-      }
+    let dropped: string | undefined
+    if (entry?.token !== undefined && (value === undefined || entry.token.value === value)) {
+      dropped = tokenId(entry.token)
+      this.#dropToken(entry)
     }
-    if (this.#store !== undefined) {
-      const store = this.#store
-      const deleted = await this.#storeCall(
-        key,
-        'delete',
-        () => store.delete(key, { tokenId: givenId }),
-        false,
-      )
-      removed ||= deleted
-    }
+    const deleted = await this.#upstream.invalidate(key, givenId, dropped)
+    const removed = dropped !== undefined || deleted
     this.#publish('invalidate', { key, removed, origin: 'local' })
     return removed
   }
@@ -364,10 +343,7 @@ export class TokenManager {
   /** Forgets every token, here and in the store. Requests in flight finish but are not cached here. */
   async clear(): Promise<void> {
     this.#entries.clear()
-    if (this.#store !== undefined) {
-      const store = this.#store
-      await this.#storeCall(undefined, 'clear', () => store.clear(), undefined)
-    }
+    await this.#upstream.clear()
   }
 
   /** Counters and gauges, free of tokens and secrets. */
@@ -442,13 +418,9 @@ export class TokenManager {
     const flights = [...this.#flights]
     // With no entries, every later call takes the slow path, which refuses a closed manager.
     this.#entries.clear()
-    this.#unsubscribe()
     this.#closing.abort(closedError())
     await Promise.allSettled(flights)
-    if (this.#store?.close !== undefined) {
-      const store = this.#store
-      await this.#storeCall(undefined, 'close', () => store.close?.() ?? Promise.resolve(), undefined)
-    }
+    await this.#upstream.close()
   }
 
   /** {@link TokenManager.close}, for `await using tokens = new TokenManager()`. */
@@ -542,7 +514,7 @@ export class TokenManager {
     if (mode === 'background') this.#counts.backgroundRefreshes++
     this.#publish('refreshStart', { key: entry.key, mode })
     try {
-      const obtained = await this.#obtain(entry)
+      const obtained: Obtained = await this.#upstream.obtain(entry.key, entry.source, entry.token)
       const now = this.#clock.now()
       if (now >= obtained.token.expiresAt) {
         throw new TokenkeeperError(
@@ -593,32 +565,6 @@ export class TokenManager {
     }
   }
 
-  async #obtain(entry: Entry): Promise<{ token: AccessToken; origin: 'fetch' | 'store' }> {
-    const fetchFromSource = (): Promise<AccessToken> => {
-      // A flight that outlived close() (say, waiting on another process's lock) never calls the source.
-      if (this.#closing.signal.aborted) return Promise.reject(closedError())
-      this.#counts.fetches++
-      // raceAbort: close() settles every waiter even if a source ignores its signal.
-      return raceAbort(
-        entry.source.fetchToken({ signal: this.#closing.signal, clock: this.#clock }),
-        this.#closing.signal,
-      )
-    }
-    const coordinator = this.#coordinator
-    // A DPoP-bound token is useless without the private key, which never leaves this process:
-    // such a source's tokens are neither read from nor written to a shared store.
-    if (coordinator === undefined || entry.source.dpop !== undefined) {
-      return { token: await fetchFromSource(), origin: 'fetch' }
-    }
-    const obtained = await coordinator.obtain(entry.key, entry.token, entry.rejected, fetchFromSource)
-    // Invalidated elsewhere while this flight was reading it from the store: ask again (the
-    // store read now skips it), rather than adopt a token another process has refused.
-    if (obtained.origin === 'store' && entry.rejected?.includes(tokenId(obtained.token)) === true) {
-      return coordinator.obtain(entry.key, entry.token, entry.rejected, fetchFromSource)
-    }
-    return obtained
-  }
-
   /**
    * Keeps `token` and fixes its windows, unless it is a late answer: the entry holds a token
    * issued after it that also expires later. A newer token that expires earlier (the server now
@@ -665,53 +611,18 @@ export class TokenManager {
     entry.timer = undefined
   }
 
-  #reject(entry: Entry, id: string): void {
-    const rejected = (entry.rejected ??= [])
-    if (rejected.includes(id)) return
-    rejected.push(id)
-    if (rejected.length > REJECTED_MEMORY) rejected.shift()
-  }
-
-  #onStoreEvent(event: StoreEvent): void {
-    if (event.type === 'set') return
-    if (event.type === 'clear') {
-      for (const entry of this.#entries.values()) this.#dropToken(entry)
-      return
-    }
-    const entry = this.#entries.get(event.key)
-    if (entry === undefined) return
-    // Remembered even when this process holds another token or none: a flight in progress may
-    // have read that token from the store just before it was invalidated.
-    if (event.tokenId !== undefined) this.#reject(entry, event.tokenId)
-    if (entry.token === undefined) return
-    const id = tokenId(entry.token)
-    if (event.tokenId !== undefined && event.tokenId !== id) return
-    this.#reject(entry, id)
-    this.#dropToken(entry)
-    this.#publish('invalidate', { key: event.key, removed: true, origin: 'remote' })
-  }
-
   /**
-   * A store call outside a refresh, bounded like the coordinator's: an error or a call slower than
-   * `storeTimeoutMs` is a store error and `fallback`. It ends at once when the manager closes,
-   * except `close` itself, which only has its deadline.
+   * The store says the token `id` of `key` (any token, when undefined) was deleted: drop it here
+   * too. Answers the id of the token dropped.
    */
-  async #storeCall<T>(
-    key: string | undefined,
-    operation: 'delete' | 'clear' | 'close',
-    call: () => Promise<T>,
-    fallback: T,
-  ): Promise<T> {
-    const clock = this.#clock
-    const signal = operation === 'close' ? undefined : this.#closing.signal
-    try {
-      return await withinDeadline(call, this.#storeTimeoutMs, clock.setTimer.bind(clock), signal)
-    } catch (error) {
-      if (!(error instanceof CallAbandoned && error.reason === 'aborted')) {
-        this.#storeFailed(key, operation, error)
-      }
-      return fallback
-    }
+  #onRemoteDelete(key: string, id: string | undefined): string | undefined {
+    const entry = this.#entries.get(key)
+    if (entry?.token === undefined) return undefined
+    const held = tokenId(entry.token)
+    if (id !== undefined && id !== held) return undefined
+    this.#dropToken(entry)
+    this.#publish('invalidate', { key, removed: true, origin: 'remote' })
+    return held
   }
 
   #storeFailed(

@@ -1,5 +1,4 @@
-import { whenAborted } from '../abort.js'
-import { systemClock, type Clock, type Timer } from '../clock.js'
+import { systemClock, type Clock } from '../clock.js'
 import type {
   StoreDeleteOptions,
   StoreEvent,
@@ -7,7 +6,6 @@ import type {
   StoreLockOptions,
   StoreRecord,
   StoreSetOptions,
-  StoreWaitOptions,
   TokenStore,
 } from './types.js'
 
@@ -27,7 +25,6 @@ interface Slot {
 class MemoryStore implements TokenStore {
   readonly #records = new Map<string, Slot>()
   readonly #locks = new Map<string, { owner: object; expiresAt: number }>()
-  readonly #waiters = new Map<string, Set<() => void>>()
   readonly #listeners = new Set<(event: StoreEvent) => void>()
   readonly #maxEntries: number
   readonly #clock: Clock
@@ -74,11 +71,6 @@ class MemoryStore implements TokenStore {
     })
   }
 
-  #wake(key: string): void {
-    const waiters = this.#waiters.get(key)
-    if (waiters !== undefined) for (const wake of [...waiters]) wake()
-  }
-
   get(key: string): Promise<StoreRecord | undefined> {
     return Promise.resolve(this.#answer(key))
   }
@@ -97,7 +89,6 @@ class MemoryStore implements TokenStore {
       if (oldest.done === true) break
       this.#records.delete(oldest.value)
     }
-    this.#wake(key)
     this.#emit({ type: 'set', key, tokenId: record.tokenId })
     return Promise.resolve(true)
   }
@@ -130,33 +121,10 @@ class MemoryStore implements TokenStore {
       release: () => {
         if (this.#locks.get(key)?.owner === owner) {
           this.#locks.delete(key)
-          this.#wake(key)
+          this.#emit({ type: 'unlock', key })
         }
         return Promise.resolve()
       },
-    })
-  }
-
-  waitForUpdate(key: string, options: StoreWaitOptions): Promise<StoreRecord | undefined> {
-    return new Promise((resolve) => {
-      const state: { timer: Timer | undefined; cancelAbort: (() => void) | undefined } = {
-        timer: undefined,
-        cancelAbort: undefined,
-      }
-      const done = (): void => {
-        state.timer?.cancel()
-        state.cancelAbort?.()
-        const waiters = this.#waiters.get(key)
-        waiters?.delete(done)
-        if (waiters?.size === 0) this.#waiters.delete(key)
-        resolve(this.#answer(key))
-      }
-      if (options.signal?.aborted === true || this.#read(key)?.tokenId !== options.knownTokenId) return done()
-      let waiters = this.#waiters.get(key)
-      if (waiters === undefined) this.#waiters.set(key, (waiters = new Set()))
-      waiters.add(done)
-      state.timer = this.#clock.setTimer(done, options.timeoutMs)
-      if (options.signal !== undefined) state.cancelAbort = whenAborted(options.signal, done)
     })
   }
 

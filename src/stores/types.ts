@@ -43,20 +43,6 @@ export interface StoreLockOptions {
   readonly ttlMs: number
 }
 
-/** Options of {@link TokenStore.waitForUpdate}. */
-export interface StoreWaitOptions {
-  /** Give up after this long and return whatever the store holds then. */
-  readonly timeoutMs: number
-  /**
-   * The token id the caller last saw for the key (undefined: none). If the store holds a
-   * different record already, the wait ends at once, so a write between the caller's read and
-   * its wait is never missed.
-   */
-  readonly knownTokenId?: string | undefined
-  /** Ends the wait early, as if it had timed out. */
-  readonly signal?: AbortSignal | undefined
-}
-
 /** Something that happened in a store, possibly in another process. */
 export type StoreEvent =
   | {
@@ -76,18 +62,30 @@ export type StoreEvent =
       readonly tokenId: string | undefined
     }
   | {
+      /**
+       * The fetch lock of `key` was released by its holder (with or without a new token): a
+       * process waiting for that lock may take it now.
+       */
+      readonly type: 'unlock'
+      /** The source's cache key. */
+      readonly key: string
+    }
+  | {
       /** Every token was deleted. */
       readonly type: 'clear'
     }
 
 /**
  * Where the {@link TokenManager} keeps tokens beyond its own memory. Stores are dumb: they keep
- * records with a TTL and enforce two atomic rules; the manager owns every policy decision.
+ * records with a TTL, enforce two atomic rules and announce changes; the manager owns every
+ * decision (when to read, lock, wait, take over, fetch), so a store for another database is
+ * short to write. The store-contract suite (`test/stores/contract.ts`) specifies the rules.
  *
  * Required: `get`, `set` (write-if-newer), `delete` (optionally compare-and-delete), `clear`.
- * Optional coordination hooks let many processes share one fetch: `acquireLock` /
- * `waitForUpdate` (fleet-wide single-flight) and `subscribe` (invalidations reach every
- * process). A store method that throws or rejects is treated by the manager as a cache miss.
+ * Optional: `acquireLock` (a per-key lock with a TTL: processes sharing the store then fetch
+ * once between them) and `subscribe` (change events, this process's included: invalidations
+ * reach every process, and a process waiting for another's lock wakes at once instead of
+ * polling). A store method that throws or rejects is treated by the manager as a cache miss.
  *
  * @example
  * ```ts
@@ -114,14 +112,22 @@ export interface TokenStore {
   delete(key: string, options?: StoreDeleteOptions): Promise<boolean>
   /** Deletes every record this store holds. */
   clear(): Promise<void>
-  /** Tries to take the per-key lock. Resolves undefined when another holder has it. */
+  /**
+   * Tries to take the per-key lock, which expires by itself after `options.ttlMs`. Resolves
+   * undefined when another holder has it. A store with `subscribe` announces an `unlock` event
+   * when a holder releases it.
+   */
   acquireLock?(key: string, options: StoreLockOptions): Promise<StoreLock | undefined>
   /**
-   * Waits until `key` is written or its lock is released (by anyone), or the timeout passes,
-   * then returns the record the store holds.
+   * How often (ms) a manager waiting for another process's lock re-checks the store, for a
+   * change event lost on the way and a holder that died. Default: 250 ms for a store with
+   * `subscribe`, 50 ms for one without.
    */
-  waitForUpdate?(key: string, options: StoreWaitOptions): Promise<StoreRecord | undefined>
-  /** Calls `listener` for changes made anywhere (this process included). Returns an unsubscribe. */
+  readonly pollIntervalMs?: number
+  /**
+   * Calls `listener` for changes made anywhere (this process included): `set`, `delete`,
+   * `unlock`, `clear`. Returns an unsubscribe.
+   */
   subscribe?(listener: (event: StoreEvent) => void): () => void
   /** Releases what the store holds (subscriptions, timers). Does not close a client it was given. */
   close?(): Promise<void>

@@ -211,18 +211,19 @@ describe('tokenkeeper/otel metrics', () => {
 
   it("measures waits for another process's fetch lock, by outcome, as the lockWait event says", async () => {
     const store = memoryStore({ clock }) as Required<TokenStore> & { readonly size: number }
-    // The waiter's view of the shared store, which says when it has begun to wait.
+    // The waiter's view of the shared store, which counts the times it found the lock taken.
     let waiting = 0
     const watched: TokenStore = {
       get: (key) => store.get(key),
       set: (key, record, options) => store.set(key, record, options),
       delete: (key, options) => store.delete(key, options),
       clear: () => store.clear(),
-      acquireLock: (key, options) => store.acquireLock(key, options),
-      waitForUpdate: (key, options) => {
-        waiting++
-        return store.waitForUpdate(key, options)
+      acquireLock: async (key, options) => {
+        const lock = await store.acquireLock(key, options)
+        if (lock === undefined) waiting++
+        return lock
       },
+      subscribe: (listener) => store.subscribe(listener),
     }
     const holder = manager(store)
     const waiter = manager(watched)

@@ -11,6 +11,8 @@ import {
   serializeToken,
   TokenManager,
   tokenId,
+  tokenSource,
+  type TokenManagerEvents,
 } from '../../src/index.js'
 import type { StoreRecord } from '../../src/stores/types.js'
 import {
@@ -290,8 +292,6 @@ describe.skipIf(redisSuite() === 'skip')('redisStore', () => {
       await expect(reader.get('k')).resolves.toBeUndefined()
       expect(errors.map((error) => error.code)).toEqual(['UNKNOWN_KEY_ID'])
       expect(isRedisStoreError(errors[0])).toBe(true)
-      // Its token id is not known either: a waiter with no known id does not return at once on it.
-      await expect(reader.waitForUpdate('k', { timeoutMs: 30 })).resolves.toBeUndefined()
       // A write over it works when newer (write-if-newer still holds).
       const newer = record(undefined, 7_200_000)
       await expect(reader.set('k', newer, { ttlMs: 60_000 })).resolves.toBe(true)
@@ -395,22 +395,62 @@ describe.skipIf(redisSuite() === 'skip')('redisStore', () => {
       expect(nodeSub.isOpen).toBe(true)
     })
 
-    it("a waiter wakes when a dead holder's lock expires, well before its own timeout", async () => {
+    /**
+     * A manager on `made` waiting for a lock another process (`holder`) holds on its source's key;
+     * the source counts its requests.
+     */
+    async function waitOnHeldLock(made: RedisStore, holder: RedisStore, lockTtlMs = 60_000) {
+      const manager = new TokenManager({ store: made })
+      cleanups.push(() => manager.close())
+      const waits: TokenManagerEvents['lockWait'][0][] = []
+      manager.on('lockWait', (event) => waits.push(event))
+      let requests = 0
+      const source = tokenSource(`waited-${randomUUID()}`, () => {
+        requests++
+        return { access_token: `own-${randomUUID()}`, token_type: 'Bearer', expires_in: 3600 }
+      })
+      const lock = await holder.acquireLock(source.key, { ttlMs: lockTtlMs })
+      expect(lock).toBeDefined()
+      let found = 0
+      const watching = made.acquireLock.bind(made)
+      made.acquireLock = async (key, options) => {
+        const got = await watching(key, options)
+        if (got === undefined) found++
+        return got
+      }
+      const got = manager.get(source)
+      await expect.poll(() => found, { timeout: 10_000, interval: 5 }).toBeGreaterThan(0)
+      /** The holder's process writes its token and releases the lock. */
+      const finish = async (): Promise<AccessToken> => {
+        const issuedAt = Date.now()
+        const token = new AccessToken({
+          value: `holder-${randomUUID()}`,
+          type: 'Bearer',
+          scopes: [],
+          issuedAt,
+          expiresAt: issuedAt + 3_600_000,
+        })
+        const r = { tokenId: tokenId(token), expiresAt: token.expiresAt, payload: serializeToken(token) }
+        await holder.set(source.key, r, { ttlMs: 3_600_000 })
+        await lock!.release()
+        return token
+      }
+      return { manager, source, got, finish, waits, requests: () => requests }
+    }
+
+    it("a manager takes over when a dead holder's lock expires, long before its own wait would end", async () => {
       const prefix = `dead-${randomUUID()}`
-      const dead = store({ prefix })
       const waiter = store({ prefix })
       await waiter.ready()
-      expect(await dead.acquireLock('k', { ttlMs: 300 })).toBeDefined() // never released
-      expect(await waiter.acquireLock('k', { ttlMs: 60_000 })).toBeUndefined()
-      const started = Date.now()
-      await expect(waiter.waitForUpdate('k', { timeoutMs: 10_000 })).resolves.toBeUndefined()
-      const waitedMs = Date.now() - started
-      expect(waitedMs).toBeGreaterThanOrEqual(200)
-      expect(waitedMs).toBeLessThan(2_000)
-      // It can take over now.
-      const lock = await waiter.acquireLock('k', { ttlMs: 60_000 })
-      expect(lock).toBeDefined()
-      await lock!.release()
+      // A 300 ms lock never released: its process died.
+      const { got, waits, requests } = await waitOnHeldLock(waiter, store({ prefix }), 300)
+      await expect(got).resolves.toBeDefined()
+      expect(requests()).toBe(1)
+      expect(waits).toHaveLength(1)
+      expect(waits[0]).toMatchObject({ outcome: 'fetch' })
+      // It waited for the lock, and not its own 15 s lock TTL.
+      expect(waits[0]!.waitedMs).toBeGreaterThanOrEqual(200)
+      expect(waits[0]!.waitedMs).toBeLessThan(15_000)
     })
 
     it('many keys waiting on one signal put one listener on it (no MaxListenersExceededWarning)', async () => {
@@ -418,31 +458,35 @@ describe.skipIf(redisSuite() === 'skip')('redisStore', () => {
       const holder = store({ prefix })
       const waiter = store({ prefix })
       await waiter.ready()
+      const manager = new TokenManager({ store: waiter })
+      cleanups.push(() => manager.close())
       const controller = new AbortController()
-      const keys = Array.from({ length: 30 }, (_, i) => `k${i}`)
-      for (const key of keys) expect(await holder.acquireLock(key, { ttlMs: 60_000 })).toBeDefined()
-      const waits = keys.map((key) =>
-        waiter.waitForUpdate(key, { timeoutMs: 60_000, signal: controller.signal }),
+      const sources = Array.from({ length: 30 }, (_, i) =>
+        tokenSource(`many-${i}-${randomUUID()}`, () => ({ access_token: 'never', expires_in: 60 })),
+      )
+      for (const source of sources)
+        expect(await holder.acquireLock(source.key, { ttlMs: 60_000 })).toBeDefined()
+      const waits = sources.map((source) =>
+        manager.get(source, { signal: controller.signal }).catch((error: unknown) => error),
       )
       expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1)
-      controller.abort()
-      await expect(Promise.all(waits)).resolves.toEqual(keys.map(() => undefined))
+      controller.abort(new Error('stop waiting'))
+      for (const result of await Promise.all(waits)) expect(result).toMatchObject({ message: 'stop waiting' })
       expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0)
     })
 
-    it('a lock released between a failed acquire and the wait is not waited on', async () => {
-      const prefix = `gap-${randomUUID()}`
-      const holder = store({ prefix })
+    it('a manager waiting for a lock adopts the holder’s token on its notification, asking no source', async () => {
+      const prefix = `notified-${randomUUID()}`
       const waiter = store({ prefix })
-      const lock = await holder.acquireLock('k', { ttlMs: 60_000 })
-      expect(await waiter.acquireLock('k', { ttlMs: 60_000 })).toBeUndefined()
-      await lock!.release() // the unlock notification comes before the waiter listens
-      const started = Date.now()
-      await expect(waiter.waitForUpdate('k', { timeoutMs: 10_000 })).resolves.toBeUndefined()
-      expect(Date.now() - started).toBeLessThan(1_000)
+      await waiter.ready()
+      const { got, finish, waits, requests } = await waitOnHeldLock(waiter, store({ prefix }))
+      const token = await finish()
+      await expect(got).resolves.toMatchObject({ value: token.value })
+      expect(requests()).toBe(0)
+      expect(waits).toMatchObject([{ outcome: 'store' }])
     })
 
-    it('without pub/sub, waiters still wake by polling', async () => {
+    it('without pub/sub, a waiting manager still gets the holder’s token by polling', async () => {
       // The subscriber is connected to another server: no notification ever arrives.
       const elsewhere = await startRedisServer()
       cleanups.push(() => elsewhere.close())
@@ -450,18 +494,15 @@ describe.skipIf(redisSuite() === 'skip')('redisStore', () => {
       cleanups.push(() => deaf.disconnect())
       const prefix = `deaf-${randomUUID()}`
       const waiter = store({ prefix, subscriber: deaf, pollIntervalMs: 50 })
-      const writer = store({ prefix })
       await waiter.ready()
-      const waiting = waiter.waitForUpdate('k', { timeoutMs: 10_000 })
-      await new Promise((resolve) => setTimeout(resolve, 100))
-      const r = record()
-      const started = Date.now()
-      await writer.set('k', r, { ttlMs: 60_000 })
-      await expect(waiting).resolves.toEqual(r)
-      expect(Date.now() - started).toBeLessThan(1_000)
+      expect(waiter.pollIntervalMs).toBe(50)
+      const { got, finish, requests } = await waitOnHeldLock(waiter, store({ prefix }))
+      const token = await finish()
+      await expect(got).resolves.toMatchObject({ value: token.value })
+      expect(requests()).toBe(0)
     })
 
-    it('a client whose duplicate() throws: reported, retried, and the store still works by polling', async () => {
+    it('a client whose duplicate() throws: reported, retried, and a waiting manager still gets the token by polling', async () => {
       const redis = client()
       const errors: RedisStoreError[] = []
       const made = store({
@@ -475,10 +516,11 @@ describe.skipIf(redisSuite() === 'skip')('redisStore', () => {
         errors,
       })
       const unsubscribe = made.subscribe(() => {}) // must not throw (the manager calls it in its constructor)
-      const waiting = made.waitForUpdate('k', { timeoutMs: 10_000 })
-      const r = record()
-      await store({ prefix: JSON.parse(JSON.stringify(made)).prefix }).set('k', r, { ttlMs: 60_000 })
-      await expect(waiting).resolves.toEqual(r)
+      const prefix = (JSON.parse(JSON.stringify(made)) as { prefix: string }).prefix
+      const { got, finish, requests } = await waitOnHeldLock(made, store({ prefix }))
+      const token = await finish()
+      await expect(got).resolves.toMatchObject({ value: token.value })
+      expect(requests()).toBe(0)
       expect(errors.map((error) => error.code)).toContain('SUBSCRIBE_FAILED')
       unsubscribe()
     })

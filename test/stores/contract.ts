@@ -12,8 +12,9 @@
  */
 import { randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { AccessToken, serializeToken, tokenId } from '../../src/index.js'
-import type { StoreEvent, StoreRecord, StoreWaitOptions, TokenStore } from '../../src/stores/types.js'
+import { AccessToken, serializeToken, TokenManager, tokenId } from '../../src/index.js'
+import type { TokenSource } from '../../src/sources/types.js'
+import type { StoreEvent, StoreRecord, TokenStore } from '../../src/stores/types.js'
 
 /** What a store factory hands the contract. */
 export interface StoreFixture {
@@ -63,12 +64,6 @@ function checkingRemaining(store: TokenStore): TokenStore {
   }
   return Object.assign(wrapped, {
     ...(store.acquireLock === undefined ? {} : { acquireLock: store.acquireLock.bind(store) }),
-    ...(store.waitForUpdate === undefined
-      ? {}
-      : {
-          waitForUpdate: async (key: string, options: StoreWaitOptions) =>
-            check(key, await store.waitForUpdate!(key, options)),
-        }),
     ...(store.subscribe === undefined ? {} : { subscribe: store.subscribe.bind(store) }),
     ...(store.close === undefined ? {} : { close: store.close.bind(store) }),
   })
@@ -129,6 +124,30 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         value = v
       })
       return { done: () => done, value: () => value }
+    }
+
+    type Lock = Awaited<ReturnType<NonNullable<TokenStore['acquireLock']>>>
+
+    /**
+     * Takes `key`'s lock with a short TTL, lets it expire (on the test clock, or in real time)
+     * and takes it over: the stale and the current holder.
+     */
+    async function expiredAndCurrent(key: string): Promise<{ stale: Lock; current: Lock }> {
+      const ttlMs = fixture.advance !== undefined ? 1_000 : REAL_TTL_MS
+      const stale = await store.acquireLock!(key, { ttlMs })
+      expect(stale).toBeDefined()
+      let current: Lock
+      if (fixture.advance !== undefined) {
+        await fixture.advance(ttlMs)
+        current = await store.acquireLock!(key, { ttlMs: 60_000 })
+      } else {
+        await eventually(
+          async () => (current = await store.acquireLock!(key, { ttlMs: 60_000 })) !== undefined,
+          'take over an expired lock',
+        )
+      }
+      expect(current!).toBeDefined()
+      return { stale, current: current! }
     }
 
     describe('get / set', () => {
@@ -291,20 +310,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       it('is released only by its owner', async (ctx) => {
         if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
         const key = newKey()
-        const ttlMs = fixture.advance !== undefined ? 1_000 : REAL_TTL_MS
-        const stale = await store.acquireLock(key, { ttlMs })
-        expect(stale).toBeDefined()
-        let current: Awaited<ReturnType<NonNullable<TokenStore['acquireLock']>>>
-        if (fixture.advance !== undefined) {
-          await fixture.advance(ttlMs)
-          current = await store.acquireLock(key, { ttlMs: 60_000 })
-        } else {
-          await eventually(
-            async () => (current = await store.acquireLock!(key, { ttlMs: 60_000 })) !== undefined,
-            'take over an expired lock',
-          )
-        }
-        expect(current).toBeDefined()
+        const { stale, current } = await expiredAndCurrent(key)
         // The first holder wakes up late and releases: the new holder keeps the lock.
         await stale!.release()
         await expect(store.acquireLock(key, { ttlMs: 60_000 })).resolves.toBeUndefined()
@@ -336,89 +342,96 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       })
     })
 
-    describe('waitForUpdate', () => {
-      it('returns at once when the store holds a record other than knownTokenId', async (ctx) => {
-        if (store.waitForUpdate === undefined) return ctx.skip('the store has no waitForUpdate')
-        const key = newKey()
-        // Nothing stored but something known: different already.
-        const empty = track(store.waitForUpdate(key, { timeoutMs: 60_000, knownTokenId: 'gone' }))
-        const r = record()
-        const other = newKey()
-        await store.set(other, r, { ttlMs: 60_000 })
-        const differs = track(store.waitForUpdate(other, { timeoutMs: 60_000, knownTokenId: 'old-id' }))
-        const unknown = track(store.waitForUpdate(other, { timeoutMs: 60_000 }))
-        await eventually(() => empty.done() && differs.done() && unknown.done(), 'return without waiting')
-        expect(empty.value()).toBeUndefined()
-        expect(differs.value()).toEqual(r)
-        expect(unknown.value()).toEqual(r)
-      })
-
-      it('wakes when another writer sets the key', async (ctx) => {
-        if (store.waitForUpdate === undefined) return ctx.skip('the store has no waitForUpdate')
-        const key = newKey()
-        const first = record(60_000)
-        await store.set(key, first, { ttlMs: 60_000 })
-        const waiting = track(store.waitForUpdate(key, { timeoutMs: 60_000, knownTokenId: first.tokenId }))
-        const cold = newKey()
-        const waitingCold = track(store.waitForUpdate(cold, { timeoutMs: 60_000 }))
-        await settleStore()
-        expect(waiting.done()).toBe(false)
-        expect(waitingCold.done()).toBe(false)
-        const second = record(120_000)
-        await store.set(key, second, { ttlMs: 120_000 })
-        const coldRecord = record()
-        await store.set(cold, coldRecord, { ttlMs: 60_000 })
-        await eventually(() => waiting.done() && waitingCold.done(), 'wake the waiters')
-        expect(waiting.value()).toEqual(second)
-        expect(waitingCold.value()).toEqual(coldRecord)
-      })
-
-      it('wakes when the key lock is released', async (ctx) => {
-        if (store.waitForUpdate === undefined || store.acquireLock === undefined) {
-          return ctx.skip('the store has no waitForUpdate or acquireLock')
+    describe('lock release events', () => {
+      it('a release by the holder is an unlock event; a stale or repeated release is none', async (ctx) => {
+        if (store.acquireLock === undefined || store.subscribe === undefined) {
+          return ctx.skip('the store has no acquireLock or subscribe')
         }
         const key = newKey()
-        const lock = await store.acquireLock(key, { ttlMs: 60_000 })
-        const waiting = track(store.waitForUpdate(key, { timeoutMs: 60_000 }))
-        await settleStore()
-        expect(waiting.done()).toBe(false)
-        await lock!.release()
-        await eventually(() => waiting.done(), 'wake on lock release')
-        expect(waiting.value()).toBeUndefined()
-      })
-
-      it('gives up after timeoutMs and returns what the store holds', async (ctx) => {
-        if (store.waitForUpdate === undefined) return ctx.skip('the store has no waitForUpdate')
-        const key = newKey()
-        const r = record()
-        await store.set(key, r, { ttlMs: 60_000 })
-        if (fixture.advance !== undefined) {
-          const waiting = track(store.waitForUpdate(key, { timeoutMs: 1_000, knownTokenId: r.tokenId }))
-          await fixture.advance(999)
+        const events: StoreEvent[] = []
+        const unsubscribe = store.subscribe((event) => events.push(event))
+        const unlocks = () => events.filter((event) => event.type === 'unlock' && event.key === key).length
+        try {
+          const { stale, current } = await expiredAndCurrent(key)
+          // The expired holder's release changes nothing: no event.
+          await stale!.release()
           await settleStore()
-          expect(waiting.done()).toBe(false)
-          await fixture.advance(1)
-          await eventually(() => waiting.done(), 'time out')
-          expect(waiting.value()).toEqual(r)
-        } else {
-          const waiting = track(store.waitForUpdate(key, { timeoutMs: REAL_TTL_MS, knownTokenId: r.tokenId }))
-          await eventually(() => waiting.done(), 'time out')
-          expect(waiting.value()).toEqual(r)
+          expect(unlocks()).toBe(0)
+          await current!.release()
+          await eventually(() => unlocks() === 1, 'deliver the unlock event')
+          await current!.release()
+          await settleStore()
+          expect(unlocks()).toBe(1)
+          expect(events.filter((event) => event.type !== 'clear' && event.key === key)).toEqual([
+            { type: 'unlock', key },
+          ])
+        } finally {
+          unsubscribe()
+        }
+      })
+    })
+
+    describe('shared by managers', () => {
+      /** A source whose answers the test releases one at a time, counting its requests. */
+      function heldSource(key: string) {
+        const pending: ((token: AccessToken) => void)[] = []
+        const source: TokenSource = {
+          key,
+          fetchToken: () => new Promise<AccessToken>((resolve) => pending.push(resolve)),
+        }
+        const answer = (value: string) => {
+          const issuedAt = Date.now()
+          pending.shift()?.(
+            new AccessToken({ value, type: 'Bearer', scopes: [], issuedAt, expiresAt: issuedAt + 3_600_000 }),
+          )
+        }
+        return { source, pending, answer }
+      }
+
+      it('two managers fetch once: the one waiting for the lock gets the holder’s token', async (ctx) => {
+        if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
+        const a = new TokenManager({ store: fixture.store })
+        const b = new TokenManager({ store: fixture.store })
+        try {
+          const { source, pending, answer } = heldSource(newKey())
+          const first = a.get(source)
+          await eventually(() => pending.length === 1, 'the first manager asks the source')
+          const second = track(b.get(source))
+          await settleStore()
+          // b found the lock held and waits; it never asks the source itself.
+          expect(second.done()).toBe(false)
+          expect(pending).toHaveLength(1)
+          answer('shared-token')
+          await expect(first).resolves.toMatchObject({ value: 'shared-token' })
+          await eventually(() => second.done(), 'the waiting manager gets the token')
+          expect(second.value()?.value).toBe('shared-token')
+          expect(a.stats().fetches + b.stats().fetches).toBe(1)
+          expect(b.stats().storeHits).toBe(1)
+        } finally {
+          await Promise.all([a.close(), b.close()])
         }
       })
 
-      it('ends when its signal aborts', async (ctx) => {
-        if (store.waitForUpdate === undefined) return ctx.skip('the store has no waitForUpdate')
-        const key = newKey()
-        const controller = new AbortController()
-        const waiting = track(store.waitForUpdate(key, { timeoutMs: 60_000, signal: controller.signal }))
-        await settleStore()
-        expect(waiting.done()).toBe(false)
-        controller.abort()
-        await eventually(() => waiting.done(), 'end on abort')
-        await expect(
-          store.waitForUpdate(key, { timeoutMs: 60_000, signal: AbortSignal.abort() }),
-        ).resolves.toBeUndefined()
+      it('an invalidation by one manager drops the token in the other', async (ctx) => {
+        if (store.subscribe === undefined) return ctx.skip('the store has no subscribe')
+        const a = new TokenManager({ store: fixture.store })
+        const b = new TokenManager({ store: fixture.store })
+        try {
+          const { source, pending, answer } = heldSource(newKey())
+          const first = a.get(source)
+          await eventually(() => pending.length === 1, 'the first manager asks the source')
+          answer('first-token')
+          const token = await first
+          await expect(b.get(source)).resolves.toMatchObject({ value: 'first-token' })
+          await a.invalidate(source, { token })
+          await eventually(() => b.peek(source) === undefined, 'the other manager drops the token')
+          const again = b.get(source)
+          await eventually(() => pending.length === 1, 'the other manager asks the source again')
+          answer('second-token')
+          await expect(again).resolves.toMatchObject({ value: 'second-token' })
+        } finally {
+          await Promise.all([a.close(), b.close()])
+        }
       })
     })
 

@@ -52,18 +52,4 @@ describe('memoryStore specifics', () => {
     await expect(store.set('a', record('a', clock.now() + 1_000), { ttlMs: -5 })).resolves.toBe(false)
     await expect(store.get('a')).resolves.toBeUndefined()
   })
-
-  it('a waiter that times out leaves no timer behind, and one woken early cancels its timer', async () => {
-    const clock = createTestClock()
-    const store = memoryStore({ clock })
-    const timedOut = store.waitForUpdate!('k', { timeoutMs: 500 })
-    expect(clock.pendingTimers).toBe(1)
-    clock.advance(500)
-    await expect(timedOut).resolves.toBeUndefined()
-    expect(clock.pendingTimers).toBe(0)
-    const woken = store.waitForUpdate!('k', { timeoutMs: 500 })
-    await store.set('k', record('x', clock.now() + 1_000), { ttlMs: 1_000 })
-    await expect(woken).resolves.toMatchObject({ tokenId: 'x' })
-    expect(clock.pendingTimers).toBe(0)
-  })
 })

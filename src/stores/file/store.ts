@@ -59,7 +59,7 @@ function isStored(value: unknown): value is Stored {
  *   that does not decrypt is a miss;
  * - writes go to a temporary file that is renamed into place, so a reader never sees half a file;
  * - `acquireLock` is a lock file created with `open(path, 'wx')`, recording owner, pid and expiry,
- *   taken over when stale. There is no `waitForUpdate`: the manager polls the store while another
+ *   taken over when stale. There are no change events: the manager polls the store while another
  *   process holds the lock.
  */
 class FileStore implements TokenStore {

@@ -49,7 +49,7 @@ export type RedisStoreErrorCode =
  * ```
  */
 export type RedisStoreOperation =
-  'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'wait' | 'subscribe' | 'event'
+  'get' | 'set' | 'delete' | 'clear' | 'lock' | 'unlock' | 'subscribe' | 'event'
 
 /** The codes where trying again later can succeed: Redis was slow, down or briefly unreachable. */
 const RETRYABLE: ReadonlySet<RedisStoreErrorCode> = new Set([

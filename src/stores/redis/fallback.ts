@@ -96,14 +96,6 @@ export async function releaseLock(
   return 1
 }
 
-/** {@link PEEK} without Lua. Same reply. */
-export async function peek(send: Send, keys: readonly string[]): Promise<unknown[]> {
-  const [tokenKey, lockKey] = keys as [string, string]
-  const value = await send(['GET', tokenKey])
-  const ttl = await send(['PTTL', lockKey])
-  return [value ?? '', ttl]
-}
-
 /** A sender's `send` bound to a route key (cluster slot). */
 export function routed(connection: CommandSender, route: string | undefined): Send {
   return (args) => connection.send(args, route)

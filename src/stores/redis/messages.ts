@@ -6,9 +6,10 @@ import { RedisStoreError } from './errors.js'
  * the origin (the publishing store instance, which delivers its own events locally and skips
  * their echo). Never a token or a stored value.
  */
-export type Message =
-  | { readonly kind: 'event'; readonly event: StoreEvent; readonly origin: string | undefined }
-  | { readonly kind: 'unlock'; readonly key: string; readonly origin: string | undefined }
+export interface Message {
+  readonly event: StoreEvent
+  readonly origin: string | undefined
+}
 
 /** The wire form of a message (the Lua delete script builds the same shape with cjson). */
 export function encodeMessage(
@@ -31,25 +32,23 @@ export function parseMessage(text: string): Message | undefined {
   if (typeof parsed !== 'object' || parsed === null) return undefined
   const { t, k, id, o } = parsed as { t?: unknown; k?: unknown; id?: unknown; o?: unknown }
   const origin = typeof o === 'string' ? o : undefined
-  if (t === 'clear') return { kind: 'event', event: { type: 'clear' }, origin }
+  if (t === 'clear') return { event: { type: 'clear' }, origin }
   if (typeof k !== 'string') return undefined
-  if (t === 'unlock') return { kind: 'unlock', key: k, origin }
-  if (t === 'set' && typeof id === 'string')
-    return { kind: 'event', event: { type: 'set', key: k, tokenId: id }, origin }
+  if (t === 'unlock') return { event: { type: 'unlock', key: k }, origin }
+  if (t === 'set' && typeof id === 'string') return { event: { type: 'set', key: k, tokenId: id }, origin }
   if (t === 'delete') {
     const tokenId = typeof id === 'string' && id !== '' ? id : undefined
-    return { kind: 'event', event: { type: 'delete', key: k, tokenId }, origin }
+    return { event: { type: 'delete', key: k, tokenId }, origin }
   }
   return undefined
 }
 
 /**
- * Fans store events out to `subscribe` listeners and wakes per-key waiters: events of this
- * instance at once (pub/sub may be down), everyone else's as they arrive on the channel.
+ * Fans store events out to `subscribe` listeners: events of this instance at once (pub/sub may
+ * be down), everyone else's as they arrive on the channel.
  */
 export class EventHub {
   readonly #listeners = new Set<(event: StoreEvent) => void>()
-  readonly #waiters = new Map<string, Set<() => void>>()
   readonly #origin: string
   readonly #report: (error: RedisStoreError) => void
 
@@ -66,24 +65,6 @@ export class EventHub {
     }
   }
 
-  /** Calls `wake` on the next change of `key` (or a clear). Returns an unregister. */
-  onWake(key: string, wake: () => void): () => void {
-    let waiters = this.#waiters.get(key)
-    if (waiters === undefined) this.#waiters.set(key, (waiters = new Set()))
-    waiters.add(wake)
-    return () => {
-      const current = this.#waiters.get(key)
-      current?.delete(wake)
-      if (current?.size === 0) this.#waiters.delete(key)
-    }
-  }
-
-  /** Wakes the waiters of `key`, or of every key. */
-  wake(key: string | undefined): void {
-    const sets = key === undefined ? [...this.#waiters.values()] : [this.#waiters.get(key)]
-    for (const waiters of sets) if (waiters !== undefined) for (const wake of [...waiters]) wake()
-  }
-
   /** A message from the channel. */
   receive(text: string): void {
     const message = parseMessage(text)
@@ -94,7 +75,6 @@ export class EventHub {
       return
     }
     if (message.origin === this.#origin) return
-    if (message.kind === 'unlock') return this.wake(message.key)
     this.#deliver(message.event)
   }
 
@@ -103,14 +83,12 @@ export class EventHub {
     queueMicrotask(() => this.#deliver(event))
   }
 
-  /** Drops every listener and wakes every waiter. */
+  /** Drops every listener. */
   close(): void {
     this.#listeners.clear()
-    this.wake(undefined)
   }
 
   #deliver(event: StoreEvent): void {
-    this.wake(event.type === 'clear' ? undefined : event.key)
     for (const listener of [...this.#listeners]) {
       try {
         listener(event)

@@ -52,8 +52,9 @@ export interface RedisStoreOptions {
   /** The circuit breaker that makes a dead Redis cost nothing per call, or `false` for none. */
   readonly circuitBreaker?: CircuitBreakerOptions | false
   /**
-   * While waiting for another process's token, how often to poll Redis as a fallback to pub/sub
-   * (a lost notification, an expired lock of a dead holder). Default 250 ms.
+   * How often a manager waiting for another process's lock on this store re-reads and tries the
+   * lock again, as a fallback to pub/sub (a lost notification, the expired lock of a dead holder).
+   * The store's `pollIntervalMs` field. Default 250 ms.
    */
   readonly pollIntervalMs?: number
   /**

@@ -67,8 +67,3 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `)
-
-/** What a waiter polls. KEYS: token key, lock key. Returns { value or '', lock PTTL (-2: none) }. */
-export const PEEK = script(`
-return { redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[2]) }
-`)

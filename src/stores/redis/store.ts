@@ -8,7 +8,6 @@ import type {
   StoreLockOptions,
   StoreRecord,
   StoreSetOptions,
-  StoreWaitOptions,
   TokenStore,
 } from '../types.js'
 import { CircuitBreaker, CommandRunner, type CircuitState } from './breaker.js'
@@ -18,13 +17,12 @@ import { isRedisStoreError, RedisStoreError, type RedisStoreOperation } from './
 import { encodeMessage, EventHub } from './messages.js'
 import { checkOptions, type RedisStoreOptions } from './options.js'
 import { deleteTokenKeys } from './clear.js'
-import { DELETE_IF, PEEK, RELEASE_LOCK, SET_IF_NEWER, type Script } from './scripts.js'
+import { DELETE_IF, RELEASE_LOCK, SET_IF_NEWER, type Script } from './scripts.js'
 import { Subscription } from './subscription.js'
 import * as plain from './fallback.js'
-import { waitForUpdate, type WaitHost } from './wait.js'
 
 /**
- * The {@link TokenStore} returned by {@link redisStore}: every optional hook implemented, plus
+ * The {@link TokenStore} returned by {@link redisStore}: the lock and change events implemented, plus
  * `ready()` and the circuit breaker's state.
  *
  * @example
@@ -35,7 +33,8 @@ import { waitForUpdate, type WaitHost } from './wait.js'
  */
 export interface RedisStore extends TokenStore {
   acquireLock(key: string, options: StoreLockOptions): Promise<StoreLock | undefined>
-  waitForUpdate(key: string, options: StoreWaitOptions): Promise<StoreRecord | undefined>
+  /** How often a manager waiting for another process's lock re-checks (`pollIntervalMs`, default 250). */
+  readonly pollIntervalMs: number
   subscribe(listener: (event: StoreEvent) => void): () => void
   /** Unsubscribes and closes the pub/sub connection the store created. Never closes `client`. */
   close(): Promise<void>
@@ -46,7 +45,6 @@ export interface RedisStore extends TokenStore {
 }
 
 const DEFAULT_PREFIX = 'tokenkeeper'
-const MAX_CONTENDED = 1_024
 /** After Redis refused scripts, how long the store uses plain commands before trying a script again. */
 const SCRIPT_RETRY_MS = 60_000
 
@@ -64,9 +62,7 @@ class RedisStoreImpl implements RedisStore {
   readonly #runner: CommandRunner
   readonly #options: RedisStoreOptions
   readonly #events: EventHub
-  /** Keys whose lock this process failed to take and has not waited on since. */
-  readonly #contended = new Set<string>()
-  readonly #waitHost: WaitHost
+  readonly pollIntervalMs: number
   /** Names this instance in its messages: it delivers its own events locally and skips their echo. */
   readonly #origin = randomBytes(9).toString('base64url')
   #subscription: Subscription | undefined
@@ -99,14 +95,7 @@ class RedisStoreImpl implements RedisStore {
       onOpen: (error) => this.#report(error),
     })
     this.#events = new EventHub(this.#origin, (error) => this.#report(error))
-    this.#waitHost = {
-      clock: this.#clock,
-      pollIntervalMs: options.pollIntervalMs ?? 250,
-      isClosed: () => this.#closed,
-      onWake: (key, wake) => this.#events.onWake(key, wake),
-      peek: (key) => this.#peek(key),
-      read: (key) => this.get(key),
-    }
+    this.pollIntervalMs = options.pollIntervalMs ?? 250
   }
 
   get circuit(): CircuitState {
@@ -261,33 +250,38 @@ class RedisStoreImpl implements RedisStore {
     this.#events.emit({ type: 'clear' })
   }
 
+  /**
+   * `SET NX PX` with the lock's `PTTL` in the same round trip: a lock held without an expiry
+   * (never one of this store's) is made to expire, and taken if it is gone by the next try.
+   */
   async acquireLock(key: string, options: StoreLockOptions): Promise<StoreLock | undefined> {
     this.#subscribe()
     const lockKey = `${this.#base(key)}:l`
     const owner = randomBytes(16).toString('base64url')
     const ttlMs = Math.max(1, Math.ceil(options.ttlMs))
     const px = String(ttlMs)
-    const reply = await this.#runner.run(
-      'lock',
-      () => this.#connection.send(['SET', lockKey, owner, 'NX', 'PX', px], lockKey),
-      // Taken after we gave up on it: nobody will use it, so hand it back at once.
-      {
-        abandoned: (late) =>
-          void (
-            replyString(late) === 'OK' &&
-            this.#release(key, owner, true, this.#clock.now() + ttlMs).catch(noop)
-          ),
-      },
-    )
-    if (replyString(reply) !== 'OK') {
-      this.#contended.delete(key)
-      this.#contended.add(key)
-      for (const oldest of this.#contended) {
-        if (this.#contended.size <= MAX_CONTENDED) break
-        this.#contended.delete(oldest)
-      }
-      return undefined
+    const take = (): Promise<[unknown, unknown]> =>
+      this.#runner.run(
+        'lock',
+        () =>
+          Promise.all([
+            this.#connection.send(['SET', lockKey, owner, 'NX', 'PX', px], lockKey),
+            this.#connection.send(['PTTL', lockKey], lockKey),
+          ]),
+        // Taken after we gave up on it: nobody will use it, so hand it back at once.
+        {
+          abandoned: ([late]) =>
+            void (
+              replyString(late) === 'OK' &&
+              this.#release(key, owner, true, this.#clock.now() + ttlMs).catch(noop)
+            ),
+        },
+      )
+    let [reply, held] = await take()
+    if (replyString(reply) !== 'OK' && Number(held) === -1 && (await this.#expireStaleLock(lockKey))) {
+      ;[reply, held] = await take()
     }
+    if (replyString(reply) !== 'OK') return undefined
     let released = false
     const expiresAt = this.#clock.now() + ttlMs
     return {
@@ -314,39 +308,18 @@ class RedisStoreImpl implements RedisStore {
       () => this.#script(RELEASE_LOCK, [lockKey], args, fallback),
       { bypassBreaker },
     )
-    if (Number(reply) === 1) this.#events.wake(key)
-  }
-
-  waitForUpdate(key: string, options: StoreWaitOptions): Promise<StoreRecord | undefined> {
-    this.#subscribe()
-    const contended = this.#contended.delete(key)
-    return waitForUpdate(this.#waitHost, key, options, contended)
-  }
-
-  async #peek(key: string): Promise<{ record: StoreRecord | undefined; lockTtlMs: number }> {
-    const base = this.#base(key)
-    const keys = [`${base}:t`, `${base}:l`]
-    const reply = await this.#runner.run('wait', () =>
-      this.#script(PEEK, keys, [], (send) => plain.peek(send, keys)),
-    )
-    const [value, ttl] = Array.isArray(reply) ? (reply as unknown[]) : []
-    let lockTtlMs = Number(ttl)
-    if (lockTtlMs === -1) lockTtlMs = await this.#expireStaleLock(`${base}:l`)
-    return {
-      record: this.#decode(key, value, 'wait'),
-      lockTtlMs: Number.isFinite(lockTtlMs) ? lockTtlMs : -2,
-    }
+    if (Number(reply) === 1) this.#events.emit({ type: 'unlock', key })
   }
 
   /**
    * A lock without an expiry: this store always sets one (`SET NX PX`), so nobody is fetching
    * under it (a leftover of a manual `SET`, a `PERSIST`, another tool). Left alone it would make
    * every cold `get` wait out its deadline. Makes it expire now (`PEXPIRE ... NX`: only if it still
-   * has no expiry) and reports STALE_LOCK; returns the lock's remaining time for the waiter.
+   * has no expiry) and reports STALE_LOCK. Whether it did.
    */
-  async #expireStaleLock(lockKey: string): Promise<number> {
+  async #expireStaleLock(lockKey: string): Promise<boolean> {
     const send = (args: readonly string[]) => this.#connection.send(args, lockKey)
-    const reply = await this.#runner.run('wait', () =>
+    const reply = await this.#runner.run('lock', () =>
       send(['PEXPIRE', lockKey, '1', 'NX']).catch((error: unknown) => {
         // Redis before 7.0 has no NX option.
         if (!(error instanceof Error && /syntax|unsupported option|wrong number/i.test(error.message)))
@@ -354,15 +327,15 @@ class RedisStoreImpl implements RedisStore {
         return send(['PEXPIRE', lockKey, '1'])
       }),
     )
-    if (Number(reply) !== 1) return -2
+    if (Number(reply) !== 1) return false
     this.#report(
       new RedisStoreError(
         'STALE_LOCK',
-        'wait',
+        'lock',
         'a fetch lock without an expiry was found and set to expire (locks of this store always have one)',
       ),
     )
-    return 1
+    return true
   }
 
   subscribe(listener: (event: StoreEvent) => void): () => void {
