@@ -10,7 +10,8 @@ import {
 import type { ClientAuth } from './auth.js'
 import type { DpopKey } from './dpop.js'
 import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
-import { fingerprint, keyPart } from './fingerprint.js'
+import { cacheKey, clientSegment, named, positional } from './cache-key.js'
+import { fingerprint } from './fingerprint.js'
 import {
   loadSigningKey,
   signAssertion,
@@ -112,11 +113,11 @@ class ExternalJwtBearerSource implements TokenSource {
     }
     this.#origin = issuedAssertionReader(options.assertion, options.assertionId, 'jwtBearer')
     this.#options = options
-    const client =
-      options.clientId === undefined
-        ? ''
-        : `|client=${keyPart(options.clientId)}:${options.auth === undefined ? 'none' : `${options.auth.method}:${options.auth.fingerprint}`}`
-    this.key = `jwt-bearer|${this.#endpoint.keyUrl}|assertion=${this.#origin.fingerprint}${this.#endpoint.keySuffix}${client}`
+    this.key = cacheKey('jwt-bearer', this.#endpoint.keyUrl, [
+      named('assertion', this.#origin.fingerprint),
+      ...this.#endpoint.keySegments,
+      clientSegment(options.clientId, options.auth),
+    ])
   }
 
   /** The DPoP key the tokens are bound to, when `dpop` was given. */
@@ -171,17 +172,27 @@ class JwtBearerSource implements TokenSource {
     }
     this.#signing = loadSigningKey(options.key, options.alg, 'jwtBearer')
     this.#options = options
-    const scopes = scopeInAssertion ? `|ascope=${keyPart(this.#assertionScopes.join(' '))}` : ''
-    const claims =
-      options.claims === undefined ? '' : `|c=${fingerprint('claims', JSON.stringify(options.claims))}`
-    const client =
-      options.clientId === undefined
-        ? ''
-        : `|client=${keyPart(options.clientId)}:${options.auth === undefined ? 'none' : `${options.auth.method}:${options.auth.fingerprint}`}`
-    this.key =
-      `jwt-bearer|${this.#endpoint.keyUrl}|${keyPart(options.issuer)}|${keyPart(options.subject ?? '')}|` +
-      `${fingerprint('jwt-bearer-key', this.#signing.thumbprint, this.#signing.alg, options.kid ?? '', options.assertionAudience ?? '')}` +
-      `${this.#endpoint.keySuffix}${scopes}${claims}${client}`
+    const { kid, assertionAudience } = options
+    this.key = cacheKey('jwt-bearer', this.#endpoint.keyUrl, [
+      positional(options.issuer),
+      positional(options.subject ?? ''),
+      positional(
+        fingerprint(
+          'jwt-bearer-key',
+          this.#signing.thumbprint,
+          this.#signing.alg,
+          kid ?? '',
+          assertionAudience ?? '',
+        ),
+      ),
+      ...this.#endpoint.keySegments,
+      named('ascope', scopeInAssertion ? this.#assertionScopes : undefined),
+      named(
+        'c',
+        options.claims === undefined ? undefined : fingerprint('claims', JSON.stringify(options.claims)),
+      ),
+      clientSegment(options.clientId, options.auth),
+    ])
   }
 
   /** The DPoP key the tokens are bound to, when `dpop` was given. */
