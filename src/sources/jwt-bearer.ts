@@ -27,15 +27,15 @@ const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 export interface JwtBearerOptions extends EndpointOptions {
   /** The `iss` of the assertion: who issued it, e.g. a service account's email. */
   readonly issuer: string
-  /** The `sub`: whom the token is for. Default: none (service-account style). */
+  /** The `sub`: whom the token is for; not empty. Default: none (service-account style). */
   readonly subject?: string
   /** The signing key of the assertion: JWK, PEM string or `KeyObject`. */
   readonly key: PrivateKeyInput
-  /** The `kid` header. */
+  /** The `kid` header; not empty. Default: none. */
   readonly kid?: string
   /** RS256, PS256 or ES256. Default from the key. */
   readonly alg?: SigningAlgorithm
-  /** The assertion's `aud`. Default: the token endpoint URL, exactly as configured. */
+  /** The assertion's `aud`; not empty. Default: the token endpoint URL, exactly as configured. */
   readonly assertionAudience?: string
   /** More claims for the assertion (e.g. `target_audience`). */
   readonly claims?: Readonly<Record<string, unknown>>
@@ -162,6 +162,13 @@ class JwtBearerSource implements TokenSource {
     this.#endpoint = new TokenEndpoint(scopeInAssertion ? { ...options, scopes: [] } : options, 'jwtBearer')
     if (typeof options.issuer !== 'string' || options.issuer.length === 0) {
       throw new TypeError('jwtBearer: issuer must be a non-empty string')
+    }
+    // Sent empty (`sub: ""`, `kid: ""`, `aud: ""`), each would yet share the key of none.
+    for (const name of ['subject', 'kid', 'assertionAudience'] as const) {
+      const value: unknown = options[name]
+      if (value !== undefined && (typeof value !== 'string' || value === '')) {
+        throw new TypeError(`jwtBearer: ${name} must be a non-empty string when given`)
+      }
     }
     const lifetime = options.assertionLifetimeMs ?? 60_000
     if (!Number.isFinite(lifetime) || lifetime < 1000 || lifetime > 3_600_000) {
