@@ -1,7 +1,8 @@
 import { inspect } from 'node:util'
 import type { ClientAuth, ClientAuthContext } from '../sources/auth.js'
 import { TokenEndpoint } from '../sources/endpoint.js'
-import { fingerprint, keyPart } from '../sources/fingerprint.js'
+import { authPart, cacheKey, named, positional } from '../sources/cache-key.js'
+import { fingerprint } from '../sources/fingerprint.js'
 import { loadSigningKey, signAssertion, type SigningKey } from '../sources/signing.js'
 import type { FetchTokenOptions, TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
@@ -92,10 +93,14 @@ class LtiServiceSource implements TokenSource {
     this.#auth = new LtiClientAssertion(registration, lifetimeMs)
     const audience = registration.audience ?? this.#endpoint.tokenUrl
     const deployment = registration.deploymentId ?? ''
-    this.key =
-      `lti|${this.#endpoint.keyUrl}|iss=${keyPart(registration.issuer)}|${keyPart(this.#clientId)}` +
-      `|aud=${keyPart(audience)}|dep=${keyPart(deployment)}|${this.#auth.method}:${this.#auth.fingerprint}` +
-      this.#endpoint.keySuffix
+    this.key = cacheKey('lti', this.#endpoint.keyUrl, [
+      named('iss', registration.issuer),
+      positional(this.#clientId),
+      named('aud', audience),
+      named('dep', deployment),
+      positional(authPart(this.#auth)),
+      ...this.#endpoint.keySegments,
+    ])
   }
 
   fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {

@@ -137,11 +137,11 @@ export class ClientSecretPost extends SecretAuth {
 export interface PrivateKeyJwtOptions {
   /** The private key: JWK, PEM string or `KeyObject`. */
   readonly key: PrivateKeyInput
-  /** The `kid` header, so the server can pick the key from the client's JWKS. */
+  /** The `kid` header, so the server can pick the key from the client's JWKS; not empty. */
   readonly kid?: string
   /** RS256, PS256 or ES256. Default: the JWK's `alg`, else ES256 for EC keys and RS256 for RSA. */
   readonly alg?: SigningAlgorithm
-  /** The `aud` claim. Default: the token endpoint URL, exactly as configured. */
+  /** The `aud` claim; not empty. Default: the token endpoint URL, exactly as configured. */
   readonly audience?: string
   /** How long each assertion is valid. Default 60 s; at most 5 minutes. */
   readonly lifetimeMs?: number
@@ -166,12 +166,20 @@ export class PrivateKeyJwt implements ClientAuth {
 
   /**
    * @throws TypeError when the options are missing, the key cannot be read or does not fit `alg`,
-   * or `lifetimeMs` is outside 1000 to 300000. The message never contains the key.
+   * `kid` or `audience` is given empty, or `lifetimeMs` is outside 1000 to 300000. The message
+   * never contains the key.
    */
   constructor(options: PrivateKeyJwtOptions) {
     if (typeof options !== 'object' || options === null)
       throw new TypeError('privateKeyJwt: options are required')
     this.#signing = loadSigningKey(options.key, options.alg, 'privateKeyJwt')
+    // Sent empty (`kid: ""`, `aud: ""`), each would yet share the key of none.
+    for (const name of ['kid', 'audience'] as const) {
+      const value: unknown = options[name]
+      if (value !== undefined && (typeof value !== 'string' || value === '')) {
+        throw new TypeError(`privateKeyJwt: ${name} must be a non-empty string when given`)
+      }
+    }
     this.#kid = options.kid
     this.#audience = options.audience
     const lifetimeMs = options.lifetimeMs ?? 60_000

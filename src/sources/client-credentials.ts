@@ -5,7 +5,7 @@ import type { DiscoveryCache } from './discovery.js'
 import type { DpopKey } from './dpop.js'
 import { endpointFrom, type EndpointOptions, type TokenEndpoint } from './endpoint.js'
 import { certificateOf, type TlsClientCertificate } from './mtls.js'
-import { keyPart } from './fingerprint.js'
+import { authPart, cacheKey, positional, type KeySegment } from './cache-key.js'
 import type { FetchTokenOptions, TokenSource } from './types.js'
 
 /**
@@ -49,8 +49,8 @@ class ClientCredentialsSource implements TokenSource {
   readonly #endpoint: TokenEndpoint
   readonly #clientId: string
   readonly #auth: ClientAuth
-  /** The key's segments after the endpoint's, fixed at construction. */
-  readonly #keyRest: string
+  /** The key's segments after the endpoint, fixed at construction. */
+  readonly #keySegments: readonly (KeySegment | undefined)[]
   #keyUrl: string
   #key: string
 
@@ -78,11 +78,13 @@ class ClientCredentialsSource implements TokenSource {
     }
     this.#clientId = options.clientId
     this.#auth = options.auth
-    this.#keyRest =
-      `|${keyPart(this.#clientId)}|` +
-      `${this.#auth.method}:${this.#auth.fingerprint}${this.#endpoint.keySuffix}`
+    this.#keySegments = [
+      positional(this.#clientId),
+      positional(authPart(this.#auth)),
+      ...this.#endpoint.keySegments,
+    ]
     this.#keyUrl = this.#endpoint.keyUrl
-    this.#key = `cc|${this.#keyUrl}${this.#keyRest}`
+    this.#key = cacheKey('cc', this.#keyUrl, this.#keySegments)
   }
 
   /**
@@ -94,7 +96,7 @@ class ClientCredentialsSource implements TokenSource {
     const keyUrl = this.#endpoint.keyUrl
     if (keyUrl !== this.#keyUrl) {
       this.#keyUrl = keyUrl
-      this.#key = `cc|${keyUrl}${this.#keyRest}`
+      this.#key = cacheKey('cc', keyUrl, this.#keySegments)
     }
     return this.#key
   }

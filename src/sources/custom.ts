@@ -5,6 +5,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS } from '../http/token-request.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { AccessToken } from '../token/access-token.js'
 import { parseTokenResponse } from '../token/parse.js'
+import { wrappedKey } from './cache-key.js'
 import type { FetchTokenOptions, TokenSource } from './types.js'
 
 /** What a user function given to {@link tokenSource} receives. */
@@ -49,7 +50,7 @@ class FunctionSource implements TokenSource {
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
       throw new TypeError('tokenSource: timeoutMs must be a positive number of milliseconds')
     }
-    this.key = `fn|${key}`
+    this.key = wrappedKey('fn', key)
     this.#fn = fn
     this.#timeoutMs = timeoutMs
   }

@@ -13,7 +13,6 @@ import { jsonOf, sendHttp, statusError, type FetchLike } from '../http/token-req
 import { checkTokenUrl, writtenHost } from '../http/url.js'
 import { backoffDelayMs, type BackoffPolicy } from '../manager/policy.js'
 import { scrubText, SecretSet } from '../secrets.js'
-import { fingerprint, keyPart } from './fingerprint.js'
 
 /** The parts of an authorization server's metadata (RFC 8414 §2) that tokenkeeper uses, checked. */
 export interface AuthorizationServerMetadata {
@@ -507,10 +506,4 @@ export async function resolveTokenEndpoint(
     return { url: alias.url, tokenUrl: alias.tokenUrl, metadata }
   }
   return { url: metadata.tokenEndpoint, tokenUrl: metadata.tokenUrl, metadata }
-}
-
-/** The key segment of a discovered token endpoint: the same as a `tokenUrl` source's. @internal */
-export function tokenUrlKeyPart(url: URL): string {
-  const { origin, pathname, search } = url
-  return keyPart(`${origin}${pathname}${search === '' ? '' : `?#${fingerprint('query', search)}`}`)
 }

@@ -14,10 +14,10 @@ import {
   DiscoveryCache,
   processDiscoveryCache,
   resolveTokenEndpoint,
-  tokenUrlKeyPart,
   type AuthorizationServerMetadata,
 } from './discovery.js'
-import { fingerprint, keyPart } from './fingerprint.js'
+import { discoveryKeyPart, named, tokenUrlKeyPart, type KeySegment } from './cache-key.js'
+import { fingerprint } from './fingerprint.js'
 import type { FetchTokenOptions } from './types.js'
 
 /** Options every token-endpoint source shares. */
@@ -135,7 +135,7 @@ export class TokenEndpoint {
   readonly #params: readonly (readonly [string, string])[]
   /** Values that may be secret (extra parameters): kept out of every error. */
   readonly #paramSecrets: readonly string[]
-  readonly #keySuffix: string
+  readonly #keySegments: readonly (KeySegment | undefined)[]
   /** The key tokens are bound to, when `dpop` is set. */
   readonly dpop: DpopKey | undefined
 
@@ -182,8 +182,8 @@ export class TokenEndpoint {
           ? [options.audience]
           : [...new Set(options.audience)].sort()
     for (const audience of audiences) params.push(['audience', audience])
-    const resources = options.resource === undefined ? [] : [options.resource].flat()
-    for (const resource of [...new Set(resources)].sort()) params.push(['resource', resource])
+    const resources = [...new Set(options.resource === undefined ? [] : [options.resource].flat())].sort()
+    for (const resource of resources) params.push(['resource', resource])
     const extras = Object.entries(options.extraParams ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     for (const [name, value] of extras) {
       if (RESERVED_PARAMS.has(name)) throw new TypeError(`${what}: extraParams must not set ${name}`)
@@ -192,9 +192,6 @@ export class TokenEndpoint {
     this.#params = params
     this.#paramSecrets = extras.map(([, value]) => String(value))
     this.#options = options
-    const audience = audiences.map((one) => `|aud=${keyPart(one)}`).join('')
-    const resource = resources.length === 0 ? '' : `|res=${keyPart([...new Set(resources)].sort().join(' '))}`
-    const extra = extras.length === 0 ? '' : `|x=${fingerprint('extra-params', JSON.stringify(extras))}`
     // Options that change which token is returned or accepted, and headers (which may carry
     // credentials), enter the key as one fingerprint, present only when any is set.
     const acceptance = [
@@ -210,14 +207,23 @@ export class TokenEndpoint {
           .sort(),
       ),
     ]
-    const options_ =
-      acceptance.join('') === '[]' ? '' : `|o=${fingerprint('endpoint-options', ...acceptance.map(String))}`
-    // The key's thumbprint: another key never shares a token (RFC 9449 binds it to the key).
-    const dpop =
-      this.dpop === undefined
-        ? ''
-        : `|dpop=${this.dpop.thumbprint}${options.requireDpopBinding === true ? ':required' : ''}`
-    this.#keySuffix = `|scope=${keyPart(this.scopes.join(' '))}${audience}${resource}${extra}${options_}${dpop}`
+    this.#keySegments = [
+      named('scope', this.scopes),
+      ...audiences.map((one) => named('aud', one)),
+      named('res', resources.length === 0 ? undefined : resources),
+      named('x', extras.length === 0 ? undefined : fingerprint('extra-params', JSON.stringify(extras))),
+      named(
+        'o',
+        acceptance.join('') === '[]' ? undefined : fingerprint('endpoint-options', ...acceptance.map(String)),
+      ),
+      // The key's thumbprint: another key never shares a token (RFC 9449 binds it to the key).
+      named(
+        'dpop',
+        this.dpop === undefined
+          ? undefined
+          : `${this.dpop.thumbprint}${options.requireDpopBinding === true ? ':required' : ''}`,
+      ),
+    ]
   }
 
   /** The configured token endpoint, parsed. Only for endpoints built with a `tokenUrl`. */
@@ -237,16 +243,16 @@ export class TokenEndpoint {
   }
 
   /**
-   * The token URL as a key segment: origin and path, with any query string (which may hold an
-   * API key) replaced by its fingerprint. For an endpoint found by discovery, the discovered
-   * token endpoint's (so the key is the one a `tokenUrl` source has), or, until the issuer's
-   * document is known, `discovery:<issuer>`.
+   * The token URL as the endpoint part of the key (`cacheKey` escapes it): origin and path, with
+   * any query string (which may hold an API key) replaced by its fingerprint. For an endpoint
+   * found by discovery, the discovered token endpoint's (so the key is the one a `tokenUrl`
+   * source has), or, until the issuer's document is known, `discovery:<issuer>`.
    */
   get keyUrl(): string {
     if (this.#fixed !== undefined) return this.#fixed.keyUrl
     const { issuer, cache } = this.#discovery as { issuer: string; cache: DiscoveryCache }
     const document = cache.peek(issuer)
-    if (document === undefined) return `discovery:${keyPart(issuer)}`
+    if (document === undefined) return discoveryKeyPart(issuer)
     if (document !== this.#keyedFrom) {
       this.#keyedFrom = document
       this.#discoveredKeyUrl = tokenUrlKeyPart(document.tokenEndpoint)
@@ -276,9 +282,12 @@ export class TokenEndpoint {
       )
   }
 
-  /** The key segments every endpoint source shares: scopes, audience, resource, extras. */
-  get keySuffix(): string {
-    return this.#keySuffix
+  /**
+   * The key segments every endpoint source shares, for `cacheKey`: scopes, audience,
+   * resource, extra parameters, the options that change the token, the DPoP key.
+   */
+  get keySegments(): readonly (KeySegment | undefined)[] {
+    return this.#keySegments
   }
 
   /**

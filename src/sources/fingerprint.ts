@@ -11,8 +11,3 @@ export function fingerprint(kind: string, ...parts: readonly string[]): string {
   for (const part of parts) hash.update('\0').update(part)
   return hash.digest('base64url').slice(0, 16)
 }
-
-/** Escapes the separator characters of a key segment so that segments cannot run together. */
-export function keyPart(value: string): string {
-  return value.replace(/[%|]/g, (c) => (c === '%' ? '%25' : '%7C'))
-}

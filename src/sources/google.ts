@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import type { AccessToken } from '../token/access-token.js'
+import { wrappedKey } from './cache-key.js'
 import type { DpopKey } from './dpop.js'
 import type { EndpointOptions } from './endpoint.js'
 import { jwtBearer } from './jwt-bearer.js'
@@ -118,7 +119,7 @@ class GoogleServiceAccountSource implements TokenSource {
     }
     this.#inner = inner
     this.#email = key.client_email
-    this.key = `google-sa|${inner.key}`
+    this.key = wrappedKey('google-sa', inner.key)
   }
 
   /** The DPoP key the tokens are bound to, when `dpop` was given. */

@@ -10,7 +10,8 @@ import {
 import type { ClientAuth } from './auth.js'
 import type { DpopKey } from './dpop.js'
 import { TokenEndpoint, type EndpointOptions } from './endpoint.js'
-import { fingerprint, keyPart } from './fingerprint.js'
+import { cacheKey, clientSegment, named, positional } from './cache-key.js'
+import { fingerprint } from './fingerprint.js'
 import {
   loadSigningKey,
   signAssertion,
@@ -26,15 +27,15 @@ const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer'
 export interface JwtBearerOptions extends EndpointOptions {
   /** The `iss` of the assertion: who issued it, e.g. a service account's email. */
   readonly issuer: string
-  /** The `sub`: whom the token is for. Default: none (service-account style). */
+  /** The `sub`: whom the token is for; not empty. Default: none (service-account style). */
   readonly subject?: string
   /** The signing key of the assertion: JWK, PEM string or `KeyObject`. */
   readonly key: PrivateKeyInput
-  /** The `kid` header. */
+  /** The `kid` header; not empty. Default: none. */
   readonly kid?: string
   /** RS256, PS256 or ES256. Default from the key. */
   readonly alg?: SigningAlgorithm
-  /** The assertion's `aud`. Default: the token endpoint URL, exactly as configured. */
+  /** The assertion's `aud`; not empty. Default: the token endpoint URL, exactly as configured. */
   readonly assertionAudience?: string
   /** More claims for the assertion (e.g. `target_audience`). */
   readonly claims?: Readonly<Record<string, unknown>>
@@ -112,11 +113,11 @@ class ExternalJwtBearerSource implements TokenSource {
     }
     this.#origin = issuedAssertionReader(options.assertion, options.assertionId, 'jwtBearer')
     this.#options = options
-    const client =
-      options.clientId === undefined
-        ? ''
-        : `|client=${keyPart(options.clientId)}:${options.auth === undefined ? 'none' : `${options.auth.method}:${options.auth.fingerprint}`}`
-    this.key = `jwt-bearer|${this.#endpoint.keyUrl}|assertion=${this.#origin.fingerprint}${this.#endpoint.keySuffix}${client}`
+    this.key = cacheKey('jwt-bearer', this.#endpoint.keyUrl, [
+      named('assertion', this.#origin.fingerprint),
+      ...this.#endpoint.keySegments,
+      clientSegment(options.clientId, options.auth),
+    ])
   }
 
   /** The DPoP key the tokens are bound to, when `dpop` was given. */
@@ -162,6 +163,13 @@ class JwtBearerSource implements TokenSource {
     if (typeof options.issuer !== 'string' || options.issuer.length === 0) {
       throw new TypeError('jwtBearer: issuer must be a non-empty string')
     }
+    // Sent empty (`sub: ""`, `kid: ""`, `aud: ""`), each would yet share the key of none.
+    for (const name of ['subject', 'kid', 'assertionAudience'] as const) {
+      const value: unknown = options[name]
+      if (value !== undefined && (typeof value !== 'string' || value === '')) {
+        throw new TypeError(`jwtBearer: ${name} must be a non-empty string when given`)
+      }
+    }
     const lifetime = options.assertionLifetimeMs ?? 60_000
     if (!Number.isFinite(lifetime) || lifetime < 1000 || lifetime > 3_600_000) {
       throw new TypeError('jwtBearer: assertionLifetimeMs must be between 1000 and 3600000')
@@ -171,17 +179,27 @@ class JwtBearerSource implements TokenSource {
     }
     this.#signing = loadSigningKey(options.key, options.alg, 'jwtBearer')
     this.#options = options
-    const scopes = scopeInAssertion ? `|ascope=${keyPart(this.#assertionScopes.join(' '))}` : ''
-    const claims =
-      options.claims === undefined ? '' : `|c=${fingerprint('claims', JSON.stringify(options.claims))}`
-    const client =
-      options.clientId === undefined
-        ? ''
-        : `|client=${keyPart(options.clientId)}:${options.auth === undefined ? 'none' : `${options.auth.method}:${options.auth.fingerprint}`}`
-    this.key =
-      `jwt-bearer|${this.#endpoint.keyUrl}|${keyPart(options.issuer)}|${keyPart(options.subject ?? '')}|` +
-      `${fingerprint('jwt-bearer-key', this.#signing.thumbprint, this.#signing.alg, options.kid ?? '', options.assertionAudience ?? '')}` +
-      `${this.#endpoint.keySuffix}${scopes}${claims}${client}`
+    const { kid, assertionAudience } = options
+    this.key = cacheKey('jwt-bearer', this.#endpoint.keyUrl, [
+      positional(options.issuer),
+      positional(options.subject ?? ''),
+      positional(
+        fingerprint(
+          'jwt-bearer-key',
+          this.#signing.thumbprint,
+          this.#signing.alg,
+          kid ?? '',
+          assertionAudience ?? '',
+        ),
+      ),
+      ...this.#endpoint.keySegments,
+      named('ascope', scopeInAssertion ? this.#assertionScopes : undefined),
+      named(
+        'c',
+        options.claims === undefined ? undefined : fingerprint('claims', JSON.stringify(options.claims)),
+      ),
+      clientSegment(options.clientId, options.auth),
+    ])
   }
 
   /** The DPoP key the tokens are bound to, when `dpop` was given. */

@@ -11,7 +11,8 @@ import type { DiscoveryCache } from './discovery.js'
 import type { DpopKey } from './dpop.js'
 import { endpointFrom, type EndpointOptions, type TokenEndpoint } from './endpoint.js'
 import { certificateOf, type TlsClientCertificate } from './mtls.js'
-import { fingerprint, keyPart } from './fingerprint.js'
+import { cacheKey, clientSegment, named, type KeySegment } from './cache-key.js'
+import { fingerprint } from './fingerprint.js'
 import type { FetchTokenOptions, TokenSource, TokenSourceContext } from './types.js'
 
 /** The grant type of RFC 8693 §2.1. */
@@ -210,8 +211,8 @@ class Exchange {
   readonly options: TokenExchangeOptions
   readonly subject: TokenInput
   readonly actor: TokenInput | undefined
-  /** The key segments after the endpoint, other than the tokens' fingerprints. */
-  readonly keyTail: string
+  /** The key segments after the subject and actor ones. */
+  readonly keyTail: readonly (KeySegment | undefined)[]
 
   constructor(options: TokenExchangeOptions) {
     this.endpoint = endpointFrom(options, 'tokenExchange')
@@ -246,24 +247,26 @@ class Exchange {
     this.subject = new TokenInput('subject', o.subjectToken, timeoutMs)
     this.actor = o.actorToken === undefined ? undefined : new TokenInput('actor', o.actorToken, timeoutMs)
     this.options = options
-    const client =
-      o.clientId === undefined
-        ? ''
-        : `|client=${keyPart(o.clientId)}:${o.auth === undefined ? 'none' : `${o.auth.method}:${o.auth.fingerprint}`}`
-    const requested = o.requestedTokenType === undefined ? '' : `|rtt=${keyPart(o.requestedTokenType)}`
-    this.keyTail = `${requested}${this.endpoint.keySuffix}${client}`
+    this.keyTail = [
+      named('rtt', o.requestedTokenType),
+      ...this.endpoint.keySegments,
+      clientSegment(o.clientId, o.auth),
+    ]
   }
 
+  /** The key of the exchange of these tokens: their types and fingerprints, never the tokens. */
   keyFor(subject: ReadToken, actor: ReadToken | undefined): string {
     const o = this.options
-    const act =
-      actor === undefined || o.actorTokenType === undefined
-        ? ''
-        : `|act=${keyPart(o.actorTokenType)}:${fingerprint('actor-token', actor.value)}`
-    return (
-      `token-exchange|${this.endpoint.keyUrl}|sub=${keyPart(o.subjectTokenType)}:` +
-      `${fingerprint('subject-token', subject.value)}${act}${this.keyTail}`
-    )
+    return cacheKey('token-exchange', this.endpoint.keyUrl, [
+      named('sub', `${o.subjectTokenType}:${fingerprint('subject-token', subject.value)}`),
+      named(
+        'act',
+        actor === undefined || o.actorTokenType === undefined
+          ? undefined
+          : `${o.actorTokenType}:${fingerprint('actor-token', actor.value)}`,
+      ),
+      ...this.keyTail,
+    ])
   }
 
   /** One exchange of `subject` (and `actor`): RFC 8693 §2.1 request, §2.2 answer. */
@@ -393,10 +396,11 @@ class TokenExchangeSource implements TokenSource {
   constructor(options: TokenExchangeOptions) {
     const exchange = new Exchange(options)
     this.#exchange = exchange
-    const actor = exchange.actor === undefined ? '' : `|act-from=${exchange.actor.origin}`
-    this.key =
-      `token-exchange|${exchange.endpoint.keyUrl}|sub-from=${exchange.subject.origin}${actor}` +
-      exchange.keyTail
+    this.key = cacheKey('token-exchange', exchange.endpoint.keyUrl, [
+      named('sub-from', exchange.subject.origin),
+      named('act-from', exchange.actor?.origin),
+      ...exchange.keyTail,
+    ])
   }
 
   /** The DPoP key the exchanged tokens are bound to, when `dpop` was given. */

@@ -125,6 +125,10 @@ describe('client authentication construction', () => {
     ['privateKeyJwt lifetimeMs 999', () => privateKeyJwt({ key: rsa.pem, lifetimeMs: 999 })],
     ['privateKeyJwt lifetimeMs over 5 minutes', () => privateKeyJwt({ key: rsa.pem, lifetimeMs: 300_001 })],
     ['privateKeyJwt lifetimeMs NaN', () => privateKeyJwt({ key: rsa.pem, lifetimeMs: Number.NaN })],
+    // An empty kid or aud would be sent as such, yet share the cache key of none.
+    ['privateKeyJwt empty kid', () => privateKeyJwt({ key: rsa.pem, kid: '' })],
+    ['privateKeyJwt empty audience', () => privateKeyJwt({ key: rsa.pem, audience: '' })],
+    ['privateKeyJwt kid not a string', () => privateKeyJwt({ key: rsa.pem, kid: 7 as never })],
   ])('%s', (_name, make) => {
     const error = thrownBy(make)
     expect(error).toBeInstanceOf(TypeError)
@@ -150,8 +154,26 @@ describe('jwtBearer construction', () => {
     ['auth without clientId', bearer({ auth: clientSecretBasic(SECRET) })],
     ['scope with a double quote', bearer({ scopes: ['"'] })],
     ['bad tokenUrl', bearer({ tokenUrl: 'oauth2.example/token' })],
+    // An empty sub, kid or aud would be sent as such, yet share the cache key of none.
+    ['empty subject', bearer({ subject: '' })],
+    ['empty kid', bearer({ kid: '' })],
+    ['empty assertionAudience', bearer({ assertionAudience: '' })],
+    ['subject not a string', bearer({ subject: 42 })],
   ])('%s', (_name, make) => {
     expect(thrownBy(make)).toBeInstanceOf(TypeError)
+  })
+
+  it('names the option given empty', () => {
+    for (const name of ['subject', 'kid', 'assertionAudience']) {
+      expect(thrownBy(bearer({ [name]: '' }))).toHaveProperty(
+        'message',
+        `jwtBearer: ${name} must be a non-empty string when given`,
+      )
+    }
+    expect(thrownBy(() => privateKeyJwt({ key: rsa.pem, audience: '' }))).toHaveProperty(
+      'message',
+      'privateKeyJwt: audience must be a non-empty string when given',
+    )
   })
 })
 

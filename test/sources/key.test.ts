@@ -1,178 +1,167 @@
+/**
+ * Cache keys, one table for every source kind (test/sources/key-cases.ts): any difference that
+ * changes the token changes the key, differences that do not keep it, no key holds a secret in
+ * any encoding, and keys keep the bytes they had (they name records in shared stores).
+ */
 import { describe, expect, it } from 'vitest'
-import {
-  clientCredentials,
-  clientSecretBasic,
-  clientSecretPost,
-  jwtBearer,
-  privateKeyJwt,
-  systemClock,
-  tokenSource,
-  type ClientCredentialsOptions,
-  type JwtBearerOptions,
-} from '../../src/index.js'
-import { ecKeyPair, rsaKeyPair } from './keys.js'
+import * as core from '../../src/index.js'
+import * as lti from '../../src/lti/index.js'
+import { SecretSet } from '../../src/secrets.js'
+import { keyMaterial, keyTable, secretsOf, SECRETS, type KindTable } from './key-cases.js'
 
-const SECRET = 'SECRET-must-not-leak-123'
-const EXTRA_VALUE = 'EXTRA-must-not-leak-321'
-const rsa = rsaKeyPair('a')
-const rsaOther = rsaKeyPair('b')
-const ec = ecKeyPair('a')
+const material = keyMaterial()
+const table = keyTable({ ...core, ...lti }, material)
 
-const base: ClientCredentialsOptions = {
-  tokenUrl: 'https://idp.example/oauth/token',
-  clientId: 'svc',
-  auth: clientSecretBasic(SECRET),
-  scopes: ['read', 'write'],
+/** Every key of one kind's rows, by row name. */
+async function keysOf(
+  kind: KindTable,
+): Promise<{ base: string; changes: Map<string, string>; same: Map<string, string> }> {
+  const read = async (rows: KindTable['changes']): Promise<Map<string, string>> =>
+    new Map(await Promise.all(Object.entries(rows).map(async ([name, key]) => [name, await key()] as const)))
+  return { base: await kind.base(), changes: await read(kind.changes), same: await read(kind.same) }
 }
 
-function ccKey(options: Partial<ClientCredentialsOptions> = {}): string {
-  return clientCredentials({ ...base, ...options }).key
+const keys = new Map(await Promise.all(table.map(async (kind) => [kind.kind, await keysOf(kind)] as const)))
+
+function keysFor(kind: string): Awaited<ReturnType<typeof keysOf>> {
+  const found = keys.get(kind)
+  if (found === undefined) throw new Error(`no rows for ${kind}`)
+  return found
 }
 
-const bearerBase: JwtBearerOptions = {
-  tokenUrl: 'https://oauth2.example/token',
-  issuer: 'robot@project.example',
-  key: rsa.pem,
-  scopes: ['read'],
-}
+const kinds = table.map((kind) => kind.kind)
 
-function bearerKey(options: Partial<JwtBearerOptions> = {}): string {
-  return jwtBearer({ ...bearerBase, ...options }).key
-}
-
-describe('clientCredentials key', () => {
-  it('is the same for equal configurations built separately', () => {
-    expect(ccKey()).toBe(ccKey())
-    expect(ccKey({ auth: clientSecretBasic(SECRET) })).toBe(ccKey())
-    expect(ccKey({ auth: privateKeyJwt({ key: rsa.pem }) })).toBe(
-      ccKey({ auth: privateKeyJwt({ key: rsa.privateKey }) }),
-    )
-    expect(ccKey({ auth: privateKeyJwt({ key: rsa.pem }) })).toBe(
-      ccKey({ auth: privateKeyJwt({ key: rsa.jwk }) }),
-    )
+describe('cache keys', () => {
+  it.each(kinds)('%s: every change that changes the token changes the key', (kind) => {
+    const { base, changes } = keysFor(kind)
+    expect(changes.size).toBeGreaterThan(2)
+    for (const [name, key] of changes) expect(key, name).not.toBe(base)
   })
 
-  it('ignores scope order, duplicates and whitespace-joined scopes', () => {
-    const key = ccKey({ scopes: ['read', 'write'] })
-    expect(ccKey({ scopes: ['write', 'read'] })).toBe(key)
-    expect(ccKey({ scopes: ['write', 'read', 'read', 'write'] })).toBe(key)
-    expect(ccKey({ scopes: ['read write'] })).toBe(key)
-    expect(ccKey({ scopes: ['  write\tread '] })).toBe(key)
-  })
-
-  it('ignores the order of resources and extraParams, and URL spelling that names the same URL', () => {
-    expect(ccKey({ resource: ['https://r2', 'https://r1'] })).toBe(
-      ccKey({ resource: ['https://r1', 'https://r2'] }),
-    )
-    expect(ccKey({ resource: 'https://r1' })).toBe(ccKey({ resource: ['https://r1'] }))
-    expect(ccKey({ extraParams: { a: '1', b: '2' } })).toBe(ccKey({ extraParams: { b: '2', a: '1' } }))
-    expect(ccKey({ tokenUrl: 'https://IDP.example:443/oauth/token' })).toBe(ccKey())
-    expect(ccKey({ tokenUrl: new URL('https://idp.example/oauth/token') })).toBe(ccKey())
-  })
-
-  it('is not changed by options that do not change the token request', () => {
-    const key = ccKey()
-    expect(ccKey({ timeoutMs: 1234 })).toBe(key)
-    expect(ccKey({ maxResponseBytes: 4096 })).toBe(key)
-    expect(ccKey({ clock: systemClock })).toBe(key)
-    expect(ccKey({ fetch: (input, init) => fetch(input, init) })).toBe(key)
-  })
-
-  it('changes with anything that changes the token', () => {
-    const variants: Record<string, string> = {
-      base: ccKey(),
-      endpoint: ccKey({ tokenUrl: 'https://idp.example/oauth/token2' }),
-      endpointHost: ccKey({ tokenUrl: 'https://other.example/oauth/token' }),
-      endpointQuery: ccKey({ tokenUrl: 'https://idp.example/oauth/token?tenant=2' }),
-      clientId: ccKey({ clientId: 'svc2' }),
-      authMethod: ccKey({ auth: clientSecretPost(SECRET) }),
-      secret: ccKey({ auth: clientSecretBasic(`${SECRET}x`) }),
-      privateKey: ccKey({ auth: privateKeyJwt({ key: rsa.pem }) }),
-      otherPrivateKey: ccKey({ auth: privateKeyJwt({ key: rsaOther.pem }) }),
-      ecKey: ccKey({ auth: privateKeyJwt({ key: ec.pem }) }),
-      alg: ccKey({ auth: privateKeyJwt({ key: rsa.pem, alg: 'PS256' }) }),
-      kid: ccKey({ auth: privateKeyJwt({ key: rsa.pem, kid: 'k1' }) }),
-      otherKid: ccKey({ auth: privateKeyJwt({ key: rsa.pem, kid: 'k2' }) }),
-      assertionAudience: ccKey({ auth: privateKeyJwt({ key: rsa.pem, audience: 'https://idp.example' }) }),
-      noScopes: ccKey({ scopes: [] }),
-      fewerScopes: ccKey({ scopes: ['read'] }),
-      moreScopes: ccKey({ scopes: ['read', 'write', 'admin'] }),
-      audience: ccKey({ audience: 'https://api.example' }),
-      otherAudience: ccKey({ audience: 'https://api2.example' }),
-      resource: ccKey({ resource: 'https://r1' }),
-      twoResources: ccKey({ resource: ['https://r1', 'https://r2'] }),
-      extraParams: ccKey({ extraParams: { tenant: EXTRA_VALUE } }),
-      extraParamsValue: ccKey({ extraParams: { tenant: `${EXTRA_VALUE}x` } }),
-      extraParamsName: ccKey({ extraParams: { org: EXTRA_VALUE } }),
+  it('no two rows that change the token share a key, across every kind', () => {
+    const owners = new Map<string, string[]>()
+    for (const [kind, { base, changes }] of keys) {
+      for (const [name, key] of [['base', base] as const, ...changes]) {
+        owners.set(key, [...(owners.get(key) ?? []), `${kind} ${name}`])
+      }
     }
-    const keys = Object.values(variants)
-    expect(new Set(keys).size).toBe(keys.length)
+    const shared = [...owners.values()].filter((names) => names.length > 1)
+    expect(shared).toEqual([])
   })
 
-  it('keeps segments apart: a separator inside a value cannot forge another key', () => {
-    expect(ccKey({ tokenUrl: 'https://idp.example/t|a', clientId: 'b' })).not.toBe(
-      ccKey({ tokenUrl: 'https://idp.example/t', clientId: 'a|b' }),
-    )
-    expect(ccKey({ clientId: 'a%7Cb' })).not.toBe(ccKey({ clientId: 'a|b' }))
+  it.each(kinds)('%s: changes that leave the token as it is keep the key', (kind) => {
+    const { base, same } = keysFor(kind)
+    expect(same.size).toBeGreaterThan(0)
+    for (const [name, key] of same) expect(key, name).toBe(base)
   })
 
-  it('never contains the secret, private key material or extraParams values', () => {
-    const keys = [
-      ccKey(),
-      ccKey({ auth: clientSecretPost(SECRET) }),
-      ccKey({ auth: privateKeyJwt({ key: rsa.pem, kid: 'k1' }) }),
-      ccKey({ auth: privateKeyJwt({ key: rsa.jwk }) }),
-      ccKey({ auth: privateKeyJwt({ key: ec.jwk }) }),
-      ccKey({ extraParams: { tenant: EXTRA_VALUE } }),
-      bearerKey(),
-      bearerKey({ key: ec.jwk, claims: { target_audience: EXTRA_VALUE } }),
-      bearerKey({ extraParams: { tenant: EXTRA_VALUE } }),
-    ]
-    for (const key of keys) {
-      expect(key).not.toContain(SECRET)
-      expect(key).not.toContain(EXTRA_VALUE)
-      for (const part of [...rsa.privateParts, ...ec.privateParts]) expect(key).not.toContain(part)
-    }
+  it('no key holds a secret, a private key or a query value, in any encoding', () => {
+    const secrets = new SecretSet(secretsOf(material)).addUrl(`https://idp.example/?api-key=${SECRETS.query}`)
+    expect(secrets.size).toBeGreaterThan(Object.keys(SECRETS).length * 4)
+    const all = [...keys.values()].flatMap(({ base, changes, same }) => [
+      base,
+      ...changes.values(),
+      ...same.values(),
+    ])
+    expect(all.length).toBeGreaterThan(200)
+    for (const key of all) expect(secrets.scrub(key)).toBe(key)
   })
 })
 
-describe('jwtBearer key', () => {
-  it('is stable and changes with anything that changes the token', () => {
-    expect(bearerKey()).toBe(bearerKey())
-    expect(bearerKey({ key: rsa.privateKey })).toBe(bearerKey())
-    expect(bearerKey({ scopes: ['read', 'read'] })).toBe(bearerKey())
-    const variants = [
-      bearerKey(),
-      bearerKey({ tokenUrl: 'https://oauth2.example/token2' }),
-      bearerKey({ issuer: 'other@project.example' }),
-      bearerKey({ subject: 'user@example' }),
-      bearerKey({ key: rsaOther.pem }),
-      bearerKey({ key: rsa.pem, alg: 'PS256' }),
-      bearerKey({ kid: 'k1' }),
-      bearerKey({ assertionAudience: 'https://oauth2.example/' }),
-      bearerKey({ scopes: ['write'] }),
-      bearerKey({ scopeIn: 'assertion' }),
-      bearerKey({ scopeIn: 'assertion', scopes: ['write'] }),
-      bearerKey({ claims: { target_audience: 'a' } }),
-      bearerKey({ claims: { target_audience: 'b' } }),
-      bearerKey({ audience: 'https://api.example' }),
-      bearerKey({ clientId: 'svc' }),
-      bearerKey({ clientId: 'svc', auth: clientSecretBasic(SECRET) }),
-      bearerKey({ clientId: 'svc', auth: clientSecretBasic(`${SECRET}x`) }),
-      bearerKey({ clientId: 'svc', auth: clientSecretPost(SECRET) }),
-      ccKey({ tokenUrl: 'https://oauth2.example/token' }),
-    ]
-    expect(new Set(variants).size).toBe(variants.length)
+/**
+ * Keys as the releases before the one key builder wrote them, byte for byte: a changed byte would
+ * make every fleet start cold on upgrade. Only rows without generated key material or temporary
+ * paths, whose keys are the same in every run.
+ */
+const PINNED: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  clientCredentials: {
+    base: 'cc|https://idp.example/oauth/token|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write',
+    tokenUrlQuery:
+      'cc|https://idp.example/oauth/token?#nxn8aI-uD4gG5Pwr|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write',
+    tokenUrlPipe: 'cc|https://idp.example/t%7Ca|b|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write',
+    issuer: 'cc|discovery:https://idp.example|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write',
+    clientIdEscaped: 'cc|https://idp.example/t|a%257Cb|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write',
+    secretPost: 'cc|https://idp.example/oauth/token|svc|client_secret_post:k1YQMrWB5UtkIvV6|scope=read write',
+    clientAssertion:
+      'cc|https://idp.example/oauth/token|svc|private_key_jwt:bZCcLyA5Jkg3jOu1|scope=read write',
+    noScopes: 'cc|https://idp.example/oauth/token|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=',
+    audience:
+      'cc|https://idp.example/oauth/token|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write|aud=https://api.example',
+    twoResources:
+      'cc|https://idp.example/oauth/token|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write|res=https://r1.example https://r2.example',
+    resourcePercent:
+      'cc|https://idp.example/oauth/token|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write|res=https://r1.example/%2520',
+    extraParams:
+      'cc|https://idp.example/oauth/token|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write|x=TI9rediXToA9eOUz',
+    headers:
+      'cc|https://idp.example/oauth/token|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=read write|o=smpcNL_gwLocAuQP',
+  },
+  'jwtBearer (issued assertion)': {
+    base: 'jwt-bearer|https://sts.example/token|assertion=lnK0iLjdt1Lz65Hz|scope=read',
+    clientId: 'jwt-bearer|https://sts.example/token|assertion=lnK0iLjdt1Lz65Hz|scope=read|client=svc:none',
+    clientAuth:
+      'jwt-bearer|https://sts.example/token|assertion=lnK0iLjdt1Lz65Hz|scope=read|client=svc:client_secret_basic:k1YQMrWB5UtkIvV6',
+  },
+  tokenExchange: {
+    actorToken:
+      'token-exchange|https://idp.example/oauth/token|sub=urn:ietf:params:oauth:token-type:access_token:vgWUqKK66ua0cdLr|act=urn:ietf:params:oauth:token-type:access_token:G-DtgPR9CL6eQuLc|scope=orders:read|client=gateway:client_secret_basic:k1YQMrWB5UtkIvV6',
+    requestedTokenType:
+      'token-exchange|https://idp.example/oauth/token|sub=urn:ietf:params:oauth:token-type:access_token:vgWUqKK66ua0cdLr|rtt=urn:ietf:params:oauth:token-type:jwt|scope=orders:read|client=gateway:client_secret_basic:k1YQMrWB5UtkIvV6',
+    twoAudiences:
+      'token-exchange|https://idp.example/oauth/token|sub=urn:ietf:params:oauth:token-type:access_token:vgWUqKK66ua0cdLr|scope=orders:read|aud=billing|aud=orders|client=gateway:client_secret_basic:k1YQMrWB5UtkIvV6',
+    noClient:
+      'token-exchange|https://idp.example/oauth/token|sub=urn:ietf:params:oauth:token-type:access_token:vgWUqKK66ua0cdLr|scope=orders:read',
+    clientIdWithoutAuth:
+      'token-exchange|https://idp.example/oauth/token|sub=urn:ietf:params:oauth:token-type:access_token:vgWUqKK66ua0cdLr|scope=orders:read|client=gateway:none',
+  },
+  tokenSource: { base: 'fn|vault:billing-api', nameWithPipe: 'fn|vault|billing-api' },
+}
+
+describe('cache keys keep their bytes', () => {
+  it.each(Object.keys(PINNED))('%s', (kind) => {
+    const { base, changes } = keysFor(kind)
+    for (const [name, expected] of Object.entries(PINNED[kind] ?? {})) {
+      expect(name === 'base' ? base : changes.get(name), name).toBe(expected)
+    }
+  })
+
+  it('the key of a source resolved per call is not its resolved key (token exchange)', () => {
+    const source = core.tokenExchange({
+      tokenUrl: 'https://idp.example/oauth/token',
+      subjectToken: () => SECRETS.subject,
+      subjectTokenType: core.TOKEN_TYPES.accessToken,
+      actorToken: () => SECRETS.actor,
+      actorTokenType: core.TOKEN_TYPES.accessToken,
+    })
+    expect(source.key).toBe(
+      'token-exchange|https://idp.example/oauth/token|sub-from=provider|act-from=provider|scope=',
+    )
   })
 })
 
-describe('tokenSource key', () => {
-  it('is the given name, prefixed so that it cannot collide with a built-in source', () => {
-    const fn = () => ({ access_token: 'x' })
-    expect(tokenSource('x', fn).key).toBe('fn|x')
-    expect(tokenSource('x', () => ({ access_token: 'y' })).key).toBe(tokenSource('x', fn).key)
-    expect(tokenSource('y', fn).key).not.toBe(tokenSource('x', fn).key)
-    const cc = ccKey()
-    expect(tokenSource(cc, fn).key).not.toBe(cc)
+describe('a resource that holds a space', () => {
+  const key = (resource: string | string[]): string =>
+    core.clientCredentials({
+      tokenUrl: 'https://idp.example/oauth/token',
+      clientId: 'svc',
+      auth: core.clientSecretBasic(SECRETS.secret),
+      resource,
+    }).key
+
+  it('is not the two resources its words name (it once shared their key)', () => {
+    // Before: both were `...|res=https://r1.example https://r2.example`, though one sends one
+    // `resource` parameter and the other two, and the server answers them differently.
+    expect(key('https://r1.example https://r2.example')).toBe(
+      'cc|https://idp.example/oauth/token|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=|res=https://r1.example%20https://r2.example',
+    )
+    expect(key(['https://r1.example', 'https://r2.example'])).toBe(
+      'cc|https://idp.example/oauth/token|svc|client_secret_basic:k1YQMrWB5UtkIvV6|scope=|res=https://r1.example https://r2.example',
+    )
+  })
+
+  it('is kept apart from a resource that spells the escape', () => {
+    expect(key('https://r1.example https://r2.example')).not.toBe(
+      key('https://r1.example%20https://r2.example'),
+    )
   })
 })
