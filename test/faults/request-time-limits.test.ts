@@ -56,7 +56,7 @@ describe('request time limits on the injected clock', () => {
     server.injectDiscovery({ kind: 'hang' })
     const before = server.stats().discoveryRequests // the harness's warm-up request
     const outcome = settle(tokens.get(api))
-    await vi.waitFor(() => expect(server.stats().discoveryRequests).toBe(before + 1))
+    await vi.waitFor(() => expect(server.stats().discoveryRequests).toBe(before + 1), { interval: 1 })
 
     await clock.advanceAsync(LIMIT_MS - 1)
     expect(outcome.result().status).toBe('pending')
@@ -83,7 +83,7 @@ describe('request time limits on the injected clock', () => {
       { timeoutMs: LIMIT_MS },
     )
     const outcome = settle(tokens.get(hung))
-    await vi.waitFor(() => expect(seen).toBeDefined())
+    await vi.waitFor(() => expect(seen).toBeDefined(), { interval: 1 })
     expect(seen?.clock).toBe(clock)
 
     await clock.advanceAsync(LIMIT_MS - 1)

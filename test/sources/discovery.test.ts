@@ -387,7 +387,7 @@ describe('hostile discovery documents and servers', () => {
     // On the caller's clock: the one timer is the request's time limit.
     const clock = createTestClock()
     const pending = failure(source.fetchToken({ clock }))
-    await vi.waitFor(() => expect(clock.pendingTimers).toBe(1))
+    await vi.waitFor(() => expect(clock.pendingTimers).toBe(1), { interval: 1 })
     await clock.advanceAsync(200)
     expect(await pending).toMatchObject({
       code: 'TIMEOUT',
@@ -661,8 +661,9 @@ describe('bad discovery answers (docs/ERRORS.md)', () => {
     if (row.code === 'TIMEOUT') {
       // The time limit runs on the discovery cache's clock: moved past it once the request is out
       // (its timer is the only one on that clock) and, with a server fault, has reached the server.
-      await vi.waitFor(() => expect(clock.pendingTimers).toBe(1))
-      if (row.fault !== undefined) await vi.waitFor(() => expect(target.stats().discoveryRequests).toBe(1))
+      await vi.waitFor(() => expect(clock.pendingTimers).toBe(1), { interval: 1 })
+      if (row.fault !== undefined)
+        await vi.waitFor(() => expect(target.stats().discoveryRequests).toBe(1), { interval: 1 })
       await clock.advanceAsync(row.timeoutMs ?? 10_000)
     }
     const error = await pending
