@@ -55,12 +55,14 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<
   })
 }
 
+/**
+ * An injectable timer: runs `callback` once after `delayMs` and returns a handle that stops it.
+ * A clock's `setTimer`, bound: `clock.setTimer.bind(clock)` (see `src/clock.ts`).
+ */
+export type Schedule = (callback: () => void, delayMs: number) => { cancel(): void }
+
 /** Waits `delayMs` on `schedule` (an injectable timer), or less if `signal` aborts. Never rejects. */
-export function pause(
-  schedule: (callback: () => void, delayMs: number) => { cancel(): void },
-  delayMs: number,
-  signal: AbortSignal,
-): Promise<void> {
+export function pause(schedule: Schedule, delayMs: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve()
     const handles: { timer?: { cancel(): void }; cancel?: () => void } = {}
@@ -85,30 +87,30 @@ export interface Deadline {
 }
 
 /**
- * One `AbortController` per request, with an unref'd timer and at most one shared listener on
- * `parent`. Unlike `AbortSignal.any([AbortSignal.timeout(ms), parent])`, it leaves nothing
- * behind once disposed, so a long-lived manager signal does not collect one entry per request.
+ * One `AbortController` per request, timed on `schedule` (an injectable timer: the caller's
+ * clock, so a test clock drives every request timeout; the system clock's timer is unref'd, so a
+ * pending deadline never keeps a process alive), with at most one shared listener on `parent`.
+ * Unlike `AbortSignal.any([AbortSignal.timeout(ms), parent])`, it leaves nothing behind once
+ * disposed, so a long-lived manager signal does not collect one entry per request.
  */
-export function deadline(timeoutMs: number, parent?: AbortSignal): Deadline {
+export function deadline(timeoutMs: number, schedule: Schedule, parent?: AbortSignal): Deadline {
   const controller = new AbortController()
   let timedOut = false
   let detach: () => void = () => undefined
-  const timer = setTimeout(() => {
+  if (parent?.aborted === true) {
+    controller.abort(parent.reason)
+    return { signal: controller.signal, timedOut: false, dispose: () => undefined }
+  }
+  const timer = schedule(() => {
     timedOut = true
     detach()
     controller.abort(new DOMException('The operation timed out.', 'TimeoutError'))
   }, timeoutMs)
-  timer.unref()
   if (parent !== undefined) {
-    if (parent.aborted) {
-      clearTimeout(timer)
+    detach = whenAborted(parent, () => {
+      timer.cancel()
       controller.abort(parent.reason)
-    } else {
-      detach = whenAborted(parent, () => {
-        clearTimeout(timer)
-        controller.abort(parent.reason)
-      })
-    }
+    })
   }
   return {
     signal: controller.signal,
@@ -116,7 +118,7 @@ export function deadline(timeoutMs: number, parent?: AbortSignal): Deadline {
       return timedOut
     },
     dispose() {
-      clearTimeout(timer)
+      timer.cancel()
       detach()
     },
   }
@@ -142,7 +144,7 @@ export class CallAbandoned extends Error {
 export function withinDeadline<T>(
   call: () => T | PromiseLike<T>,
   timeoutMs: number,
-  schedule: (callback: () => void, delayMs: number) => { cancel(): void },
+  schedule: Schedule,
   signal?: AbortSignal,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {

@@ -22,6 +22,7 @@ export interface TokenRequest {
   readonly timeoutMs?: number | undefined
   readonly maxResponseBytes?: number | undefined
   readonly signal?: AbortSignal | undefined
+  /** The clock of `sentAt`, of the calendar times compared with the server's, and of the `timeoutMs` deadline. */
   readonly clock: Clock
   /**
    * Strings that must never appear in an error (secret, Basic credentials, assertion), removed
@@ -235,6 +236,7 @@ export interface HttpExchange {
   readonly timeoutMs?: number | undefined
   readonly maxResponseBytes?: number | undefined
   readonly signal?: AbortSignal | undefined
+  /** The clock of `sentAt` and of the `timeoutMs` deadline (a test clock drives the timeout). */
   readonly clock: Clock
   /** Every secret of the request, scrubbed from transport errors. */
   readonly secrets: SecretSet
@@ -256,18 +258,19 @@ export interface HttpAnswer {
 
 /**
  * Sends one request with the rules every request to an authorization server follows: never
- * follows a redirect (typed `REDIRECT_REJECTED`), stops after `timeoutMs` with the body included
- * (`TIMEOUT`), reads at most `maxResponseBytes` (`RESPONSE_TOO_LARGE`, or the status error of an
+ * follows a redirect (typed `REDIRECT_REJECTED`), stops after `timeoutMs` on `request.clock` with
+ * the body included (`TIMEOUT`), reads at most `maxResponseBytes` (`RESPONSE_TOO_LARGE`, or the status error of an
  * oversized 5xx/429 page), and types transport failures without any secret. A caller's `signal`
  * rejects with its own reason. Shared by token requests and discovery. @internal
  */
 export async function sendHttp(request: HttpExchange): Promise<HttpAnswer> {
   const endpoint = request.endpoint
   const timeoutMs = request.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
-  const limit = deadline(timeoutMs, request.signal)
+  const clock = request.clock
+  const limit = deadline(timeoutMs, (callback, ms) => clock.setTimer(callback, ms), request.signal)
   const signal = limit.signal
   const doFetch: FetchLike = request.fetch ?? fetch
-  const sentAt = request.clock.now()
+  const sentAt = clock.now()
 
   const transportFailure = (error: unknown): unknown => {
     if (request.signal?.aborted === true) return request.signal.reason

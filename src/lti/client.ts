@@ -1,4 +1,4 @@
-import { pause, whenAborted } from '../abort.js'
+import { deadline, pause } from '../abort.js'
 import { systemClock, wallTime, type Clock } from '../clock.js'
 import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import { parseRetryAfter } from '../http/retry-after.js'
@@ -265,41 +265,6 @@ function retryableFailure(
   return undefined
 }
 
-/** A per-call time limit on the service clock (so tests drive it), linked to the caller's signal. */
-function callDeadline(
-  clock: Clock,
-  timeoutMs: number,
-  parent: AbortSignal | undefined,
-): { readonly signal: AbortSignal; readonly timedOut: () => boolean; dispose(): void } {
-  const controller = new AbortController()
-  let timedOut = false
-  let detach: () => void = () => undefined
-  const timer = clock.setTimer(() => {
-    timedOut = true
-    detach()
-    controller.abort(new DOMException('The operation timed out.', 'TimeoutError'))
-  }, timeoutMs)
-  if (parent !== undefined) {
-    if (parent.aborted) {
-      timer.cancel()
-      controller.abort(parent.reason)
-    } else {
-      detach = whenAborted(parent, () => {
-        timer.cancel()
-        controller.abort(parent.reason)
-      })
-    }
-  }
-  return {
-    signal: controller.signal,
-    timedOut: () => timedOut,
-    dispose() {
-      timer.cancel()
-      detach()
-    },
-  }
-}
-
 /** Passes what an attempt learnt to the request's hook; a hook's failure must not change the call. */
 function tell(request: ServiceRequest, info: RateInfo): void {
   try {
@@ -425,7 +390,9 @@ export class ServiceClient {
     const { method, url } = request
     const where = `${method} ${describe(url)}`
     if (request.pace !== undefined) await request.pace()
-    const limit = callDeadline(this.#clock, this.#timeoutMs, request.signal)
+    // A per-call time limit on the service clock (so tests drive it), linked to the caller's signal.
+    const clock = this.#clock
+    const limit = deadline(this.#timeoutMs, (callback, ms) => clock.setTimer(callback, ms), request.signal)
     const headers: Record<string, string> = {}
     if (request.accept !== undefined) headers['accept'] = request.accept
     if (request.contentType !== undefined) headers['content-type'] = request.contentType
@@ -456,7 +423,7 @@ export class ServiceClient {
         await response.body?.cancel().catch(() => undefined)
       }
     } catch (error) {
-      const failure = this.#transportFailure(error, request, limit.timedOut())
+      const failure = this.#transportFailure(error, request, limit.timedOut)
       tell(request, {
         status: 0,
         retryAfterMs: undefined,

@@ -30,8 +30,9 @@ export type TokenFunction = (
 /** Options of {@link tokenSource}. */
 export interface TokenSourceOptions {
   /**
-   * How long one call of the function may take; its `signal` aborts then, and the call fails
-   * with `TIMEOUT` even if the function ignores the signal. Default 10 s.
+   * How long one call of the function may take, on the clock of the call (the manager's); its
+   * `signal` aborts then, and the call fails with `TIMEOUT` even if the function ignores the
+   * signal. Default 10 s.
    */
   readonly timeoutMs?: number
 }
@@ -58,7 +59,7 @@ class FunctionSource implements TokenSource {
   async fetchToken(options?: FetchTokenOptions): Promise<AccessToken> {
     const clock = options?.clock ?? systemClock
     const issuedAt = clock.now()
-    const limit = deadline(this.#timeoutMs, options?.signal)
+    const limit = deadline(this.#timeoutMs, (callback, ms) => clock.setTimer(callback, ms), options?.signal)
     const signal = limit.signal
     let result: TokenFunctionResult
     try {

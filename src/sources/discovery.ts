@@ -50,7 +50,7 @@ export interface MtlsTokenEndpoint {
 export interface DiscoveryRequestOptions {
   /** A `fetch` to use instead of the global one. Redirects are never followed. */
   readonly fetch?: FetchLike | undefined
-  /** Timeout of each discovery request, body included. Default 10 s. */
+  /** Timeout of each discovery request, body included, on the {@link DiscoveryCache}'s clock. Default 10 s. */
   readonly timeoutMs?: number | undefined
   /** Cap on the document. Default 256 KiB. */
   readonly maxResponseBytes?: number | undefined
@@ -60,7 +60,11 @@ export interface DiscoveryRequestOptions {
 
 /** Options of {@link DiscoveryCache}. */
 export interface DiscoveryCacheOptions {
-  /** Time for the document's age and the backoff. Default: the system clock. Tests inject a test clock. */
+  /**
+   * Time for the document's age, the backoff and each discovery request's `timeoutMs` (the
+   * request is shared by every source that asks, so it runs on the cache's clock, not a
+   * caller's). Default: the system clock. Tests inject a test clock.
+   */
   readonly clock?: Clock
   /** Random numbers in [0, 1) for the backoff's jitter. Default `Math.random`. */
   readonly random?: () => number

@@ -39,7 +39,10 @@ export interface EndpointOptions {
   readonly headers?: Readonly<Record<string, string>>
   /** A `fetch` to use instead of the global one (proxies, tracing). Redirects are never followed. */
   readonly fetch?: FetchLike
-  /** Timeout of each token request, body included. Default 10 s. */
+  /**
+   * Timeout of each token request, body included, on the clock of the call (the manager's).
+   * Default 10 s.
+   */
   readonly timeoutMs?: number
   /** Cap on the response body. Default 256 KiB. */
   readonly maxResponseBytes?: number

@@ -49,7 +49,10 @@ export interface ExchangeTokenContext {
   readonly tokenUrl: string
   /** The current time in epoch milliseconds (wall clock). */
   readonly now: number
-  /** Ends the caller's wait; also aborts when the provider takes longer than the source's `timeoutMs`. */
+  /**
+   * Ends the caller's wait; also aborts when the provider takes longer than the source's
+   * `timeoutMs` (on the clock of the call, the manager's).
+   */
   readonly signal: AbortSignal | undefined
 }
 
@@ -172,7 +175,8 @@ class TokenInput {
     }
     let value: unknown
     // A provider that never answers (and ignores its signal) must not hold the caller for ever.
-    const limit = deadline(this.#timeoutMs, context.signal)
+    const clock = context.clock
+    const limit = deadline(this.#timeoutMs, (callback, ms) => clock.setTimer(callback, ms), context.signal)
     try {
       value = await raceAbort(
         Promise.resolve().then(() => input({ tokenUrl, now, signal: limit.signal })),

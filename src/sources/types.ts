@@ -8,8 +8,9 @@ export interface FetchTokenOptions {
   /** Ends this request early; the promise rejects with the signal's reason. */
   readonly signal?: AbortSignal | undefined
   /**
-   * The clock that timestamps the request (`issuedAt`, and so `expiresAt`). The token manager
-   * passes its own, so that a token's windows and its expiry share one timeline.
+   * The clock that timestamps the request (`issuedAt`, and so `expiresAt`) and times its
+   * `timeoutMs`. The token manager passes its own, so that a token's windows, its expiry and
+   * the request's time limit share one timeline. Default: the system clock (or the source's own).
    */
   readonly clock?: Clock | undefined
 }

@@ -6,10 +6,24 @@ const SECOND = 1_000
 
 describe('slow token endpoints', () => {
   it('a body dripped out slower than timeoutMs ends in TIMEOUT, once for every waiter', async () => {
-    const { server, tokens, source } = await startHarness()
-    const api = source({ timeoutMs: 300 })
-    server.inject({ kind: 'slow-body', ms: 3_000 })
-    const errors = await Promise.all(Array.from({ length: 20 }, () => rejection(tokens.get(api))))
+    const { clock, server, tokens, source } = await startHarness()
+    // The time limit covers the body: the clock moves past it once the headers are in, while the
+    // body is still being dripped (over 10 s of real time, far longer than the test takes).
+    let headersArrived: () => void = () => undefined
+    const headers = new Promise<void>((resolve) => (headersArrived = resolve))
+    const api = source({
+      timeoutMs: 300,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init)
+        headersArrived()
+        return response
+      },
+    })
+    server.inject({ kind: 'slow-body', ms: 10_000 })
+    const waiting = Array.from({ length: 20 }, () => rejection(tokens.get(api)))
+    await headers
+    await clock.advanceAsync(300)
+    const errors = await Promise.all(waiting)
     expect(new Set(errors).size).toBe(1)
     expect(errors[0]).toMatchObject({ code: 'TIMEOUT', retryable: true })
     expect(server.stats().tokenRequests).toBe(1)
@@ -65,7 +79,8 @@ describe('slow token endpoints', () => {
 
   it('a token that had expired by the time it arrived is never handed out', async () => {
     const { clock, server, tokens, source } = await startHarness({ server: { tokenLifetimeMs: 10 * SECOND } })
-    const api = source()
+    // A time limit longer than the token's lifetime (it runs on the same clock as the lifetime).
+    const api = source({ timeoutMs: 60 * SECOND })
     const hold = server.hold()
     const waiting = Array.from({ length: 10 }, () => rejection(tokens.get(api)))
     await server.waitForRequests(1)

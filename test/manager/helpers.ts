@@ -66,59 +66,69 @@ export function tokenValue(prefix = 'tok'): string {
 }
 
 /**
+ * A held fetch is answered when the test says so: its time limit (`timeoutMs`, on the manager's
+ * clock) is a week, longer than any test moves the clock while a fetch is held.
+ */
+const HELD_TIMEOUT_MS = 7 * 24 * 3_600_000
+
+/**
  * `options.ignoreAbort`: the function does not listen to its signal (like a user function that
  * forgets to); by default a request rejects with the signal's reason when it aborts, as `fetch` does.
  */
 export function heldSource(key: string, options: { ignoreAbort?: boolean } = {}): HeldSource {
   const fetches: PendingFetch[] = []
-  const source = tokenSource(key, ({ signal, clock }) => {
-    const startedAt = clock.now()
-    return new Promise<AccessToken | Record<string, unknown>>((resolve, reject) => {
-      let settled = false
-      let stopListening = (): void => {}
-      const fetch: PendingFetch = {
-        startedAt,
-        signal,
-        succeed(lifetimeMs, options = {}) {
-          const token = makeToken(
-            options.value ?? tokenValue(key),
-            startedAt,
-            lifetimeMs,
-            options.refreshInMs,
-          )
-          this.resolveWith(token)
-          return token
-        },
-        resolveWith(token) {
-          if (settled) throw new Error('this fetch was already answered')
-          settled = true
-          stopListening()
-          resolve(token)
-        },
-        fail(error) {
-          if (settled) throw new Error('this fetch was already answered')
-          settled = true
-          stopListening()
-          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the test's error (or an abort reason) through unchanged
-          reject(error)
-        },
-        get settled() {
-          return settled
-        },
-      }
-      fetches.push(fetch)
-      if (options.ignoreAbort !== true && signal !== undefined) {
-        const onAbort = () => {
-          if (!settled) fetch.fail(signal.reason)
+  const source = tokenSource(
+    key,
+    ({ signal, clock }) => {
+      const startedAt = clock.now()
+      return new Promise<AccessToken | Record<string, unknown>>((resolve, reject) => {
+        let settled = false
+        let stopListening = (): void => {}
+        const fetch: PendingFetch = {
+          startedAt,
+          signal,
+          succeed(lifetimeMs, options = {}) {
+            const token = makeToken(
+              options.value ?? tokenValue(key),
+              startedAt,
+              lifetimeMs,
+              options.refreshInMs,
+            )
+            this.resolveWith(token)
+            return token
+          },
+          resolveWith(token) {
+            if (settled) throw new Error('this fetch was already answered')
+            settled = true
+            stopListening()
+            resolve(token)
+          },
+          fail(error) {
+            if (settled) throw new Error('this fetch was already answered')
+            settled = true
+            stopListening()
+            // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes the test's error (or an abort reason) through unchanged
+            reject(error)
+          },
+          get settled() {
+            return settled
+          },
         }
-        if (signal.aborted) onAbort()
-        else {
-          signal.addEventListener('abort', onAbort, { once: true })
-          stopListening = () => signal.removeEventListener('abort', onAbort)
+        fetches.push(fetch)
+        if (options.ignoreAbort !== true && signal !== undefined) {
+          const onAbort = () => {
+            if (!settled) fetch.fail(signal.reason)
+          }
+          if (signal.aborted) onAbort()
+          else {
+            signal.addEventListener('abort', onAbort, { once: true })
+            stopListening = () => signal.removeEventListener('abort', onAbort)
+          }
         }
-      }
-    })
-  })
+      })
+    },
+    { timeoutMs: HELD_TIMEOUT_MS },
+  )
   return {
     source,
     fetches,

@@ -384,7 +384,12 @@ describe('hostile discovery documents and servers', () => {
       fetch: () => new Promise<Response>(() => undefined),
       timeoutMs: 200,
     })
-    expect(await failure(source.fetchToken())).toMatchObject({
+    // On the caller's clock: the one timer is the request's time limit.
+    const clock = createTestClock()
+    const pending = failure(source.fetchToken({ clock }))
+    await vi.waitFor(() => expect(clock.pendingTimers).toBe(1), { interval: 1 })
+    await clock.advanceAsync(200)
+    expect(await pending).toMatchObject({
       code: 'TIMEOUT',
       message: 'POST idp.example/token did not answer within 200 ms',
     })
@@ -642,16 +647,26 @@ describe('bad discovery answers (docs/ERRORS.md)', () => {
   it.each(BAD_DISCOVERY.map((row, index) => [index + 1, row] as const))('row %i', async (_index, row) => {
     const target = await server(row.discovery)
     if (row.fault !== undefined) target.injectDiscovery(row.fault, { times: row.faultTimes ?? 1 })
+    const clock = createTestClock()
     const source = clientCredentials({
       issuer: `${target.issuer}${row.issuerSuffix ?? ''}`,
       clientId: CLIENT,
       auth: row.auth ?? clientSecretBasic(SECRET),
-      discovery: new DiscoveryCache(),
+      discovery: new DiscoveryCache({ clock }),
       ...(row.fetch === undefined ? {} : { fetch: row.fetch }),
       ...(row.timeoutMs === undefined ? {} : { timeoutMs: row.timeoutMs }),
       ...(row.maxResponseBytes === undefined ? {} : { maxResponseBytes: row.maxResponseBytes }),
     })
-    const error = await failure(source.fetchToken())
+    const pending = failure(source.fetchToken({ clock }))
+    if (row.code === 'TIMEOUT') {
+      // The time limit runs on the discovery cache's clock: moved past it once the request is out
+      // (its timer is the only one on that clock) and, with a server fault, has reached the server.
+      await vi.waitFor(() => expect(clock.pendingTimers).toBe(1), { interval: 1 })
+      if (row.fault !== undefined)
+        await vi.waitFor(() => expect(target.stats().discoveryRequests).toBe(1), { interval: 1 })
+      await clock.advanceAsync(row.timeoutMs ?? 10_000)
+    }
+    const error = await pending
     expect(error.code).toBe(row.code)
     expect(error.retryable).toBe(RETRYABLE.has(row.code))
     expect(error.message).toMatch(row.message)

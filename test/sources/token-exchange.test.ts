@@ -18,6 +18,7 @@ import {
   tokenExchange,
   tokenSource,
   DiscoveryCache,
+  type ExchangeTokenProvider,
   type FetchLike,
   type TokenExchangeOptions,
   type TokenSource,
@@ -404,6 +405,21 @@ describe('tokenExchange: the subject from a function', () => {
   })
 })
 
+/** A subject provider that never answers and ignores its signal; `asked` settles once it is called. */
+function hungProvider(): { readonly provider: ExchangeTokenProvider; readonly asked: Promise<void> } {
+  let called: () => void = () => undefined
+  const asked = new Promise<void>((resolve) => (called = resolve))
+  return {
+    provider: () => {
+      called()
+      return new Promise<string>(() => undefined)
+    },
+    asked,
+  }
+}
+
+let hung = hungProvider()
+
 /** The rows of docs/ERRORS.md "Bad token-exchange inputs and answers", in order. */
 const BAD: readonly {
   readonly name: string
@@ -414,6 +430,8 @@ const BAD: readonly {
   readonly sent: boolean
   readonly message: RegExp
   readonly make: () => Promise<TokenSource> | TokenSource
+  /** Moves the test along while the `get` is pending (the clock, for a time limit). */
+  readonly drive?: () => Promise<void>
 }[] = [
   {
     name: 'answer without issued_token_type',
@@ -490,7 +508,15 @@ const BAD: readonly {
     sent: false,
     message: /the subject token from provider did not answer within 200 ms/,
     // It ignores its signal too: the deadline is the source's, not the provider's good will.
-    make: () => exchangeOf({ subjectToken: () => new Promise<string>(() => undefined), timeoutMs: 200 }),
+    make: () => {
+      hung = hungProvider()
+      return exchangeOf({ subjectToken: hung.provider, timeoutMs: 200 })
+    },
+    // The time limit runs on the manager's clock: moved past it once the provider is asked.
+    drive: async () => {
+      await hung.asked
+      await clock.advanceAsync(200)
+    },
   },
   {
     name: 'subject JWT with exp -1e20 (outside the range of dates)',
@@ -568,7 +594,9 @@ describe('bad token-exchange inputs and answers (docs/ERRORS.md)', () => {
     const tokens = manager()
     const source = await row.make()
     const count = exchangeRequests()
-    const error = await failure(tokens.get(source))
+    const pending = failure(tokens.get(source))
+    await row.drive?.()
+    const error = await pending
     expect(error.code).toBe(row.code)
     expect(error.retryable).toBe(row.retryable)
     expect(error.message).toMatch(row.message)

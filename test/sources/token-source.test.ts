@@ -9,6 +9,7 @@ import {
   type Clock,
   type TokenFunctionContext,
 } from '../../src/index.js'
+import { createTestClock } from '../../src/testing/index.js'
 
 const NOW = Date.UTC(2031, 0, 2, 3, 4, 5)
 const clock: Clock = {
@@ -141,11 +142,16 @@ describe('tokenSource', () => {
     expect(seen?.clock).toBe(clock)
   })
 
-  it('times out a function that never answers and ignores its signal', async () => {
+  it('times out a function that never answers and ignores its signal, on the clock it is given', async () => {
+    const testClock = createTestClock()
     const source = tokenSource('hangs', () => new Promise<never>(() => undefined), { timeoutMs: 50 })
-    const error = await failure(source.fetchToken({ clock }))
+    const pending = failure(source.fetchToken({ clock: testClock }))
+    expect(testClock.nextTimerAt()).toBe(testClock.now() + 50)
+    await testClock.advanceAsync(50)
+    const error = await pending
     expect(error).toMatchObject({ code: 'TIMEOUT', retryable: true })
-    expect((error as Error).message).toContain('fn|hangs')
+    expect((error as Error).message).toBe('token source fn|hangs did not answer within 50 ms')
+    expect(testClock.pendingTimers).toBe(0)
   })
 
   it('refuses a timeoutMs that is not a positive number', () => {
