@@ -1,45 +1,29 @@
 import { systemClock, wallTime, type Clock } from '../clock.js'
-import { isTokenkeeperError, TokenkeeperError } from '../errors.js'
 import type { TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { tokenId } from '../token/serialize.js'
-import {
-  aborted,
-  asTokenkeeperError,
-  checkWaitMs,
-  closedError,
-  failureFacts,
-  sourceMistake,
-} from './checks.js'
-import type { GetTokenOptions, InvalidateOptions, TokenManagerOptions, TokenManagerStats } from './options.js'
-import {
-  ManagerEvents,
-  type RefreshMode,
-  type TokenManagerEvents,
-  type TokenManagerListener,
-} from './events.js'
+import { aborted, checkWaitMs, closedError, failureFacts, sourceMistake } from './checks.js'
+import type {
+  Counters,
+  GetTokenOptions,
+  InvalidateOptions,
+  TokenManagerOptions,
+  TokenManagerStats,
+} from './options.js'
+import { resolveOptions } from './options.js'
+import { Flights } from './flights.js'
+import { ManagerEvents, type TokenManagerEvents, type TokenManagerListener } from './events.js'
 import { Authorizer, type ResourceRequest } from '../http/authorizer.js'
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
 import { raceAbort, whenAborted } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
-import { SourceUpstream, type Obtained, type Upstream } from './upstream.js'
-import { afterFailure, getAction, onArrival, timerAction } from './decisions.js'
-import { EntryTable, type Entry, type Failure } from './entries.js'
+import { SourceUpstream, type Upstream } from './upstream.js'
+import { getAction } from './decisions.js'
+import { EntryTable } from './entries.js'
 import { checkLogger, subscribeLogger } from './logging.js'
-import {
-  checkPolicy,
-  DEFAULT_BACKOFF_POLICY,
-  DEFAULT_REFRESH_POLICY,
-  type BackoffPolicy,
-  type RefreshPolicy,
-} from './policy.js'
 
-const DEFAULT_IDLE_MS = 15 * 60_000
 /** How many sources resolved per call may be nested (a token exchange whose subject is one). */
 const MAX_RESOLVE_DEPTH = 8
-
-/** The counters of {@link TokenManagerStats} a manager counts itself. */
-type Counters = { -readonly [K in Exclude<keyof TokenManagerStats, 'entries'>]: number }
 
 /**
  * Obtains tokens from sources and keeps them: one request per key serves every caller, tokens
@@ -60,12 +44,10 @@ type Counters = { -readonly [K in Exclude<keyof TokenManagerStats, 'entries'>]: 
 export class TokenManager {
   readonly #events = new ManagerEvents()
   readonly #entries: EntryTable
-  /** Every flight in progress, kept here or detached by eviction: close() waits for them all. */
-  readonly #flights = new Set<Promise<AccessToken>>()
+  /** The per-key flights: joining, starting and settling refreshes, and renewal timers. */
+  readonly #flights: Flights
   readonly #clock: Clock
   readonly #random: () => number
-  readonly #policy: RefreshPolicy & BackoffPolicy
-  readonly #idleMs: number | undefined
   /** Where tokens come from: the source itself, or the store coordinator in front of it. */
   readonly #upstream: Upstream
   readonly #closing = new AbortController()
@@ -89,36 +71,12 @@ export class TokenManager {
   }
 
   constructor(options: TokenManagerOptions = {}) {
-    const policy = { ...DEFAULT_REFRESH_POLICY, ...DEFAULT_BACKOFF_POLICY }
-    for (const name of Object.keys(policy) as (keyof typeof policy)[]) {
-      const value = options[name]
-      if (value !== undefined) policy[name] = value
-    }
-    checkPolicy(policy)
-    this.#policy = policy
+    const { policy, maxEntries, idleMs, lockTtlMs, storeTimeoutMs, waitForRecoveryMs } =
+      resolveOptions(options)
     this.#clock = options.clock ?? systemClock
     this.#random = options.random ?? Math.random
-    const maxEntries = options.maxEntries ?? 10_000
-    if (!Number.isInteger(maxEntries) || maxEntries < 1)
-      throw new TypeError('TokenManager: maxEntries must be a positive integer')
     this.#entries = new EntryTable(maxEntries)
-    const proactive = options.proactive
-    this.#idleMs =
-      proactive === undefined || proactive === false
-        ? undefined
-        : proactive === true
-          ? DEFAULT_IDLE_MS
-          : (proactive.idleMs ?? DEFAULT_IDLE_MS)
-    const lockTtlMs = options.lockTtlMs ?? 15_000
-    if (!Number.isFinite(lockTtlMs) || lockTtlMs <= 0)
-      throw new TypeError('TokenManager: lockTtlMs must be a positive number')
-    if (this.#idleMs !== undefined && !(this.#idleMs >= 0 && Number.isFinite(this.#idleMs))) {
-      throw new TypeError('TokenManager: proactive.idleMs must be a non-negative number')
-    }
-    const storeTimeoutMs = options.storeTimeoutMs ?? 5_000
-    if (!Number.isFinite(storeTimeoutMs) || storeTimeoutMs <= 0)
-      throw new TypeError('TokenManager: storeTimeoutMs must be a positive number')
-    this.#waitForRecoveryMs = checkWaitMs(options.waitForRecoveryMs, 'TokenManager: waitForRecoveryMs') ?? 0
+    this.#waitForRecoveryMs = waitForRecoveryMs
     this.#refusals = {
       now: () => this.#clock.now(),
       wallNow: () => wallTime(this.#clock),
@@ -143,11 +101,22 @@ export class TokenManager {
             direct,
             onError: (key, operation, error) => this.#storeFailed(key, operation, error),
             onLockWait: (key, waitedMs, outcome) => this.#publish('lockWait', { key, waitedMs, outcome }),
-            onRemoteDelete: (key, id) => this.#onRemoteDelete(key, id),
+            onRemoteDelete: (key, id) => this.#flights.dropRemote(key, id),
             onRemoteClear: () => {
-              for (const entry of this.#entries.values()) this.#dropToken(entry)
+              for (const entry of this.#entries.values()) this.#flights.drop(entry)
             },
           })
+    this.#flights = new Flights({
+      entries: this.#entries,
+      clock: this.#clock,
+      policy,
+      random: this.#random,
+      idleMs,
+      upstream: this.#upstream,
+      counts: this.#counts,
+      events: this.#events,
+      closing: this.#closing.signal,
+    })
     if (options.logger !== undefined) {
       checkLogger(options.logger)
       subscribeLogger(this, options.logger, () => this.#clock.now())
@@ -171,7 +140,7 @@ export class TokenManager {
         entry.lastUsedAt = now
         if (this.#events.wants('hit'))
           this.#publish('hit', { key: entry.key, window: action === 'fresh' ? 'fresh' : 'advisory' })
-        if (action !== 'fresh') this.#advisory(entry, source, action === 'advisory-renew')
+        if (action !== 'fresh') this.#flights.advisory(entry, source, action === 'advisory-renew')
         return entry.resolved as Promise<AccessToken>
       }
     }
@@ -182,7 +151,7 @@ export class TokenManager {
         ? this.#waitForRecoveryMs
         : checkWaitMs(options.waitForRecoveryMs, 'TokenManager.get: waitForRecoveryMs')
     if (waitMs !== undefined && waitMs > 0) return this.#waitThrough(source, options?.signal, waitMs)
-    return this.#wait(source, entry, options?.signal)
+    return this.#flights.join(source, entry, options?.signal)
   }
 
   /**
@@ -257,7 +226,7 @@ export class TokenManager {
       ) {
         const { error, retryAt } = failure
         if (!failureFacts(error).retryable || retryAt > deadline) {
-          this.#failedFast(source.key, error, retryAt)
+          this.#flights.failedFast(source.key, error, retryAt)
           throw error
         }
         this.#counts.waitedForRecovery++
@@ -332,7 +301,7 @@ export class TokenManager {
     let dropped: string | undefined
     if (entry?.token !== undefined && (value === undefined || entry.token.value === value)) {
       dropped = tokenId(entry.token)
-      this.#dropToken(entry)
+      this.#flights.drop(entry)
     }
     const deleted = await this.#upstream.invalidate(key, givenId, dropped)
     const removed = dropped !== undefined || deleted
@@ -415,7 +384,7 @@ export class TokenManager {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const flights = [...this.#flights]
+    const flights = this.#flights.inProgress()
     // With no entries, every later call takes the slow path, which refuses a closed manager.
     this.#entries.clear()
     this.#closing.abort(closedError())
@@ -426,203 +395,6 @@ export class TokenManager {
   /** {@link TokenManager.close}, for `await using tokens = new TokenManager()`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
-  }
-
-  #wait(
-    source: TokenSource,
-    existing: Entry | undefined,
-    signal: AbortSignal | undefined,
-    keyKnown = false,
-  ): Promise<AccessToken> {
-    if (this.#closed) return Promise.reject(closedError())
-    if (signal?.aborted === true) return Promise.reject(signal.reason as Error)
-    if (existing === undefined) {
-      // Only a new key is checked: an entry exists only for a source that passed.
-      const mistake = sourceMistake(source, 'TokenManager.get')
-      if (mistake !== undefined) return Promise.reject(mistake)
-    }
-    // A source whose key names what discovery finds: look the key up once it is known, so
-    // that the token is cached under its final key (shared with a source built with that URL).
-    const pending = keyKnown || typeof source.whenKeyKnown !== 'function' ? undefined : source.whenKeyKnown()
-    if (pending !== undefined) {
-      const next = (): Promise<AccessToken> => this.#wait(source, this.#entries.get(source.key), signal, true)
-      // close() ends the wait at once (next() then rejects with MANAGER_CLOSED), even while the
-      // discovery request goes on.
-      const known = raceAbort(pending, this.#closing.signal).then(next, next)
-      return signal === undefined ? known : raceAbort(known, signal)
-    }
-    const now = this.#clock.now()
-    const entry = existing ?? this.#entries.insert(source)
-    entry.source = source
-    entry.used = existing !== undefined
-    entry.lastUsedAt = now
-    this.#counts.misses++
-    if (this.#events.wants('miss')) {
-      this.#publish('miss', { key: entry.key, reason: entry.token === undefined ? 'cold' : 'expired' })
-    }
-    const action = getAction(entry, now)
-    let flight: Promise<AccessToken>
-    if (action === 'join') {
-      this.#counts.joined++
-      flight = entry.flight as Promise<AccessToken>
-    } else if (action === 'fail-fast') {
-      const failure = entry.failure as Failure
-      this.#failedFast(entry.key, failure.error, failure.retryAt)
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rethrows the remembered failure as it was
-      return Promise.reject((entry.failure as Failure).error)
-    } else {
-      flight = this.#start(entry, 'foreground')
-    }
-    return signal === undefined ? flight : raceAbort(flight, signal)
-  }
-
-  /** Counts a caller given the remembered error at once, and says so to whoever listens. */
-  #failedFast(key: string, error: unknown, retryAt: number): void {
-    this.#counts.failFast++
-    if (this.#events.wants('failFast')) {
-      this.#publish('failFast', { key, code: isTokenkeeperError(error) ? error.code : 'UNKNOWN', retryAt })
-    }
-  }
-
-  /** A hit in the advisory window: says so while renewal fails, and starts the renewal when `renew`. */
-  #advisory(entry: Entry, source: TokenSource, renew: boolean): void {
-    if (entry.failure !== undefined) {
-      this.#counts.staleServed++
-      if (this.#events.wants('stale')) {
-        this.#publish('stale', { key: entry.key, expiresAt: entry.token?.expiresAt ?? 0 })
-      }
-    }
-    if (!renew || this.#closed) return
-    entry.source = source
-    void this.#start(entry, 'background')
-  }
-
-  #start(entry: Entry, mode: RefreshMode): Promise<AccessToken> {
-    const flight = this.#refresh(entry, mode)
-    entry.flight = flight
-    this.#flights.add(flight)
-    flight.then(
-      () => this.#flights.delete(flight),
-      () => this.#flights.delete(flight),
-    )
-    return flight
-  }
-
-  async #refresh(entry: Entry, mode: RefreshMode): Promise<AccessToken> {
-    const startedAt = this.#clock.now()
-    this.#counts.inFlight++
-    if (mode === 'background') this.#counts.backgroundRefreshes++
-    this.#publish('refreshStart', { key: entry.key, mode })
-    try {
-      const obtained: Obtained = await this.#upstream.obtain(entry.key, entry.source, entry.token)
-      const now = this.#clock.now()
-      if (now >= obtained.token.expiresAt) {
-        throw new TokenkeeperError(
-          'EXPIRED_ON_ARRIVAL',
-          `the token for ${entry.key} had expired when it arrived`,
-          {
-            retryable: true,
-          },
-        )
-      }
-      entry.failure = undefined
-      const kept = this.#adopt(entry, obtained.token, now)
-      if (obtained.origin === 'store') this.#counts.storeHits++
-      this.#publish('refreshSuccess', {
-        key: entry.key,
-        mode,
-        durationMs: now - startedAt,
-        expiresAt: kept.expiresAt,
-        origin: obtained.origin,
-        ...(kept.binding === undefined ? {} : { binding: kept.binding }),
-      })
-      return kept
-    } catch (thrown) {
-      if (this.#closed) throw closedError()
-      const error = asTokenkeeperError(thrown, entry.key)
-      const now = this.#clock.now()
-      const facts = failureFacts(error)
-      const { retryAt, attempt } = afterFailure(entry, facts, now, this.#policy, this.#random)
-      entry.failure = { error, retryAt, attempt }
-      this.#counts.failures++
-      this.#publish('refreshFailure', {
-        key: entry.key,
-        mode,
-        durationMs: now - startedAt,
-        code: isTokenkeeperError(error) ? error.code : 'UNKNOWN',
-        message: error instanceof Error ? error.message : 'non-error thrown',
-        retryable: facts.retryable,
-        retryAt,
-        servingCached: entry.resolved !== undefined && now < entry.mustRefreshAt,
-      })
-      if (this.#idleMs !== undefined && entry.resolved !== undefined && this.#entries.holds(entry)) {
-        this.#schedule(entry, retryAt)
-      }
-      throw error
-    } finally {
-      entry.flight = undefined
-      this.#counts.inFlight--
-    }
-  }
-
-  /**
-   * Keeps `token` and fixes its windows, unless it is a late answer: the entry holds a token
-   * issued after it that also expires later. A newer token that expires earlier (the server now
-   * issues shorter tokens, or re-sends its current token with a smaller `expires_in`) is the
-   * server's answer and is adopted; keeping the older one would send a request on every call.
-   */
-  #adopt(entry: Entry, token: AccessToken, now: number): AccessToken {
-    const arrival = onArrival(entry, token, now, this.#policy, this.#random)
-    if (arrival.kind === 'keep') {
-      // A late answer: the cached, newer token stays, with its refresh point moved forward.
-      entry.refreshAt = arrival.refreshAt
-      return entry.token as AccessToken
-    }
-    const { windows } = arrival
-    entry.token = token
-    entry.resolved = Promise.resolve(token)
-    entry.refreshAt = windows.refreshAt
-    entry.mustRefreshAt = windows.mustRefreshAt
-    if (this.#idleMs !== undefined && !this.#closed && this.#entries.holds(entry)) {
-      this.#schedule(entry, windows.refreshAt)
-    }
-    return token
-  }
-
-  #schedule(entry: Entry, at: number): void {
-    entry.timer?.cancel()
-    entry.timer = this.#clock.setTimer(() => this.#onTimer(entry), Math.max(0, at - this.#clock.now()))
-  }
-
-  #onTimer(entry: Entry): void {
-    entry.timer = undefined
-    if (this.#closed || !this.#entries.holds(entry) || entry.resolved === undefined) return
-    const action = timerAction(entry, this.#clock.now(), entry.lastUsedAt, this.#idleMs ?? 0)
-    if (action.kind === 'later') this.#schedule(entry, action.at)
-    else if (action.kind === 'renew') void this.#start(entry, 'background')
-  }
-
-  #dropToken(entry: Entry): void {
-    entry.token = undefined
-    entry.resolved = undefined
-    entry.refreshAt = 0
-    entry.mustRefreshAt = 0
-    entry.timer?.cancel()
-    entry.timer = undefined
-  }
-
-  /**
-   * The store says the token `id` of `key` (any token, when undefined) was deleted: drop it here
-   * too. Answers the id of the token dropped.
-   */
-  #onRemoteDelete(key: string, id: string | undefined): string | undefined {
-    const entry = this.#entries.get(key)
-    if (entry?.token === undefined) return undefined
-    const held = tokenId(entry.token)
-    if (id !== undefined && id !== held) return undefined
-    this.#dropToken(entry)
-    this.#publish('invalidate', { key, removed: true, origin: 'remote' })
-    return held
   }
 
   #storeFailed(

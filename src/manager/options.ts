@@ -1,9 +1,16 @@
-/** The options and counters of a {@link TokenManager}: what a user configures and reads. */
+/** The options and counters of a {@link TokenManager}: what a user configures and reads, and the checks of what they configure. */
 import type { Clock } from '../clock.js'
 import type { AccessToken } from '../token/access-token.js'
 import type { TokenStore } from '../stores/types.js'
 import type { TokenkeeperLogger } from './logging.js'
-import type { BackoffPolicy, RefreshPolicy } from './policy.js'
+import { checkWaitMs } from './checks.js'
+import {
+  checkPolicy,
+  DEFAULT_BACKOFF_POLICY,
+  DEFAULT_REFRESH_POLICY,
+  type BackoffPolicy,
+  type RefreshPolicy,
+} from './policy.js'
 
 /** Options of {@link TokenManager}. Every one is optional. */
 export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<BackoffPolicy> {
@@ -100,4 +107,47 @@ export interface TokenManagerStats {
   readonly storeErrors: number
   /** Refreshes running now. */
   readonly inFlight: number
+}
+
+/** The counters of {@link TokenManagerStats} a manager counts itself, where things happen. */
+export type Counters = { -readonly [K in Exclude<keyof TokenManagerStats, 'entries'>]: number }
+
+const DEFAULT_IDLE_MS = 15 * 60_000
+
+/** A manager's options checked, with their defaults filled in (a TypeError names a bad one). */
+export function resolveOptions(options: TokenManagerOptions): {
+  readonly policy: RefreshPolicy & BackoffPolicy
+  readonly maxEntries: number
+  readonly idleMs: number | undefined
+  readonly lockTtlMs: number
+  readonly storeTimeoutMs: number
+  readonly waitForRecoveryMs: number
+} {
+  const policy = { ...DEFAULT_REFRESH_POLICY, ...DEFAULT_BACKOFF_POLICY }
+  for (const name of Object.keys(policy) as (keyof typeof policy)[]) {
+    const value = options[name]
+    if (value !== undefined) policy[name] = value
+  }
+  checkPolicy(policy)
+  const maxEntries = options.maxEntries ?? 10_000
+  if (!Number.isInteger(maxEntries) || maxEntries < 1)
+    throw new TypeError('TokenManager: maxEntries must be a positive integer')
+  const proactive = options.proactive
+  const idleMs =
+    proactive === undefined || proactive === false
+      ? undefined
+      : proactive === true
+        ? DEFAULT_IDLE_MS
+        : (proactive.idleMs ?? DEFAULT_IDLE_MS)
+  const lockTtlMs = options.lockTtlMs ?? 15_000
+  if (!Number.isFinite(lockTtlMs) || lockTtlMs <= 0)
+    throw new TypeError('TokenManager: lockTtlMs must be a positive number')
+  if (idleMs !== undefined && !(idleMs >= 0 && Number.isFinite(idleMs))) {
+    throw new TypeError('TokenManager: proactive.idleMs must be a non-negative number')
+  }
+  const storeTimeoutMs = options.storeTimeoutMs ?? 5_000
+  if (!Number.isFinite(storeTimeoutMs) || storeTimeoutMs <= 0)
+    throw new TypeError('TokenManager: storeTimeoutMs must be a positive number')
+  const waitForRecoveryMs = checkWaitMs(options.waitForRecoveryMs, 'TokenManager: waitForRecoveryMs') ?? 0
+  return { policy, maxEntries, idleMs, lockTtlMs, storeTimeoutMs, waitForRecoveryMs }
 }
