@@ -3,6 +3,7 @@ import { scrubText, SecretSet } from '../secrets.js'
 import { isValidScopeToken } from '../token/scopes.js'
 import type { TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
+import type { BoundedMap } from '../bounded.js'
 
 /**
  * Set by `tokens.fetch` when its requests go over connections that present the source's client
@@ -26,7 +27,8 @@ export interface RefusalMemory {
   readonly wallNow?: (() => number) | undefined
   /** How long to return 401s as they are after a fresh token was refused too. */
   readonly backoffMs: number
-  readonly refusedUntil: Map<string, number>
+  /** Until when (on `now`) each key's 401s are returned as they are; bounded, as many keys as the manager's entries. */
+  readonly refusedUntil: BoundedMap<string, number>
 }
 
 /** A request to a protected resource, as far as authorizing it is concerned. */
@@ -223,7 +225,11 @@ export class Authorizer {
       // A resource that refused a fresh token too is not asking for renewal: until the backoff
       // ends, its 401s are returned as they are, so a loop of calls cannot become a loop of
       // token requests.
-      if (this.#refusals.now() < (this.#refusals.refusedUntil.get(key) ?? 0)) return 'return'
+      const refusedUntil = this.#refusals.refusedUntil.peek(key)
+      if (refusedUntil !== undefined) {
+        if (this.#refusals.now() < refusedUntil) return 'return'
+        this.#refusals.refusedUntil.delete(key)
+      }
       await this.#tokens.invalidate(this.#source, { token: sent.token })
       return context.replayable ? 'retry' : 'return'
     }

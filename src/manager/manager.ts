@@ -20,6 +20,7 @@ import { StoreCoordinator } from './coordinator.js'
 import { SourceUpstream, type Upstream } from './upstream.js'
 import { getAction } from './decisions.js'
 import { EntryTable } from './entries.js'
+import { BoundedMap } from '../bounded.js'
 import { checkLogger, subscribeLogger } from './logging.js'
 
 /** How many sources resolved per call may be nested (a token exchange whose subject is one). */
@@ -81,7 +82,7 @@ export class TokenManager {
       now: () => this.#clock.now(),
       wallNow: () => wallTime(this.#clock),
       backoffMs: policy.permanentErrorBackoffMs,
-      refusedUntil: new Map(),
+      refusedUntil: new BoundedMap(maxEntries),
     }
     const direct = new SourceUpstream({
       clock: this.#clock,

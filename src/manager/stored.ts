@@ -1,4 +1,5 @@
 import type { StoreLock, StoreRecord } from '../stores/types.js'
+import { BoundedMap } from '../bounded.js'
 import { AccessToken } from '../token/access-token.js'
 
 /** A store's `get` answer, checked: anything but a well-formed record or undefined is a store error. */
@@ -63,19 +64,17 @@ const MAX_KEYS = 10_000
  * adopt it. Bounded: the last few ids per key, for the most recently refused keys.
  */
 export class RefusedIds {
-  readonly #byKey = new Map<string, string[]>()
+  readonly #byKey = new BoundedMap<string, string[]>(MAX_KEYS)
 
   remember(key: string, id: string): void {
-    const ids = this.#byKey.get(key) ?? []
-    this.#byKey.delete(key)
-    this.#byKey.set(key, ids)
+    let ids = this.#byKey.get(key)
+    if (ids === undefined) this.#byKey.set(key, (ids = []))
     if (ids.includes(id)) return
     ids.push(id)
     if (ids.length > IDS_PER_KEY) ids.shift()
-    if (this.#byKey.size > MAX_KEYS) this.#byKey.delete(this.#byKey.keys().next().value as string)
   }
 
   has(key: string, id: string): boolean {
-    return this.#byKey.get(key)?.includes(id) === true
+    return this.#byKey.peek(key)?.includes(id) === true
   }
 }

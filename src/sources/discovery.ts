@@ -13,6 +13,7 @@ import { jsonOf, sendHttp, statusError, type FetchLike } from '../http/token-req
 import { checkTokenUrl, writtenHost } from '../http/url.js'
 import { backoffDelayMs, type BackoffPolicy } from '../manager/policy.js'
 import { scrubText, SecretSet } from '../secrets.js'
+import { BoundedMap } from '../bounded.js'
 
 /** The parts of an authorization server's metadata (RFC 8414 §2) that tokenkeeper uses, checked. */
 export interface AuthorizationServerMetadata {
@@ -354,11 +355,10 @@ interface DiscoveryEntry {
  * ```
  */
 export class DiscoveryCache {
-  readonly #entries = new Map<string, DiscoveryEntry>()
+  readonly #entries: BoundedMap<string, DiscoveryEntry>
   readonly #clock: Clock
   readonly #random: () => number
   readonly #maxAgeMs: number
-  readonly #maxEntries: number
 
   constructor(options: DiscoveryCacheOptions = {}) {
     const maxAgeMs = options.maxAgeMs ?? DEFAULT_MAX_AGE_MS
@@ -370,12 +370,12 @@ export class DiscoveryCache {
     this.#clock = options.clock ?? systemClock
     this.#random = options.random ?? Math.random
     this.#maxAgeMs = maxAgeMs
-    this.#maxEntries = maxEntries
+    this.#entries = new BoundedMap(maxEntries)
   }
 
   /** The document discovered for `issuer`, however old, or `undefined`. No I/O. */
   peek(issuer: string): AuthorizationServerMetadata | undefined {
-    return this.#entries.get(issuer)?.document
+    return this.#entries.peek(issuer)?.document
   }
 
   /** How many issuers are kept (documents, failures and requests in flight). */
@@ -394,14 +394,8 @@ export class DiscoveryCache {
     if (entry === undefined) {
       entry = { document: undefined, fetchedAt: 0, flight: undefined, failure: undefined }
       // The least recently used issuer goes (a request in flight finishes, uncached).
-      if (this.#entries.size >= this.#maxEntries) {
-        const oldest = this.#entries.keys().next()
-        if (oldest.done !== true) this.#entries.delete(oldest.value)
-      }
-    } else {
-      this.#entries.delete(issuer) // moved to the most recently used end
+      this.#entries.set(issuer, entry)
     }
-    this.#entries.set(issuer, entry)
     const now = this.#clock.now()
     const backingOff = entry.failure !== undefined && now < entry.failure.retryAt
     if (entry.document !== undefined) {
@@ -432,7 +426,7 @@ export class DiscoveryCache {
     const { signal: _callerSignal, ...shared } = request
     const flight = discover(issuer, shared, this.#clock).then(
       (document) => {
-        if (this.#entries.get(issuer) === entry) {
+        if (this.#entries.peek(issuer) === entry) {
           entry.document = document
           entry.fetchedAt = this.#clock.now()
           entry.failure = undefined

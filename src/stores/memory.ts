@@ -1,3 +1,4 @@
+import { BoundedMap } from '../bounded.js'
 import { systemClock, type Clock } from '../clock.js'
 import type {
   StoreDeleteOptions,
@@ -23,35 +24,35 @@ interface Slot {
 }
 
 class MemoryStore implements TokenStore {
-  readonly #records = new Map<string, Slot>()
-  readonly #locks = new Map<string, { owner: object; expiresAt: number }>()
+  readonly #records: BoundedMap<string, Slot>
+  /** As many locks as records at most: a lock never released (its holder gone) cannot pile up. */
+  readonly #locks: BoundedMap<string, { owner: object; expiresAt: number }>
   readonly #listeners = new Set<(event: StoreEvent) => void>()
-  readonly #maxEntries: number
   readonly #clock: Clock
 
   constructor(options: MemoryStoreOptions) {
     const maxEntries = options.maxEntries ?? 10_000
     if (!Number.isInteger(maxEntries) || maxEntries < 1)
       throw new TypeError('memoryStore: maxEntries must be a positive integer')
-    this.#maxEntries = maxEntries
+    this.#records = new BoundedMap(maxEntries)
+    this.#locks = new BoundedMap(maxEntries)
     this.#clock = options.clock ?? systemClock
   }
 
   #read(key: string): StoreRecord | undefined {
-    const slot = this.#records.get(key)
+    const slot = this.#records.peek(key)
     if (slot === undefined) return undefined
     if (this.#clock.now() >= slot.expiresAt) {
       this.#records.delete(key)
       return undefined
     }
-    this.#records.delete(key)
-    this.#records.set(key, slot)
+    this.#records.get(key) // now the most recently used
     return slot.record
   }
 
   /** The record with its remaining time on this store's clock, as a store that leaves the process measures it. */
   #answer(key: string): StoreRecord | undefined {
-    const slot = this.#records.get(key)
+    const slot = this.#records.peek(key)
     const record = this.#read(key)
     if (record === undefined || slot === undefined) return undefined
     return { ...record, remainingMs: slot.expiresAt - this.#clock.now() }
@@ -79,16 +80,10 @@ class MemoryStore implements TokenStore {
     if (!(options.ttlMs > 0)) return Promise.resolve(false)
     // Write-if-newer by remaining time, not by the writers' `expiresAt`: managers with skewed
     // clocks may share this store.
-    const held = this.#read(key) === undefined ? undefined : this.#records.get(key)
+    const held = this.#read(key) === undefined ? undefined : this.#records.peek(key)
     if (held !== undefined && held.expiresAt - this.#clock.now() > options.ttlMs)
       return Promise.resolve(false)
-    this.#records.delete(key)
     this.#records.set(key, { record, expiresAt: this.#clock.now() + options.ttlMs })
-    while (this.#records.size > this.#maxEntries) {
-      const oldest = this.#records.keys().next()
-      if (oldest.done === true) break
-      this.#records.delete(oldest.value)
-    }
     this.#emit({ type: 'set', key, tokenId: record.tokenId })
     return Promise.resolve(true)
   }

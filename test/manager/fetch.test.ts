@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { InsufficientScopeError, TokenManager, type AccessToken } from '../../src/index.js'
 import { parseBearerChallenge } from '../../src/manager/fetch.js'
 import { createTestClock } from '../../src/testing/index.js'
-import { flush, heldSource, type HeldSource } from './helpers.js'
+import { flush, heldSource, instantSource, type HeldSource } from './helpers.js'
 
 const HOUR = 3_600_000
 const managers: TokenManager[] = []
@@ -110,6 +110,27 @@ describe('tokens.fetch(source)', () => {
     for (const response of await Promise.all(responses)) expect(response.status).toBe(200)
     expect(held.fetches).toHaveLength(2)
     expect(api.sent.filter((s) => s.authorization === `Bearer ${renewed.value}`)).toHaveLength(50)
+  })
+
+  it('remembers resources that refused a fresh token for at most maxEntries keys', async () => {
+    // Per key: refused twice (the token, then a fresh one), then asked again; returns how many
+    // requests that last call sent (1: the refusal was remembered, 2: renewed and retried).
+    async function lastCallSends(maxEntries: number): Promise<number> {
+      const tokens = new TokenManager({ clock: createTestClock(), random: () => 0.5, maxEntries })
+      managers.push(tokens)
+      const api = fakeApi(() => new Response('', { status: 401 }))
+      const sources = ['a', 'b', 'c'].map((key) => instantSource(key, HOUR).source)
+      for (const source of sources) {
+        const response = await tokens.fetch(source, { fetch: api.fetch })(`https://api.example/${source.key}`)
+        expect(response.status).toBe(401)
+      }
+      expect(api.sent).toHaveLength(6)
+      await tokens.fetch(sources[0]!, { fetch: api.fetch })('https://api.example/again')
+      return api.sent.length - 6
+    }
+    expect(await lastCallSends(3)).toBe(1)
+    // Two keys refused after it: the first one is forgotten, and its 401 is a renewal again.
+    expect(await lastCallSends(2)).toBe(2)
   })
 
   it('does not retry a request whose body cannot be replayed, but still invalidates the token', async () => {
