@@ -98,17 +98,16 @@ export class StoreCoordinator implements Upstream {
     this.#unsubscribe = this.#subscribe()
   }
 
-  async obtain(key: string, source: TokenSource, current: AccessToken | undefined): Promise<Obtained> {
+  obtain(key: string, source: TokenSource, current: AccessToken | undefined): Promise<Obtained> {
     // A DPoP-bound token is useless without the private key, which never leaves this process:
     // such a source's tokens are neither read from nor written to a shared store.
     if (source.dpop !== undefined) return this.#options.direct.obtain(key, source)
-    const obtained = await this.#coordinate(key, source, current)
-    // Invalidated elsewhere while this flight was reading it from the store: ask again (the
-    // store read now skips it), rather than adopt a token another process has refused.
-    if (obtained.origin === 'store' && this.#refused.has(key, tokenId(obtained.token))) {
-      return this.#coordinate(key, source, current)
-    }
-    return obtained
+    return this.#coordinate(key, source, current)
+  }
+
+  /** Whether `token` was refused here or anywhere in the fleet (a store read skips it too). */
+  refuses(key: string, token: AccessToken): boolean {
+    return this.#refused.has(key, tokenId(token))
   }
 
   async #coordinate(key: string, source: TokenSource, current: AccessToken | undefined): Promise<Obtained> {

@@ -22,7 +22,7 @@ import { Authorizer, type ResourceRequest } from '../http/authorizer.js'
 import { authorizedFetch, type AuthorizedFetchOptions, type RefusalMemory } from './fetch.js'
 import { raceAbort, whenAborted } from '../abort.js'
 import { StoreCoordinator } from './coordinator.js'
-import { SourceUpstream, type Obtained, type Upstream } from './upstream.js'
+import { SourceUpstream, type Upstream } from './upstream.js'
 import { afterFailure, getAction, onArrival, timerAction } from './decisions.js'
 import { EntryTable, type Entry, type Failure } from './entries.js'
 import { checkLogger, subscribeLogger } from './logging.js'
@@ -37,6 +37,8 @@ import {
 const DEFAULT_IDLE_MS = 15 * 60_000
 /** How many sources resolved per call may be nested (a token exchange whose subject is one). */
 const MAX_RESOLVE_DEPTH = 8
+/** How many store reads in a row a flight may find refused on arrival before it asks the source itself. */
+const MAX_REFUSED_READS = 3
 
 /** The counters of {@link TokenManagerStats} a manager counts itself. */
 type Counters = { -readonly [K in Exclude<keyof TokenManagerStats, 'entries'>]: number }
@@ -68,6 +70,8 @@ export class TokenManager {
   readonly #idleMs: number | undefined
   /** Where tokens come from: the source itself, or the store coordinator in front of it. */
   readonly #upstream: Upstream
+  /** The source itself, past the store: for a flight whose every store read was refused meanwhile. */
+  readonly #direct: SourceUpstream
   readonly #closing = new AbortController()
   readonly #refusals: RefusalMemory
   readonly #waitForRecoveryMs: number
@@ -130,6 +134,7 @@ export class TokenManager {
       signal: this.#closing.signal,
       onFetch: () => void this.#counts.fetches++,
     })
+    this.#direct = direct
     this.#upstream =
       options.store === undefined
         ? direct
@@ -514,7 +519,22 @@ export class TokenManager {
     if (mode === 'background') this.#counts.backgroundRefreshes++
     this.#publish('refreshStart', { key: entry.key, mode })
     try {
-      const obtained: Obtained = await this.#upstream.obtain(entry.key, entry.source, entry.token)
+      let obtained = await this.#upstream.obtain(entry.key, entry.source, entry.token)
+      // A token read from the store may be invalidated anywhere in the fleet while it is on its
+      // way here (the store's delete event can land after the upstream's last look and before
+      // this flight resumes). Checked here, with no wait between this check and its adoption,
+      // and asked for again (the store read now skips it); after a few such races in a row, the
+      // source itself is asked.
+      for (
+        let asked = 1;
+        obtained.origin === 'store' && this.#upstream.refuses(entry.key, obtained.token);
+        asked++
+      ) {
+        obtained =
+          asked < MAX_REFUSED_READS
+            ? await this.#upstream.obtain(entry.key, entry.source, entry.token)
+            : await this.#direct.obtain(entry.key, entry.source)
+      }
       const now = this.#clock.now()
       if (now >= obtained.token.expiresAt) {
         throw new TokenkeeperError(

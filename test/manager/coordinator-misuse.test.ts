@@ -297,6 +297,45 @@ describe('the coordinator against a store that misbehaves', () => {
   })
 })
 
+describe('a token refused while it is on its way', () => {
+  it('a delete event landing at any point between the store read and the adoption: the refused token is never kept', async () => {
+    // The other process invalidates the token this flight just read, its delete event arriving
+    // `depth` microtask turns after the read answered: before the coordinator looks again, between
+    // its answer and the manager resuming, or after the manager kept the token.
+    const kept: number[] = []
+    for (let depth = 0; depth < 40; depth++) {
+      let emit: ((event: StoreEvent) => void) | undefined
+      let armed = true
+      const { tokens, source, key, shared, write } = setup((inner) => ({
+        get: async (k) => {
+          const record = await inner.get(k)
+          if (armed && record !== undefined) {
+            armed = false
+            let turns = depth
+            const hop = (): void => {
+              if (turns-- > 0) return queueMicrotask(hop)
+              void shared.delete(key, { tokenId: record.tokenId })
+              emit!({ type: 'delete', key, tokenId: record.tokenId })
+            }
+            queueMicrotask(hop)
+          }
+          return record
+        },
+        subscribe: (listener) => ((emit = listener), () => undefined),
+      }))
+      await write(`refused-${depth}`)
+      const got = settle(tokens.get(source.source))
+      await flush(6)
+      if (source.fetches.length > 0) source.last().succeed(3_600_000, { value: `fresh-${depth}` })
+      await flush(6)
+      expect(got.result().status, `depth ${depth}`).toBe('fulfilled')
+      if (tokens.peek(source.source)?.value === `refused-${depth}`) kept.push(depth)
+      await tokens.close()
+    }
+    expect(kept).toEqual([])
+  })
+})
+
 describe('store errors never show a secret', () => {
   it('a set() error that quotes the record shows neither the token nor the payload', async () => {
     const { tokens, source, errors } = setup(() => ({
