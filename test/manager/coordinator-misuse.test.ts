@@ -116,6 +116,23 @@ describe('the coordinator against a store that misbehaves', () => {
     expect(source.fetches).toHaveLength(0)
   })
 
+  it('locks of other keys ending without a token do not count as this key’s holders that failed', async () => {
+    const { tokens, source, shared, lock, write } = setup()
+    const holder = await lock()
+    const got = settle(tokens.get(source.source))
+    await flush(6)
+    for (let i = 0; i < 3; i++) {
+      const other = await shared.acquireLock!(`other-key-${i}`, { ttlMs: LOCK_TTL_MS })
+      await other!.release()
+      await flush(6)
+    }
+    expect(source.fetches).toHaveLength(0)
+    await write('from-the-holder')
+    await holder.release()
+    await flush(6)
+    expect(got.result()).toMatchObject({ status: 'fulfilled', value: { value: 'from-the-holder' } })
+  })
+
   it('a set event that arrives before its record is readable does not count as a holder that failed', async () => {
     // A store whose events outrun its reads (a replica that lags): the first look after each
     // event finds nothing.
