@@ -353,6 +353,57 @@ describe('a token refused while it is on its way', () => {
   })
 })
 
+describe('tokens refused on their way, again and again', () => {
+  it('a store whose every token is refused on its way: after three reads the source itself is asked', async () => {
+    // Each read finds a new token, and each is invalidated `depth` microtask turns after it was
+    // read. Some depth hits the gap before adoption every time: that flight asks its source.
+    const outcomes = new Map<number, string>()
+    for (let depth = 0; depth < 40; depth++) {
+      let emit: ((event: StoreEvent) => void) | undefined
+      let reads = 0
+      const refused = new Set<string>()
+      const clock = createTestClock()
+      const source = heldSource(`refused-again-${depth}`)
+      const key = source.source.key
+      const store: TokenStore = {
+        get: () => {
+          const token = makeToken(`stored-${depth}-${++reads}`, clock.now(), 3_600_000)
+          const id = tokenId(token)
+          let turns = depth
+          const hop = (): void => {
+            if (turns-- > 0) return queueMicrotask(hop)
+            refused.add(token.value)
+            emit!({ type: 'delete', key, tokenId: id })
+          }
+          queueMicrotask(hop)
+          return Promise.resolve({ tokenId: id, expiresAt: token.expiresAt, payload: serializeToken(token) })
+        },
+        set: () => Promise.resolve(true),
+        delete: () => Promise.resolve(false),
+        clear: () => Promise.resolve(),
+        subscribe: (listener) => ((emit = listener), () => undefined),
+      }
+      const tokens = new TokenManager({ clock, random: () => 0.5, store })
+      closeAfterTest(tokens)
+      const got = settle(tokens.get(source.source))
+      await flush(6)
+      if (source.fetches.length > 0) source.last().succeed(3_600_000, { value: `fresh-${depth}` })
+      await flush(6)
+      const result = got.result()
+      expect(result.status, `depth ${depth}`).toBe('fulfilled')
+      const value = result.status === 'fulfilled' ? result.value.value : ''
+      // What it keeps was never refused (a token refused after it was kept is dropped).
+      const held = tokens.peek(source.source)?.value
+      expect(held === undefined || !refused.has(held), `depth ${depth}: kept ${held}`).toBe(true)
+      outcomes.set(depth, value)
+      await tokens.close()
+    }
+    const asked = [...outcomes].filter(([depth, value]) => value === `fresh-${depth}`)
+    expect(asked.length).toBeGreaterThan(0)
+    expect(asked.length).toBeLessThan(40)
+  })
+})
+
 describe('store errors never show a secret', () => {
   it('a set() error that quotes the record shows neither the token nor the payload', async () => {
     const { tokens, source, errors } = setup(() => ({
