@@ -474,6 +474,22 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         }
       })
 
+      it('a manager closed while it holds the fetch lock releases it', async (ctx) => {
+        if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
+        // Without the store's own close(), which would end the fixture's store for this test too.
+        const a = new TokenManager({ store: narrowed(true) })
+        const { source, pending } = heldSource(newKey())
+        const first = a.get(source).catch((error: unknown) => error)
+        await eventually(() => pending.length === 1, 'the manager takes the lock and asks the source')
+        await expect(store.acquireLock(source.key, { ttlMs: 60_000 })).resolves.toBeUndefined()
+        await a.close()
+        await expect(first).resolves.toMatchObject({ code: 'MANAGER_CLOSED' })
+        // Another process takes the lock at once, not when its TTL runs out.
+        const next = await store.acquireLock(source.key, { ttlMs: 60_000 })
+        expect(next).toBeDefined()
+        await next!.release()
+      })
+
       it('an invalidation by one manager drops the token in the other', async (ctx) => {
         if (store.subscribe === undefined) return ctx.skip('the store has no subscribe')
         const a = new TokenManager({ store: fixture.store })
