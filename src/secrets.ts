@@ -161,13 +161,28 @@ const CREDENTIAL_MEMBER =
   /"(client_secret|client_assertion|assertion|subject_token|actor_token|access_token|refresh_token|id_token|password|authorization)"(\s*:\s*)"(?:[^"\\]|\\.)*"/gi
 
 /**
+ * The same members (and the token of tokenkeeper's own stored form, `"value"`, see
+ * `serializeToken`) inside another JSON string, their quotes escaped once or more: how a store's
+ * error may quote a record whose payload is a serialized token. Unescaped `"value"` members are
+ * left alone (a common JSON name); escaped ones are what a stored record looks like.
+ */
+const ESCAPED_CREDENTIAL_MEMBER =
+  /("(?:client_secret|client_assertion|assertion|subject_token|actor_token|access_token|refresh_token|id_token|password|authorization|value)\\+"\s*:\s*)\\+"[^\s"]*"/gi
+
+/** The token of tokenkeeper's own stored form (`serializeToken`) quoted as it is: `{"v":1,"value":"..."`. */
+const SERIALIZED_TOKEN_VALUE = /("v"\s*:\s*1\s*,\s*"value"\s*:\s*)"(?:[^"\\]|\\.)*"/g
+
+/**
  * `text` without anything that looks like a credential, whatever its value: `Bearer ...` and
  * `Basic ...` credentials, `authorization:` header values, credential form fields and JSON
- * members. For text whose secrets are not known (another library's error message).
+ * members, also inside another JSON string (as a store's error may quote a record). For text
+ * whose secrets are not known (another library's error message).
  */
 export function scrubCredentialShapes(text: string): string {
   return text
     .replace(CREDENTIAL_MEMBER, `"$1"$2"${REDACTED}"`)
+    .replace(ESCAPED_CREDENTIAL_MEMBER, `$1"${REDACTED}"`)
+    .replace(SERIALIZED_TOKEN_VALUE, `$1"${REDACTED}"`)
     .replace(CREDENTIAL_FIELD, `$1=${REDACTED}`)
     .replace(AUTHORIZATION_VALUE, `$1$2${REDACTED}`)
     .replace(CREDENTIAL_SCHEME, `$1$2${REDACTED}`)

@@ -1,12 +1,22 @@
 import type { Clock } from '../clock.js'
 import type { StoreErrorEvent } from './events.js'
 import type { TokenSource } from '../sources/types.js'
-import type { StoreEvent, StoreRecord, TokenStore } from '../stores/types.js'
+import type { StoreLock, StoreRecord, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { deserializeToken, serializeToken, tokenId } from '../token/serialize.js'
-import { CallAbandoned, whenAborted, withinDeadline } from '../abort.js'
+import { CallAbandoned, raceAbort, whenAborted, withinDeadline } from '../abort.js'
 import { computeWindows, type RefreshPolicy } from './policy.js'
-import { checkLock, checkRecord, localExpiry, redate, RefusedIds } from './stored.js'
+import { SecretSet } from '../secrets.js'
+import {
+  checkEvent,
+  checkLock,
+  checkRecord,
+  localExpiry,
+  pollInterval,
+  redate,
+  RefusedIds,
+  storeErrorMessage,
+} from './stored.js'
 import type { Obtained, SourceUpstream, Upstream } from './upstream.js'
 
 /** What the coordinator needs from its manager. */
@@ -22,7 +32,15 @@ export interface CoordinatorOptions {
   readonly signal: AbortSignal
   /** Asks the source itself. */
   readonly direct: SourceUpstream
-  readonly onError: (key: string | undefined, operation: StoreErrorEvent['operation'], error: unknown) => void
+  /**
+   * A store call failed (or the store misbehaved): `message` says how, free of every secret the
+   * call carried and of anything shaped like a credential.
+   */
+  readonly onError: (
+    key: string | undefined,
+    operation: StoreErrorEvent['operation'],
+    message: string,
+  ) => void
   /**
    * Called when this process stopped waiting for another one's fetch lock: `store` when the other
    * process's token arrived, `fetch` when this process went on to fetch itself (the holder died,
@@ -38,9 +56,6 @@ export interface CoordinatorOptions {
   readonly onRemoteClear: () => void
 }
 
-/** Poll interval while waiting for another process's lock, by whether the store has change events. */
-const POLL_MS = { events: 250, none: 50 }
-
 const FAILED = Symbol('store call failed')
 
 interface Read {
@@ -48,9 +63,13 @@ interface Read {
   readonly tokenId?: string
 }
 
-/** A caller waiting for changes of one key: set when one arrived since it last looked. */
+/**
+ * A caller waiting for changes of one key: `changed` when any arrived since it last looked,
+ * `unlocked` when one of them was a lock release (a holder ended).
+ */
 interface Watch {
   changed: boolean
+  unlocked: boolean
   wake: (() => void) | undefined
 }
 
@@ -67,33 +86,28 @@ export class StoreCoordinator implements Upstream {
   readonly #options: CoordinatorOptions
   readonly #refused = new RefusedIds()
   readonly #watches = new Map<string, Set<Watch>>()
+  /** Lock holds in progress (settling once released): close() waits for them. */
+  readonly #holds = new Set<Promise<void>>()
   readonly #pollMs: number
   readonly #unsubscribe: () => void
 
   constructor(store: TokenStore, options: CoordinatorOptions) {
     this.#store = store
     this.#options = options
-    const hinted = store.pollIntervalMs
-    this.#pollMs =
-      typeof hinted === 'number' && hinted > 0 && Number.isFinite(hinted)
-        ? hinted
-        : store.subscribe === undefined
-          ? POLL_MS.none
-          : POLL_MS.events
+    this.#pollMs = pollInterval(store)
     this.#unsubscribe = this.#subscribe()
   }
 
-  async obtain(key: string, source: TokenSource, current: AccessToken | undefined): Promise<Obtained> {
+  obtain(key: string, source: TokenSource, current: AccessToken | undefined): Promise<Obtained> {
     // A DPoP-bound token is useless without the private key, which never leaves this process:
     // such a source's tokens are neither read from nor written to a shared store.
     if (source.dpop !== undefined) return this.#options.direct.obtain(key, source)
-    const obtained = await this.#coordinate(key, source, current)
-    // Invalidated elsewhere while this flight was reading it from the store: ask again (the
-    // store read now skips it), rather than adopt a token another process has refused.
-    if (obtained.origin === 'store' && this.#refused.has(key, tokenId(obtained.token))) {
-      return this.#coordinate(key, source, current)
-    }
-    return obtained
+    return this.#coordinate(key, source, current)
+  }
+
+  /** Whether `token` was refused here or anywhere in the fleet (a store read skips it too). */
+  refuses(key: string, token: AccessToken): boolean {
+    return this.#refused.has(key, tokenId(token))
   }
 
   async #coordinate(key: string, source: TokenSource, current: AccessToken | undefined): Promise<Obtained> {
@@ -106,7 +120,8 @@ export class StoreCoordinator implements Upstream {
     const watch = this.#watch(key)
     const startedAt = clock.now()
     let deadline = startedAt + lockTtlMs
-    // Wake-ups by a change that brought no token (a released lock): a holder failed.
+    // Lock releases that brought no token: a holder failed. Other changes of the key (a delete,
+    // a set this process may not adopt, a clear) say nothing about the holder and do not count.
     let emptyWakes = 0
     // When this process began waiting for another one's lock (undefined: it has not waited).
     let waitingSince: number | undefined
@@ -128,17 +143,15 @@ export class StoreCoordinator implements Upstream {
           return await this.#fetchAndWrite(key, source)
         }
         if (lock !== undefined) {
-          try {
+          return await this.#holding(key, lock, async () => {
             const again = await this.#read(key, current)
             if (again.token !== undefined) {
               endWait('store')
               return { token: again.token, origin: 'store' }
             }
             endWait('fetch')
-            return await this.#fetchAndWrite(key, source)
-          } finally {
-            await this.#call(key, 'unlock', () => lock.release(), undefined)
-          }
+            return this.#fetchAndWrite(key, source)
+          })
         }
         waitingSince ??= clock.now()
         // Someone else holds the lock again after two holders ended without a token: the token
@@ -157,17 +170,42 @@ export class StoreCoordinator implements Upstream {
           endWait('fetch')
           return await this.#fetchAndWrite(key, source)
         }
-        const woken = await this.#changed(watch, Math.min(remaining, this.#pollMs))
+        await this.#changed(watch, Math.min(remaining, this.#pollMs))
+        const unlocked = watch.unlocked
+        watch.unlocked = false
         const after = await this.#read(key, current)
         if (after.token !== undefined) {
           endWait('store')
           return { token: after.token, origin: 'store' }
         }
-        if (woken && clock.now() < deadline) emptyWakes++
+        if (unlocked && clock.now() < deadline) emptyWakes++
       }
     } finally {
       this.#unwatch(key, watch)
     }
+  }
+
+  /**
+   * Runs `work` while this process holds `key`'s lock, then releases it. The caller's answer ends
+   * at once when the manager closes, but the work's store write and the release go on (each
+   * bounded by storeTimeoutMs) and `close()` waits for them before it closes the store: a process
+   * shutting down while it fetches must not leave the fleet waiting out the lock's TTL.
+   */
+  #holding(key: string, lock: StoreLock, work: () => Promise<Obtained>): Promise<Obtained> {
+    const held = (async () => {
+      try {
+        return await work()
+      } finally {
+        await this.#call(key, 'unlock', () => lock.release(), undefined, { untilClose: false })
+      }
+    })()
+    const settled = held.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.#holds.add(settled)
+    void settled.then(() => this.#holds.delete(settled))
+    return raceAbort(held, this.#options.signal)
   }
 
   /** The token `tokenId` of `key` was refused here: skip it in reads, delete it from the store. */
@@ -183,33 +221,60 @@ export class StoreCoordinator implements Upstream {
     await this.#call(undefined, 'clear', () => store.clear(), undefined)
   }
 
-  /** Stops listening and closes the store, bounded by the store deadline only. */
+  /**
+   * Waits for the locks this process still holds to be released (after their store writes), stops
+   * listening and closes the store, each bounded by the store deadline only.
+   */
   async close(): Promise<void> {
-    this.#unsubscribe()
+    await Promise.all([...this.#holds])
+    try {
+      this.#unsubscribe()
+    } catch (error) {
+      this.#failed(undefined, 'subscribe', error)
+    }
     const store = this.#store
     if (store.close === undefined) return
-    await this.#call(undefined, 'close', () => store.close?.() ?? Promise.resolve(), undefined, false)
+    await this.#call(undefined, 'close', () => store.close?.() ?? Promise.resolve(), undefined, {
+      untilClose: false,
+    })
   }
 
   #subscribe(): () => void {
     const store = this.#store
     if (store.subscribe === undefined) return () => undefined
     try {
-      return store.subscribe((event) => this.#onEvent(event))
+      const unsubscribe: unknown = store.subscribe((event) => this.#onEvent(event))
+      if (typeof unsubscribe === 'function') return unsubscribe as () => void
+      throw new TypeError('the store’s subscribe returned no unsubscribe function')
     } catch (error) {
-      this.#options.onError(undefined, 'subscribe', error)
+      this.#failed(undefined, 'subscribe', error)
       return () => undefined
     }
   }
 
-  #onEvent(event: StoreEvent): void {
+  /**
+   * A change event from the store. Never throws back into the store: a malformed event (which a
+   * third-party store may send, even synchronously inside `subscribe()` or a write) is a
+   * `subscribe` store error and changes nothing, but for a `delete` naming its key with an
+   * unreadable token id, which drops any token of the key (the safe reading of an invalidation).
+   */
+  #onEvent(raw: unknown): void {
+    const checked = checkEvent(raw)
+    if (checked.problem !== undefined) this.#failed(undefined, 'subscribe', new TypeError(checked.problem))
+    const event = checked.event
+    if (event === undefined) return
     if (event.type === 'clear') {
       for (const watches of this.#watches.values()) for (const watch of watches) this.#wake(watch)
       this.#options.onRemoteClear()
       return
     }
     const watches = this.#watches.get(event.key)
-    if (watches !== undefined) for (const watch of watches) this.#wake(watch)
+    if (watches !== undefined) {
+      for (const watch of watches) {
+        if (event.type === 'unlock') watch.unlocked = true
+        this.#wake(watch)
+      }
+    }
     if (event.type !== 'delete') return
     // Remembered even when this process holds another token or none: a flight in progress may
     // have read that token from the store just before it was invalidated.
@@ -219,7 +284,7 @@ export class StoreCoordinator implements Upstream {
   }
 
   #watch(key: string): Watch {
-    const watch: Watch = { changed: false, wake: undefined }
+    const watch: Watch = { changed: false, unlocked: false, wake: undefined }
     let watches = this.#watches.get(key)
     if (watches === undefined) this.#watches.set(key, (watches = new Set()))
     watches.add(watch)
@@ -286,7 +351,7 @@ export class StoreCoordinator implements Upstream {
       const stored = deserializeToken(record.payload)
       token = redate(stored, expiresAt - stored.expiresAt)
     } catch (error) {
-      this.#options.onError(key, 'get', error)
+      this.#failed(key, 'get', error)
       return { tokenId: id }
     }
     if (now >= computeWindows(token, policy, random).mustRefreshAt) return { tokenId: id }
@@ -300,6 +365,10 @@ export class StoreCoordinator implements Upstream {
       const store = this.#store
       // Serialising is part of the store write: a token it cannot encode (say, a vendor field
       // nested too deep for JSON) is a store error and stays in memory only, never a failed get.
+      // Finished even when the manager closes meanwhile (bounded by storeTimeoutMs), so that the
+      // token reaches the store before the lock is released. A store error quoting what it was
+      // given (the record) never shows the token.
+      const secrets = new SecretSet([token.value])
       await this.#call(
         key,
         'set',
@@ -309,9 +378,11 @@ export class StoreCoordinator implements Upstream {
             expiresAt: token.expiresAt,
             payload: serializeToken(token),
           }
+          secrets.add(record.payload)
           return store.set(key, record, { ttlMs })
         },
         false,
+        { untilClose: false, secrets },
       )
     }
     return { token, origin: 'fetch' }
@@ -320,15 +391,16 @@ export class StoreCoordinator implements Upstream {
   /**
    * One store call, bounded: it fails (an error event, then `fallback`) when it throws or rejects
    * or takes longer than `storeTimeoutMs`, and ends at once, without an event, when the manager
-   * closes (but for `close` itself: `untilClose` false). A store that never answers is a miss,
-   * never a hung `get`.
+   * closes, but for the calls that must finish (`untilClose` false: the store's `close`, a lock
+   * release, the write before it). A store that never answers is a miss, never a hung `get`.
+   * `secrets`: what the call carries, removed from its error's message.
    */
   async #call<T, F = T>(
     key: string | undefined,
     operation: StoreErrorEvent['operation'],
     call: () => Promise<T>,
     fallback: F,
-    untilClose = true,
+    { untilClose = true, secrets }: { untilClose?: boolean; secrets?: SecretSet } = {},
   ): Promise<T | F> {
     const { clock, storeTimeoutMs, signal } = this.#options
     try {
@@ -340,9 +412,18 @@ export class StoreCoordinator implements Upstream {
       )
     } catch (error) {
       if (!(error instanceof CallAbandoned && error.reason === 'aborted')) {
-        this.#options.onError(key, operation, error)
+        this.#failed(key, operation, error, secrets)
       }
       return fallback
     }
+  }
+
+  #failed(
+    key: string | undefined,
+    operation: StoreErrorEvent['operation'],
+    error: unknown,
+    secrets?: SecretSet,
+  ): void {
+    this.#options.onError(key, operation, storeErrorMessage(error, secrets))
   }
 }

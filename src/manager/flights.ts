@@ -10,7 +10,10 @@ import type { EntryTable, Entry, Failure } from './entries.js'
 import type { ManagerEvents, RefreshMode, TokenManagerEvents } from './events.js'
 import type { Counters } from './options.js'
 import type { BackoffPolicy, RefreshPolicy } from './policy.js'
-import type { Obtained, Upstream } from './upstream.js'
+import type { Obtained, SourceUpstream, Upstream } from './upstream.js'
+
+/** How many store reads in a row a flight may find refused on arrival before it asks the source itself. */
+const MAX_REFUSED_READS = 3
 
 /** What the flights need from their manager. */
 export interface FlightsOptions {
@@ -21,6 +24,8 @@ export interface FlightsOptions {
   /** Proactive renewal: how long a key may go unused and still be renewed (undefined: off). */
   readonly idleMs: number | undefined
   readonly upstream: Upstream
+  /** The source itself, past the store: for a flight whose every store read was refused meanwhile. */
+  readonly direct: SourceUpstream
   readonly counts: Counters
   readonly events: ManagerEvents
   /** Aborted when the manager closes. */
@@ -42,6 +47,7 @@ export class Flights {
   readonly #random: () => number
   readonly #idleMs: number | undefined
   readonly #upstream: Upstream
+  readonly #direct: SourceUpstream
   readonly #counts: Counters
   readonly #events: ManagerEvents
   readonly #closing: AbortSignal
@@ -53,6 +59,7 @@ export class Flights {
     this.#random = options.random
     this.#idleMs = options.idleMs
     this.#upstream = options.upstream
+    this.#direct = options.direct
     this.#counts = options.counts
     this.#events = options.events
     this.#closing = options.closing
@@ -153,7 +160,22 @@ export class Flights {
     if (mode === 'background') this.#counts.backgroundRefreshes++
     this.#publish('refreshStart', { key: entry.key, mode })
     try {
-      const obtained: Obtained = await this.#upstream.obtain(entry.key, entry.source, entry.token)
+      let obtained: Obtained = await this.#upstream.obtain(entry.key, entry.source, entry.token)
+      // A token read from the store may be invalidated anywhere in the fleet while it is on its
+      // way here (the store's delete event can land after the upstream's last look and before
+      // this flight resumes). Checked here, with no wait between this check and its adoption,
+      // and asked for again (the store read now skips it); after a few such races in a row, the
+      // source itself is asked.
+      for (
+        let asked = 1;
+        obtained.origin === 'store' && this.#upstream.refuses(entry.key, obtained.token);
+        asked++
+      ) {
+        obtained =
+          asked < MAX_REFUSED_READS
+            ? await this.#upstream.obtain(entry.key, entry.source, entry.token)
+            : await this.#direct.obtain(entry.key, entry.source)
+      }
       const now = this.#clock.now()
       if (now >= obtained.token.expiresAt) {
         throw new TokenkeeperError(

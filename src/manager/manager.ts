@@ -100,7 +100,7 @@ export class TokenManager {
             storeTimeoutMs,
             signal: this.#closing.signal,
             direct,
-            onError: (key, operation, error) => this.#storeFailed(key, operation, error),
+            onError: (key, operation, message) => this.#storeFailed(key, operation, message),
             onLockWait: (key, waitedMs, outcome) => this.#publish('lockWait', { key, waitedMs, outcome }),
             onRemoteDelete: (key, id) => this.#flights.dropRemote(key, id),
             onRemoteClear: () => {
@@ -114,6 +114,7 @@ export class TokenManager {
       random: this.#random,
       idleMs,
       upstream: this.#upstream,
+      direct,
       counts: this.#counts,
       events: this.#events,
       closing: this.#closing.signal,
@@ -401,14 +402,10 @@ export class TokenManager {
   #storeFailed(
     key: string | undefined,
     operation: TokenManagerEvents['storeError'][0]['operation'],
-    error: unknown,
+    message: string,
   ): void {
     this.#counts.storeErrors++
-    this.#publish('storeError', {
-      key,
-      operation,
-      message: error instanceof Error ? error.message : 'store failure',
-    })
+    this.#publish('storeError', { key, operation, message })
   }
 
   #publish<K extends keyof TokenManagerEvents>(name: K, ...event: TokenManagerEvents[K]): void {

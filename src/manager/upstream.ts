@@ -19,6 +19,12 @@ export interface Obtained {
 export interface Upstream {
   /** A token for `key` from `source`, newer than `current` when one is given. */
   obtain(key: string, source: TokenSource, current: AccessToken | undefined): Promise<Obtained>
+  /**
+   * Whether `token` (of `key`) was refused anywhere (here, or by another process through the
+   * store): such a token is never adopted. Synchronous, so that the manager can ask right before
+   * it adopts a token, with no wait in between in which a refusal could arrive unseen.
+   */
+  refuses(key: string, token: AccessToken): boolean
   /** The token `tokenId` (any, when undefined) of `key` was refused: forget it upstream too. */
   invalidate(key: string, tokenId: string | undefined, heldId: string | undefined): Promise<boolean>
   /** Every token was forgotten here: forget them upstream too. */
@@ -56,6 +62,10 @@ export class SourceUpstream implements Upstream {
     onFetch()
     // raceAbort: close() settles every waiter even if a source ignores its signal.
     return raceAbort(source.fetchToken({ signal, clock }), signal)
+  }
+
+  refuses(): boolean {
+    return false
   }
 
   invalidate(): Promise<boolean> {

@@ -121,12 +121,15 @@ export interface TokenStore {
   /**
    * How often (ms) a manager waiting for another process's lock re-checks the store, for a
    * change event lost on the way and a holder that died. Default: 250 ms for a store with
-   * `subscribe`, 50 ms for one without.
+   * `subscribe`, 50 ms for one without; also when the value is not a positive finite number.
    */
   readonly pollIntervalMs?: number
   /**
    * Calls `listener` for changes made anywhere (this process included): `set`, `delete`,
-   * `unlock`, `clear`. Returns an unsubscribe.
+   * `unlock`, `clear`. Returns an unsubscribe. An `unlock` means a holder released the lock:
+   * a manager waiting for it counts two of them without a token as a failing token endpoint and
+   * asks it itself, so a store must not announce one for anything else. A malformed event is
+   * ignored (a `storeError`), whenever it is delivered.
    */
   subscribe?(listener: (event: StoreEvent) => void): () => void
   /** Releases what the store holds (subscriptions, timers). Does not close a client it was given. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { memoryStore, TokenManager, type StoreErrorEvent, type TokenStore } from '../../src/index.js'
 import { createTestClock, type TestClock } from '../../src/testing/index.js'
-import { flush, heldSource, instantSource } from '../manager/helpers.js'
+import { flush, heldSource, instantSource, settle } from '../manager/helpers.js'
 import { storeView } from '../support/stores.js'
 
 type Method = 'get' | 'set' | 'acquireLock' | 'release' | 'delete' | 'clear' | 'close'
@@ -62,7 +62,7 @@ describe('a store call that never settles', () => {
     })
 
     it(`${method}: close() settles waiting callers with MANAGER_CLOSED and resolves`, async () => {
-      const { tokens, calls } = setup(method)
+      const { clock, tokens, calls } = setup(method)
       const held = heldSource('k')
       const first = tokens.get(held.source)
       const second = tokens.get(held.source)
@@ -73,17 +73,24 @@ describe('a store call that never settles', () => {
       expect(calls()).toBe(1)
       let closed = false
       const closing = tokens.close().then(() => (closed = true))
+      const settled = { first: settle(first), second: settle(second) }
       await flush()
-      expect(closed).toBe(true)
-      await closing
+      expect(settled.first.result().status).not.toBe('pending')
+      expect(settled.second.result().status).not.toBe('pending')
       if (method === 'get' || method === 'acquireLock') {
+        expect(closed).toBe(true)
         await expect(first).rejects.toMatchObject({ code: 'MANAGER_CLOSED' })
         await expect(second).rejects.toMatchObject({ code: 'MANAGER_CLOSED' })
         expect(held.fetches).toHaveLength(0)
       } else {
-        // The token had arrived: the flight ended when close() abandoned the store write.
-        await Promise.allSettled([first, second])
+        // The token had arrived and this process holds the lock: its write and the lock's
+        // release are finished rather than abandoned (a lock left behind would keep the fleet
+        // waiting for its TTL), so close() waits for them, no longer than the store deadline.
+        expect(closed).toBe(false)
+        await clock.advanceAsync(1_000)
+        expect(closed).toBe(true)
       }
+      await closing
     })
   }
 

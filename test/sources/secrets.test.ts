@@ -17,16 +17,20 @@ import {
   googleServiceAccount,
   isOAuthError,
   jwtBearer,
+  memoryStore,
   privateKeyJwt,
   selfSignedTlsClientAuth,
+  serializeToken,
   tlsClientAuth,
   TOKEN_TYPES,
   TokenManager,
   tokenExchange,
+  tokenId,
   tokenSource,
   type ClientAuth,
   type TokenSourceContext,
   type TokenSource,
+  type TokenStore,
 } from '../../src/index.js'
 import { closedPort, formFields, startLocalServer, type LocalServer } from '../wire/local-server.js'
 import { ecKeyPair, findLeaks, rsaKeyPair } from './keys.js'
@@ -305,6 +309,56 @@ describe('secrets never show', () => {
     expectNoLeak(token, [TOKEN, ID_TOKEN], [ID_TOKEN])
     expect(Object.keys(token)).not.toContain('value')
     expect(token.authorization).toBe(`Bearer ${TOKEN}`)
+  })
+})
+
+describe('store errors never carry a token', () => {
+  it('a third-party store whose every method fails quoting what it was given or holds', async () => {
+    const inner = memoryStore()
+    // Each failure quotes the record as JSON and its payload as it is.
+    const quoting = (what: string, value: unknown): Error =>
+      new Error(
+        `${what} failed for ${JSON.stringify(value)}: ${String((value as { payload?: unknown } | undefined)?.payload)}`,
+      )
+    const store: TokenStore = {
+      get: async (key) => {
+        throw quoting('get', await inner.get(key))
+      },
+      set: (key, record) => Promise.reject(quoting(`set ${key}`, record)),
+      delete: (key, options) => Promise.reject(quoting('delete', options)),
+      clear: () => Promise.reject(new Error('clear failed')),
+      acquireLock: async (key, options) => {
+        const lock = await inner.acquireLock!(key, options)
+        return lock && { release: () => Promise.reject(new Error('release failed')) }
+      },
+    }
+    const key = 'fn|store-secrets'
+    const tokenValue = `${TOKEN}-store`
+    const now = Date.now()
+    const stored = new AccessToken({
+      value: `${TOKEN}-stored`,
+      type: 'Bearer',
+      scopes: [],
+      issuedAt: now,
+      expiresAt: now + 3_600_000,
+      extra: { id_token: ID_TOKEN },
+    })
+    await inner.set(
+      key,
+      { tokenId: tokenId(stored), expiresAt: stored.expiresAt, payload: serializeToken(stored) },
+      { ttlMs: 3_600_000 },
+    )
+    const tokens = new TokenManager({ store })
+    const events: unknown[] = []
+    tokens.on('storeError', (event) => events.push(event))
+    const source = tokenSource('store-secrets', () => ({ access_token: tokenValue, expires_in: 3600 }))
+    const token = await tokens.get(source)
+    await tokens.invalidate(source, { token })
+    await tokens.clear()
+    expect(events.length).toBeGreaterThanOrEqual(4)
+    const forbidden = [tokenValue, `${TOKEN}-stored`, ID_TOKEN]
+    for (const value of [events, tokens.stats()]) expectNoLeak(value, forbidden)
+    await tokens.close()
   })
 })
 

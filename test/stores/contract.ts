@@ -412,6 +412,84 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         }
       })
 
+      /** The store as one written with fewer parts sees it: the four required methods, and the lock when `lock`. */
+      function narrowed(lock: boolean): TokenStore {
+        const inner = fixture.store
+        return {
+          get: (key) => inner.get(key),
+          set: (key, value, options) => inner.set(key, value, options),
+          delete: (key, options) => inner.delete(key, options),
+          clear: () => inner.clear(),
+          ...(lock && inner.acquireLock !== undefined ? { acquireLock: inner.acquireLock.bind(inner) } : {}),
+        }
+      }
+
+      it('with only get/set/delete/clear (no lock, no events), managers fetch once each and share what is stored', async () => {
+        const store = narrowed(false)
+        const [a, b, c] = [
+          new TokenManager({ store }),
+          new TokenManager({ store }),
+          new TokenManager({ store }),
+        ]
+        try {
+          const { source, pending, answer } = heldSource(newKey())
+          const first = a.get(source)
+          const second = b.get(source)
+          // Nothing to wait for: each process asks its source once, and neither hangs.
+          await eventually(() => pending.length === 2, 'both managers ask the source')
+          answer('from-a')
+          answer('from-b')
+          await expect(first).resolves.toMatchObject({ value: 'from-a' })
+          await expect(second).resolves.toMatchObject({ value: 'from-b' })
+          expect(a.stats().fetches + b.stats().fetches).toBe(2)
+          // A third process reads what they stored instead of asking.
+          const third = await c.get(source)
+          expect(['from-a', 'from-b']).toContain(third.value)
+          expect(c.stats()).toMatchObject({ fetches: 0, storeHits: 1 })
+        } finally {
+          await Promise.all([a.close(), b.close(), c.close()])
+        }
+      })
+
+      it('with a lock but no events, the waiting manager polls and gets the holder’s token', async (ctx) => {
+        if (fixture.store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
+        const store = narrowed(true)
+        const a = new TokenManager({ store })
+        const b = new TokenManager({ store })
+        try {
+          const { source, pending, answer } = heldSource(newKey())
+          const first = a.get(source)
+          await eventually(() => pending.length === 1, 'the first manager asks the source')
+          const second = track(b.get(source))
+          await settleStore()
+          expect(second.done()).toBe(false)
+          expect(pending).toHaveLength(1)
+          answer('polled-token')
+          await expect(first).resolves.toMatchObject({ value: 'polled-token' })
+          await eventually(() => second.done(), 'the waiting manager polls the store and gets the token')
+          expect(second.value()?.value).toBe('polled-token')
+          expect(a.stats().fetches + b.stats().fetches).toBe(1)
+        } finally {
+          await Promise.all([a.close(), b.close()])
+        }
+      })
+
+      it('a manager closed while it holds the fetch lock releases it', async (ctx) => {
+        if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
+        // Without the store's own close(), which would end the fixture's store for this test too.
+        const a = new TokenManager({ store: narrowed(true) })
+        const { source, pending } = heldSource(newKey())
+        const first = a.get(source).catch((error: unknown) => error)
+        await eventually(() => pending.length === 1, 'the manager takes the lock and asks the source')
+        await expect(store.acquireLock(source.key, { ttlMs: 60_000 })).resolves.toBeUndefined()
+        await a.close()
+        await expect(first).resolves.toMatchObject({ code: 'MANAGER_CLOSED' })
+        // Another process takes the lock at once, not when its TTL runs out.
+        const next = await store.acquireLock(source.key, { ttlMs: 60_000 })
+        expect(next).toBeDefined()
+        await next!.release()
+      })
+
       it('an invalidation by one manager drops the token in the other', async (ctx) => {
         if (store.subscribe === undefined) return ctx.skip('the store has no subscribe')
         const a = new TokenManager({ store: fixture.store })
