@@ -4,7 +4,7 @@ import type { TokenSource } from '../sources/types.js'
 import type { StoreLock, StoreRecord, TokenStore } from '../stores/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { deserializeToken, serializeToken, tokenId } from '../token/serialize.js'
-import { CallAbandoned, raceAbort, whenAborted, withinDeadline } from '../abort.js'
+import { CallAbandoned, raceAbort, withinDeadline } from '../abort.js'
 import { computeWindows, type RefreshPolicy } from './policy.js'
 import { SecretSet } from '../secrets.js'
 import {
@@ -18,6 +18,7 @@ import {
   storeErrorMessage,
 } from './stored.js'
 import type { Obtained, SourceUpstream, Upstream } from './upstream.js'
+import { KeyWatches } from './watches.js'
 
 /** What the coordinator needs from its manager. */
 export interface CoordinatorOptions {
@@ -64,16 +65,6 @@ interface Read {
 }
 
 /**
- * A caller waiting for changes of one key: `changed` when any arrived since it last looked,
- * `unlocked` when one of them was a lock release (a holder ended).
- */
-interface Watch {
-  changed: boolean
-  unlocked: boolean
-  wake: (() => void) | undefined
-}
-
-/**
  * The upstream of a manager with a store: read the shared store first, and when a fetch is
  * needed take the store's per-key lock so that one process fetches for all; losers wait for the
  * winner's token (woken by the store's change events, polling as fallback), re-read, and take
@@ -85,7 +76,7 @@ export class StoreCoordinator implements Upstream {
   readonly #store: TokenStore
   readonly #options: CoordinatorOptions
   readonly #refused = new RefusedIds()
-  readonly #watches = new Map<string, Set<Watch>>()
+  readonly #watches = new KeyWatches()
   /** Lock holds in progress (settling once released): close() waits for them. */
   readonly #holds = new Set<Promise<void>>()
   readonly #pollMs: number
@@ -117,7 +108,7 @@ export class StoreCoordinator implements Upstream {
     if (first.token !== undefined) return { token: first.token, origin: 'store' }
     if (store.acquireLock === undefined) return this.#fetchAndWrite(key, source)
     const acquire = store.acquireLock.bind(store)
-    const watch = this.#watch(key)
+    const watch = this.#watches.watch(key)
     const startedAt = clock.now()
     let deadline = startedAt + lockTtlMs
     // Lock releases that brought no token: a holder failed. Other changes of the key (a delete,
@@ -170,7 +161,7 @@ export class StoreCoordinator implements Upstream {
           endWait('fetch')
           return await this.#fetchAndWrite(key, source)
         }
-        await this.#changed(watch, Math.min(remaining, this.#pollMs))
+        await this.#watches.next(watch, Math.min(remaining, this.#pollMs), clock, signal)
         const unlocked = watch.unlocked
         watch.unlocked = false
         const after = await this.#read(key, current)
@@ -181,7 +172,7 @@ export class StoreCoordinator implements Upstream {
         if (unlocked && clock.now() < deadline) emptyWakes++
       }
     } finally {
-      this.#unwatch(key, watch)
+      this.#watches.unwatch(key, watch)
     }
   }
 
@@ -264,70 +255,17 @@ export class StoreCoordinator implements Upstream {
     const event = checked.event
     if (event === undefined) return
     if (event.type === 'clear') {
-      for (const watches of this.#watches.values()) for (const watch of watches) this.#wake(watch)
+      this.#watches.changed(undefined)
       this.#options.onRemoteClear()
       return
     }
-    const watches = this.#watches.get(event.key)
-    if (watches !== undefined) {
-      for (const watch of watches) {
-        if (event.type === 'unlock') watch.unlocked = true
-        this.#wake(watch)
-      }
-    }
+    this.#watches.changed(event.key, event.type === 'unlock')
     if (event.type !== 'delete') return
     // Remembered even when this process holds another token or none: a flight in progress may
     // have read that token from the store just before it was invalidated.
     if (event.tokenId !== undefined) this.#refused.remember(event.key, event.tokenId)
     const dropped = this.#options.onRemoteDelete(event.key, event.tokenId)
     if (dropped !== undefined) this.#refused.remember(event.key, dropped)
-  }
-
-  #watch(key: string): Watch {
-    const watch: Watch = { changed: false, unlocked: false, wake: undefined }
-    let watches = this.#watches.get(key)
-    if (watches === undefined) this.#watches.set(key, (watches = new Set()))
-    watches.add(watch)
-    return watch
-  }
-
-  #unwatch(key: string, watch: Watch): void {
-    const watches = this.#watches.get(key)
-    watches?.delete(watch)
-    if (watches?.size === 0) this.#watches.delete(key)
-  }
-
-  #wake(watch: Watch): void {
-    watch.changed = true
-    watch.wake?.()
-  }
-
-  /**
-   * Resolves true once `key` changed since the watch last looked (at once if it already did),
-   * false after `delayMs` or when the manager closes.
-   */
-  #changed(watch: Watch, delayMs: number): Promise<boolean> {
-    if (watch.changed) {
-      watch.changed = false
-      return Promise.resolve(true)
-    }
-    const { clock, signal } = this.#options
-    return new Promise((resolve) => {
-      let done = false
-      const finish = (woken: boolean): void => {
-        if (done) return
-        done = true
-        timer.cancel()
-        stopAbort()
-        watch.wake = undefined
-        watch.changed = false
-        resolve(woken)
-      }
-      const timer = clock.setTimer(() => finish(false), delayMs)
-      const stopAbort = whenAborted(signal, () => finish(false))
-      watch.wake = () => finish(true)
-      if (signal.aborted) finish(false)
-    })
   }
 
   /** A token from the store that this process may adopt: not refused, newer than ours, not due. */
