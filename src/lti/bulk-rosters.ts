@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js'
 import { checkBulkOptions, checkIterable, Pacer, runPool, type BulkOptions } from './bulk.js'
 import type { ServiceRequest } from './client.js'
-import type { MembershipPage, MembersQuery } from './memberships.js'
+import type { MembershipPage, MembersQuery } from './types.js'
 import type { NrpsClaim } from './types.js'
 
 /**

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js'
 import { checkBulkOptions, checkIterable, Pacer, runPool, type BulkOptions } from './bulk.js'
 import type { ServiceRequest } from './client.js'
-import type { LineItemRef, ScorePostResult } from './grades.js'
+import type { LineItemRef, ScorePostResult } from './types.js'
 import type { ScoreInput } from './types.js'
 
 /**

@@ -34,7 +34,16 @@ import {
   type PostedScores,
   type ScoreTimestamps,
 } from './timestamps.js'
-import type { AgsClaim, LineItem, LineItemFilters, LtiResult, NewLineItem, ScoreInput } from './types.js'
+import type {
+  AgsClaim,
+  LineItem,
+  LineItemFilters,
+  LineItemRef,
+  LtiResult,
+  NewLineItem,
+  ScoreInput,
+  ScorePostResult,
+} from './types.js'
 
 /**
  * Options of {@link GradeService.fromClaim}.
@@ -55,16 +64,6 @@ export interface GradeServiceOptions extends LtiServiceOptions {
   readonly uses?: readonly GradeUse[]
 }
 
-/**
- * A line item by URL, or the line item object (its `id` is its URL).
- *
- * @example
- * ```ts
- * for await (const item of grades.lineItems({ tag: 'final' })) await grades.postScore(score, { lineItem: item })
- * ```
- */
-export type LineItemRef = string | Pick<LineItem, 'id'>
-
 interface State {
   readonly tokens: TokenManager
   readonly source: TokenSource
@@ -76,26 +75,6 @@ interface State {
   readonly timestamps: ScoreTimestamps
   readonly posted: PostedScores
   readonly clock: Clock
-}
-
-/**
- * What became of a score: `posted` (the platform accepted it, after `attempts` attempts), or
- * `superseded` (a retry was dropped, nothing more sent, because a newer score for that line item
- * and user had been posted meanwhile: AGS 2.0 §3.4.9).
- *
- * @example
- * ```ts
- * const { outcome, attempts } = await grades.postScore(score)
- * if (outcome === 'superseded') console.info('a newer grade was posted first')
- * ```
- */
-export interface ScorePostResult {
-  /** `posted`: the platform accepted the score; `superseded`: a newer score was posted first, this one was dropped. */
-  readonly outcome: 'posted' | 'superseded'
-  /** How many times the score was sent (1 when the first attempt was accepted). */
-  readonly attempts: number
-  /** The timestamp of the last attempt sent. */
-  readonly timestamp: string
 }
 
 /**

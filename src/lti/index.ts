@@ -32,8 +32,8 @@ export { deriveGradeScopes, type GradeUse } from './scopes.js'
 export { findLink, parseLinkHeader, type WebLink } from './links.js'
 export type { CallOptions, LtiRetryEvent, LtiRetryOptions, LtiServiceOptions } from './client.js'
 export type { GradeEndpoint } from './ags-claim.js'
-export { GradeService, type GradeServiceOptions, type LineItemRef, type ScorePostResult } from './grades.js'
-export { MembershipsService, type MembershipPage, type MembersQuery } from './memberships.js'
+export { GradeService, type GradeServiceOptions } from './grades.js'
+export { MembershipsService } from './memberships.js'
 export type { BulkOptions } from './bulk.js'
 export type {
   BulkScore,
@@ -51,10 +51,14 @@ export type {
   LineItem,
   LineItemFields,
   LineItemFilters,
+  LineItemRef,
   LtiResult,
   Member,
   MembershipContext,
+  MembershipPage,
+  MembersQuery,
   NewLineItem,
   NrpsClaim,
   ScoreInput,
+  ScorePostResult,
 } from './types.js'

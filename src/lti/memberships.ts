@@ -17,48 +17,7 @@ import { ScopeMismatchError } from './errors.js'
 import { checkSameHost, checkServiceUrl, withQuery } from './links.js'
 import type { LtiRegistration } from './registration.js'
 import { ltiServiceSource } from './source.js'
-import type { Member, MembershipContext, NrpsClaim } from './types.js'
-
-/**
- * Query of a membership GET (NRPS 2.0): sent on the first page only; later pages use the
- * platform's `next` link exactly as given.
- *
- * @example
- * ```ts
- * import type { MembersQuery } from 'tokenkeeper/lti'
- * const learners: MembersQuery = { role: 'http://purl.imsglobal.org/vocab/lis/v2/membership#Learner', limit: 100 }
- * ```
- */
-export interface MembersQuery {
-  /** A role URI, or the short form of a context role (`Learner`). */
-  readonly role?: string
-  /** A page size hint; the platform may send more or fewer. */
-  readonly limit?: number
-  /** A resource link id: the members who can access that link (and its `message` claims). */
-  readonly rlid?: string
-}
-
-/**
- * One page of a membership container.
- *
- * @example
- * ```ts
- * for await (const page of roster.pages()) {
- *   save(page.members)
- *   if (page.differencesUrl !== undefined) remember(page.differencesUrl)
- * }
- * ```
- */
-export interface MembershipPage {
-  /** The context (course) the roster belongs to. */
-  readonly context: MembershipContext
-  /** The members on this page. */
-  readonly members: readonly Member[]
-  /** The `rel="differences"` link: where to ask later for what changed since this answer. */
-  readonly differencesUrl: string | undefined
-  /** The `rel="next"` link, checked; `undefined` on the last page (or when it was refused: then iteration throws). */
-  readonly nextUrl: string | undefined
-}
+import type { Member, MembershipContext, MembershipPage, MembersQuery, NrpsClaim } from './types.js'
 
 function checkClaim(claim: NrpsClaim, what: string): URL {
   if (typeof claim !== 'object' || claim === null)

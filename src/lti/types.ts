@@ -263,3 +263,74 @@ export interface MembershipContext {
   /** The context's full title. */
   readonly title?: string
 }
+
+/**
+ * A line item by URL, or the line item object (its `id` is its URL).
+ *
+ * @example
+ * ```ts
+ * for await (const item of grades.lineItems({ tag: 'final' })) await grades.postScore(score, { lineItem: item })
+ * ```
+ */
+export type LineItemRef = string | Pick<LineItem, 'id'>
+
+/**
+ * What became of a score: `posted` (the platform accepted it, after `attempts` attempts), or
+ * `superseded` (a retry was dropped, nothing more sent, because a newer score for that line item
+ * and user had been posted meanwhile: AGS 2.0 §3.4.9).
+ *
+ * @example
+ * ```ts
+ * const { outcome, attempts } = await grades.postScore(score)
+ * if (outcome === 'superseded') console.info('a newer grade was posted first')
+ * ```
+ */
+export interface ScorePostResult {
+  /** `posted`: the platform accepted the score; `superseded`: a newer score was posted first, this one was dropped. */
+  readonly outcome: 'posted' | 'superseded'
+  /** How many times the score was sent (1 when the first attempt was accepted). */
+  readonly attempts: number
+  /** The timestamp of the last attempt sent. */
+  readonly timestamp: string
+}
+
+/**
+ * Query of a membership GET (NRPS 2.0): sent on the first page only; later pages use the
+ * platform's `next` link exactly as given.
+ *
+ * @example
+ * ```ts
+ * import type { MembersQuery } from 'tokenkeeper/lti'
+ * const learners: MembersQuery = { role: 'http://purl.imsglobal.org/vocab/lis/v2/membership#Learner', limit: 100 }
+ * ```
+ */
+export interface MembersQuery {
+  /** A role URI, or the short form of a context role (`Learner`). */
+  readonly role?: string
+  /** A page size hint; the platform may send more or fewer. */
+  readonly limit?: number
+  /** A resource link id: the members who can access that link (and its `message` claims). */
+  readonly rlid?: string
+}
+
+/**
+ * One page of a membership container.
+ *
+ * @example
+ * ```ts
+ * for await (const page of roster.pages()) {
+ *   save(page.members)
+ *   if (page.differencesUrl !== undefined) remember(page.differencesUrl)
+ * }
+ * ```
+ */
+export interface MembershipPage {
+  /** The context (course) the roster belongs to. */
+  readonly context: MembershipContext
+  /** The members on this page. */
+  readonly members: readonly Member[]
+  /** The `rel="differences"` link: where to ask later for what changed since this answer. */
+  readonly differencesUrl: string | undefined
+  /** The `rel="next"` link, checked; `undefined` on the last page (or when it was refused: then iteration throws). */
+  readonly nextUrl: string | undefined
+}
