@@ -58,8 +58,13 @@ export function newEntry(source: TokenSource): Entry {
 export class EntryTable {
   readonly #entries = new Map<string, Entry>()
   readonly #maxEntries: number
-  /** The CLOCK hand: one iterator that keeps its place between evictions (new keys join behind it). */
-  #hand: IterableIterator<Entry> = this.#entries.values()
+  /**
+   * The CLOCK hand: one iterator that keeps its place between evictions (new keys join behind
+   * it). Made at the first eviction and dropped by `clear()`: a live iterator keeps every hash
+   * table the Map has grown out of or been cleared of, with the entries they held, until it
+   * moves on, so a table that never evicts holds none.
+   */
+  #hand: IterableIterator<Entry> | undefined
 
   constructor(maxEntries: number) {
     this.#maxEntries = maxEntries
@@ -97,13 +102,14 @@ export class EntryTable {
       entry.timer = undefined
     }
     this.#entries.clear()
+    this.#hand = undefined
   }
 
   #evictOne(): void {
     // Bounded: after one full turn every bit is clear, so this ends within two turns.
     for (let steps = 2 * this.#entries.size + 1; steps > 0; steps--) {
-      let next = this.#hand.next()
-      if (next.done === true) {
+      let next = this.#hand?.next()
+      if (next === undefined || next.done === true) {
         this.#hand = this.#entries.values()
         next = this.#hand.next()
         if (next.done === true) return
