@@ -162,7 +162,9 @@ function endpointRows(
     extraParamsUndefined: key({ extraParams: { tenant: undefined as unknown as string } }),
     extraParamsNaN: key({ extraParams: { tenant: Number.NaN as unknown as string } }),
     extraParamsObject: key({ extraParams: { tenant: { toString: () => 'acme' } as unknown as string } }),
-    extraParamsOtherObject: key({ extraParams: { tenant: { toString: () => 'globex' } as unknown as string } }),
+    extraParamsOtherObject: key({
+      extraParams: { tenant: { toString: () => 'globex' } as unknown as string },
+    }),
     // Two names of one header are sent as one, joined in their order: `a, b` is not `b, a`.
     headersTwoCases: key({ headers: { 'X-Tenant': 'a', 'x-tenant': 'b' } }),
     headersTwoCasesReversed: key({ headers: { 'x-tenant': 'b', 'X-Tenant': 'a' } }),
