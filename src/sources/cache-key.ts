@@ -4,6 +4,9 @@
  * source names in a fixed order, each one escaped here and nowhere else. A segment is
  * positional (`value`) or named (`name=value`); a value that derives from a secret (a client
  * secret, a key, a subject token, extra parameters) enters only as a {@link fingerprint}.
+ * Values enter as they are sent (an extra parameter as its `String()`, headers of one name in
+ * any case as the one header `fetch` sends), byte for byte: two configurations that send
+ * different requests never share a key; two that send the same request may.
  *
  * Keys name records in shared stores and appear in events and `stats()`: their bytes must not
  * change between releases, or every fleet starts cold on upgrade. `test/sources/key.test.ts`
@@ -70,7 +73,8 @@ export function cacheKey(
 /**
  * The key of a source that names another key as a whole (a `tokenSource` name, the JWT-bearer
  * key inside a Google service account): `kind|` and that key as it is, unescaped, so that keys
- * made before this builder keep their bytes. The kind keeps it apart from every other source's.
+ * made before this builder keep their bytes. The kind keeps it apart from every other source's
+ * (no built-in kind is `fn` or `google-sa`); a `tokenSource` name is its caller's namespace.
  *
  * @internal
  */

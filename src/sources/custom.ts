@@ -105,7 +105,15 @@ class FunctionSource implements TokenSource {
 
 /**
  * Wraps any function that obtains a token as a {@link TokenSource}. `key` must name everything
- * that changes the token (and no secret); it is prefixed with `fn|`.
+ * that changes the token (and no secret); the source's key is `fn|` and `key` as given, not
+ * escaped.
+ *
+ * The key is the caller's namespace: two sources with the same `key` share their tokens, in
+ * memory and in a shared store, whatever their functions. It can never be a built-in source's
+ * key (none starts with `fn|`). A `key` built from parts must keep them apart itself:
+ * `` `vault:${tenant}:${api}` `` is one key for tenant `a:b`, api `c` and tenant `a`, api `b:c`,
+ * so a part that comes from outside the program (a tenant named in a request, a token's claims)
+ * must be delimited, for example with `encodeURIComponent(part)`.
  *
  * @example
  * ```ts

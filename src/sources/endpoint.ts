@@ -125,6 +125,23 @@ export interface EndpointDiscovery {
   readonly cache?: DiscoveryCache | undefined
 }
 
+/**
+ * The headers as the key names them: lower-case names, sorted. Names that differ only in case
+ * are one header on the wire, its values joined by `, ` in the order given (as `fetch` sends
+ * them), so they enter the key as that one header: `{ 'X-A': 'a', 'x-a': 'b' }` is
+ * `x-a: a, b`, not `x-a: b, a`, and the same key as `{ 'x-a': 'a, b' }`. Headers without such
+ * names keep the entries (and key bytes) they always had.
+ */
+function headerKeyEntries(headers: Readonly<Record<string, string>>): [string, string][] {
+  const joined = new Map<string, string>()
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase()
+    const before = joined.get(lower)
+    joined.set(lower, before === undefined ? value : `${before}, ${value}`)
+  }
+  return [...joined].sort()
+}
+
 /** The checked, normalised form of {@link EndpointOptions}, shared by the token sources. */
 export class TokenEndpoint {
   readonly scopes: readonly string[]
@@ -187,13 +204,17 @@ export class TokenEndpoint {
     for (const audience of audiences) params.push(['audience', audience])
     const resources = [...new Set(options.resource === undefined ? [] : [options.resource].flat())].sort()
     for (const resource of resources) params.push(['resource', resource])
-    const extras = Object.entries(options.extraParams ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    // Each value as it is sent (its String()): the key is made of these, not of the values as
+    // given, whose JSON is one `null` for `null`, `undefined` and `NaN` and one `{}` for objects.
+    const extras = Object.entries(options.extraParams ?? {})
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([name, value]): [string, string] => [name, String(value)])
     for (const [name, value] of extras) {
       if (RESERVED_PARAMS.has(name)) throw new TypeError(`${what}: extraParams must not set ${name}`)
-      params.push([name, String(value)])
+      params.push([name, value])
     }
     this.#params = params
-    this.#paramSecrets = extras.map(([, value]) => String(value))
+    this.#paramSecrets = extras.map(([, value]) => value)
     this.#options = options
     // Options that change which token is returned or accepted, and headers (which may carry
     // credentials), enter the key as one fingerprint, present only when any is set.
@@ -204,11 +225,7 @@ export class TokenEndpoint {
         .map((t) => t.toLowerCase())
         .sort()
         .join(' '),
-      JSON.stringify(
-        Object.entries(options.headers ?? {})
-          .map(([n, v]) => [n.toLowerCase(), v])
-          .sort(),
-      ),
+      JSON.stringify(headerKeyEntries(options.headers ?? {})),
     ]
     this.#keySegments = [
       named('scope', this.scopes),

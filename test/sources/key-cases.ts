@@ -156,6 +156,18 @@ function endpointRows(
     extraParamsValue: key({ extraParams: { tenant: SECRETS.otherExtra } }),
     extraParamsName: key({ extraParams: { org: SECRETS.extra } }),
     headers: key({ headers: { 'x-tenant': SECRETS.header } }),
+    // Untyped callers: each value is sent as its String(), which differ (`null`, `undefined`,
+    // `NaN`, an object's toString); they once shared one key (their JSON is `null` or `{}`).
+    extraParamsNull: key({ extraParams: { tenant: null as unknown as string } }),
+    extraParamsUndefined: key({ extraParams: { tenant: undefined as unknown as string } }),
+    extraParamsNaN: key({ extraParams: { tenant: Number.NaN as unknown as string } }),
+    extraParamsObject: key({ extraParams: { tenant: { toString: () => 'acme' } as unknown as string } }),
+    extraParamsOtherObject: key({
+      extraParams: { tenant: { toString: () => 'globex' } as unknown as string },
+    }),
+    // Two names of one header are sent as one, joined in their order: `a, b` is not `b, a`.
+    headersTwoCases: key({ headers: { 'X-Tenant': 'a', 'x-tenant': 'b' } }),
+    headersTwoCasesReversed: key({ headers: { 'x-tenant': 'b', 'X-Tenant': 'a' } }),
     defaultLifetime: key({ defaultLifetimeMs: 60_000 }),
     requireScopes: key({ requireRequestedScopes: true }),
     acceptedTypes: key({ acceptedTokenTypes: ['bearer', 'mac'] }),
