@@ -36,6 +36,9 @@ export function checkTokenUrl(raw: string | URL, what = 'tokenUrl'): URL {
   }
   // `url.hash` is empty for a bare `#`, which is a fragment all the same (RFC 6749 §3.2).
   if (url.hash !== '' || String(raw).includes('#')) throw new TypeError(`${what} must not contain a fragment`)
+  // A bare `?` is no query: some fetch implementations send it and some drop it, so drop it here
+  // and every Node version sends the same request (and the cache key, which ignores it, holds).
+  if (url.search === '') url.search = ''
   if (url.protocol === 'https:') return url
   if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return url
   throw new TokenkeeperError(
