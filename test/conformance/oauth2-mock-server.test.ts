@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { OAuth2Server, type MutableResponse } from 'oauth2-mock-server'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { systemClock } from '../../src/clock.js'
 import {
   clientCredentials,
   clientSecretBasic,
@@ -95,9 +96,9 @@ describe('oauth2-mock-server: client credentials', () => {
             ? basicCredentials(req.headers.authorization)
             : [String(req.body['client_id']), String(req.body['client_secret'])]
       })
-      const before = Date.now()
+      const before = systemClock.now()
       const token = await source(auth, ['reports:write', 'reports:read']).fetchToken()
-      const after = Date.now()
+      const after = systemClock.now()
 
       expect(seen).toEqual([CLIENT_ID, CLIENT_SECRET])
       expect(token.type).toBe('Bearer')

@@ -251,13 +251,13 @@ describe('oidc-provider: client credentials', () => {
       auth: clientSecretBasic(BASIC_SECRET),
       scopes: ['api:write', 'api:read'],
     })
-    const before = Date.now()
+    const before = systemClock.now()
     const token = await source.fetchToken()
     expect(token.value.length).toBeGreaterThan(0)
     expect(token.type).toBe('Bearer')
     expect(token.scopes).toEqual(['api:read', 'api:write'])
     expect(token.scopeReduced).toBe(false)
-    expectLifetime(token, before, Date.now())
+    expectLifetime(token, before, systemClock.now())
     // The token is an RFC 9068 JWT for the default resource, signed by the provider.
     const { payload } = await jwtVerify(token.value, createLocalJWKSet(providerJwks), {
       issuer,
@@ -275,11 +275,11 @@ describe('oidc-provider: client credentials', () => {
       auth: clientSecretPost(POST_SECRET),
       scopes: ['api:read'],
     })
-    const before = Date.now()
+    const before = systemClock.now()
     const token = await source.fetchToken()
     expect(token.type).toBe('Bearer')
     expect(token.scopes).toEqual(['api:read'])
-    expectLifetime(token, before, Date.now())
+    expectLifetime(token, before, systemClock.now())
     expect(decodeJwt(token.value)['client_id']).toBe('post-client')
   })
 
@@ -335,11 +335,11 @@ describe('oidc-provider: client credentials', () => {
         fetch: recordingFetch,
       })
       sentBodies.length = 0
-      const before = Date.now()
+      const before = systemClock.now()
       const token = await source.fetchToken()
       expect(token.type).toBe('Bearer')
       expect(token.scopes).toEqual(['api:read'])
-      expectLifetime(token, before, Date.now())
+      expectLifetime(token, before, systemClock.now())
       expect(decodeJwt(token.value)['client_id']).toBe('jwt-client')
       const assertion = decodeJwt(sentBodies[0]!.get('client_assertion')!)
       expect(assertion).toMatchObject({ iss: 'jwt-client', sub: 'jwt-client', aud: tokenUrl })
@@ -584,11 +584,11 @@ describe('oidc-provider: JWT-bearer grant (RFC 7523 §2.1, registered as a custo
       clientId: 'bearer-client',
       auth: clientSecretBasic(BEARER_SECRET),
     })
-    const before = Date.now()
+    const before = systemClock.now()
     const token = await source.fetchToken()
     expect(token.type).toBe('Bearer')
     expect(token.scopes).toEqual(['api:read'])
-    expectLifetime(token, before, Date.now())
+    expectLifetime(token, before, systemClock.now())
     expect(token.extra['assertion_sub']).toBe('job-42')
   })
 

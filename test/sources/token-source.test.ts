@@ -162,9 +162,9 @@ describe('tokenSource', () => {
   })
 
   it('uses the system clock when none is given', async () => {
-    const before = Date.now()
+    const before = systemClock.now()
     const token = await tokenSource('x', () => ({ access_token: TOKEN, expires_in: 60 })).fetchToken()
     expect(token.issuedAt).toBeGreaterThanOrEqual(before)
-    expect(token.issuedAt).toBeLessThanOrEqual(Date.now())
+    expect(token.issuedAt).toBeLessThanOrEqual(systemClock.now())
   })
 })
