@@ -7,7 +7,6 @@
  */
 import { randomBytes, webcrypto } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from 'jose'
 import type { Provider } from 'oidc-provider'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -24,6 +23,7 @@ import {
 } from '../../src/index.js'
 import { startDpopResource, type DpopResource } from '../support/dpop-resource.js'
 import { providerSigningKeys } from '../support/oidc-provider-keys.js'
+import { listenOnLoopback, loadOidcProvider } from '../support/oidc-provider.js'
 
 const TTL_SECONDS = 600
 const API = 'https://api.example.test/'
@@ -70,17 +70,9 @@ function source(
 }
 
 beforeAll(async () => {
-  for (const method of ['info', 'warn'] as const) {
-    const original = console[method].bind(console)
-    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
-      if (typeof args[0] === 'string' && args[0].startsWith('oidc-provider ')) return
-      original(...args)
-    })
-  }
-  const { default: ProviderClass, errors } = await import('oidc-provider')
+  const { default: ProviderClass, errors } = await loadOidcProvider()
   server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  issuer = `http://127.0.0.1:${await listenOnLoopback(server)}`
   tokenUrl = `${issuer}/token`
   const client = {
     grant_types: ['client_credentials'],

@@ -32,6 +32,7 @@ import {
 } from '../../src/index.js'
 import { publicJwk } from '../../src/sources/signing.js'
 import { providerSigningKeys } from '../support/oidc-provider-keys.js'
+import { listenOnLoopback, loadOidcProvider } from '../support/oidc-provider.js'
 import { errorsTableRows } from '../support/errors-table.js'
 
 const API = 'https://api.example.test/'
@@ -129,17 +130,9 @@ const pki = (files = { cert: read('client.crt'), key: read('client.key') }) =>
   })
 
 beforeAll(async () => {
-  for (const method of ['info', 'warn'] as const) {
-    const original = console[method].bind(console)
-    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
-      if (typeof args[0] === 'string' && args[0].startsWith('oidc-provider ')) return
-      original(...args)
-    })
-  }
-  const { default: ProviderClass, errors } = await import('oidc-provider')
+  const { default: ProviderClass, errors } = await loadOidcProvider()
   server = createHttpsServer(tlsOptions())
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  issuer = `https://127.0.0.1:${(server.address() as AddressInfo).port}`
+  issuer = `https://127.0.0.1:${await listenOnLoopback(server)}`
   tokenUrl = `${issuer}/token`
   const base = {
     grant_types: ['client_credentials'],

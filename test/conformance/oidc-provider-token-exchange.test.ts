@@ -9,7 +9,6 @@
  */
 import { generateKeyPairSync } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createLocalJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose'
 import type { errors as OidcErrorsValue, GrantContext, Provider } from 'oidc-provider'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -25,6 +24,7 @@ import {
   type TokenSource,
 } from '../../src/index.js'
 import { providerSigningKeys } from '../support/oidc-provider-keys.js'
+import { listenOnLoopback, loadOidcProvider } from '../support/oidc-provider.js'
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const API = 'https://api.example.test/'
@@ -118,17 +118,9 @@ function registerTokenExchangeGrant(target: Provider, errors: OidcErrors): void 
 }
 
 beforeAll(async () => {
-  for (const method of ['info', 'warn'] as const) {
-    const original = console[method].bind(console)
-    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
-      if (typeof args[0] === 'string' && args[0].startsWith('oidc-provider ')) return
-      original(...args)
-    })
-  }
-  const { default: ProviderClass, errors } = await import('oidc-provider')
+  const { default: ProviderClass, errors } = await loadOidcProvider()
   server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
+  const port = await listenOnLoopback(server)
   issuer = `http://127.0.0.1:${port}`
   tokenUrl = `${issuer}/token`
   const defaults = {

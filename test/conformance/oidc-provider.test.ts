@@ -10,7 +10,6 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { createLocalJWKSet, decodeJwt, jwtVerify, SignJWT } from 'jose'
 import type { errors as OidcErrorsValue, GrantContext, Provider } from 'oidc-provider'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
@@ -33,6 +32,7 @@ import {
 } from '../../src/index.js'
 import { publicJwk } from '../../src/sources/signing.js'
 import { providerSigningKeys } from '../support/oidc-provider-keys.js'
+import { listenOnLoopback, loadOidcProvider } from '../support/oidc-provider.js'
 
 const TTL_SECONDS = 600
 const API = 'https://api.example.test/'
@@ -156,21 +156,11 @@ function registerJwtBearerGrant(target: Provider, errors: OidcErrors): void {
 }
 
 beforeAll(async () => {
-  // oidc-provider prints notices through console (an "unsupported runtime" warning on Node 20,
-  // the development-only memory adapter); keep them out of the test output, pass others on.
-  for (const method of ['info', 'warn'] as const) {
-    const original = console[method].bind(console)
-    vi.spyOn(console, method).mockImplementation((...args: unknown[]) => {
-      if (typeof args[0] === 'string' && args[0].startsWith('oidc-provider ')) return
-      original(...args)
-    })
-  }
-  const { default: ProviderClass, errors } = await import('oidc-provider')
+  const { default: ProviderClass, errors } = await loadOidcProvider()
 
   // The issuer must name the port, so listen first and attach the provider once it exists.
   server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
+  const port = await listenOnLoopback(server)
   issuer = `http://127.0.0.1:${port}`
   tokenUrl = `${issuer}/token`
 

@@ -11,11 +11,9 @@ import {
   clientSecretBasic,
   clientSecretPost,
   DiscoveryCache,
-  isTokenkeeperError,
   TokenManager,
   type ClientAuth,
   type FetchLike,
-  type TokenkeeperError,
   type TokenkeeperErrorCode,
 } from '../../src/index.js'
 import { resolveTokenEndpoint, wellKnownUrls } from '../../src/sources/discovery.js'
@@ -27,6 +25,7 @@ import {
   type TokenServerFault,
 } from '../../src/testing/index.js'
 import { errorsTableRows } from '../support/errors-table.js'
+import { failure } from '../support/failure.js'
 
 const SECRET = 'discovery-secret-must-not-leak-0123'
 const CLIENT = 'svc-discovery'
@@ -65,15 +64,6 @@ function issuerSource(
   } = {},
 ) {
   return clientCredentials({ issuer, clientId: CLIENT, auth: clientSecretBasic(SECRET), discovery, ...extra })
-}
-
-async function failure(promise: Promise<unknown>): Promise<TokenkeeperError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  )
-  if (!isTokenkeeperError(error)) throw new Error(`expected a TokenkeeperError, got ${String(error)}`)
-  return error
 }
 
 describe('where the documents are looked for', () => {

@@ -15,14 +15,13 @@ import {
   clientAssertion,
   clientAssertionFile,
   clientCredentials,
-  isTokenkeeperError,
   jwtBearer,
   type FetchLike,
-  type TokenkeeperError,
 } from '../../src/index.js'
 import { startTokenServer, type TokenServer } from '../../src/testing/index.js'
 import { rsaKeyPair } from './keys.js'
 import { errorsTableRows } from '../support/errors-table.js'
+import { failure } from '../support/failure.js'
 
 const CLIENT = 'workload-a'
 const ROBOT = 'system:serviceaccount:ns:robot'
@@ -50,15 +49,6 @@ function issue(subject: string, options: { expiresIn?: number; audience?: string
     .setIssuedAt(now)
     .setExpirationTime(now + (options.expiresIn ?? 300))
     .sign(key.privateKey)
-}
-
-async function failure(promise: Promise<unknown>): Promise<TokenkeeperError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  )
-  if (!isTokenkeeperError(error)) throw new Error(`expected a TokenkeeperError, got ${String(error)}`)
-  return error
 }
 
 beforeAll(async () => {

@@ -10,7 +10,6 @@ import {
   clientCredentials,
   clientSecretBasic,
   isOAuthError,
-  isTokenkeeperError,
   memoryStore,
   OAuthError,
   TOKEN_TYPES,
@@ -22,7 +21,6 @@ import {
   type FetchLike,
   type TokenExchangeOptions,
   type TokenSource,
-  type TokenkeeperError,
 } from '../../src/index.js'
 import {
   createTestClock,
@@ -32,6 +30,7 @@ import {
 } from '../../src/testing/index.js'
 import { startLocalServer, type LocalServer } from '../wire/local-server.js'
 import { errorsTableRows } from '../support/errors-table.js'
+import { failure } from '../support/failure.js'
 
 const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange'
 const clock: TestClock = createTestClock()
@@ -82,15 +81,6 @@ function jwtWithExp(exp: unknown): string {
 
 function exchangeRequests(): number {
   return server.requests.filter((request) => request.grantType === EXCHANGE).length
-}
-
-async function failure(promise: Promise<unknown>): Promise<TokenkeeperError> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  )
-  if (!isTokenkeeperError(error)) throw new Error(`expected a TokenkeeperError, got ${String(error)}`)
-  return error
 }
 
 /** Lets pending I/O (a background renewal against the local server) finish until `done()`. */

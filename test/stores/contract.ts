@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { AccessToken, serializeToken, TokenManager, tokenId } from '../../src/index.js'
 import type { TokenSource } from '../../src/sources/types.js'
 import type { StoreEvent, StoreRecord, TokenStore } from '../../src/stores/types.js'
+import { storeView } from '../support/stores.js'
 
 /** What a store factory hands the contract. */
 export interface StoreFixture {
@@ -388,44 +389,46 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         return { source, pending, answer }
       }
 
-      it('two managers fetch once: the one waiting for the lock gets the holder’s token', async (ctx) => {
-        if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
-        const a = new TokenManager({ store: fixture.store })
-        const b = new TokenManager({ store: fixture.store })
+      /**
+       * Two managers on `shared`: the first asks the source and holds the lock, the second finds
+       * it held and waits, never asking the source, until it reads the first one's token.
+       */
+      async function fetchOnceBetweenTwo(shared: TokenStore, value: string): Promise<void> {
+        const a = new TokenManager({ store: shared })
+        const b = new TokenManager({ store: shared })
         try {
           const { source, pending, answer } = heldSource(newKey())
           const first = a.get(source)
           await eventually(() => pending.length === 1, 'the first manager asks the source')
           const second = track(b.get(source))
           await settleStore()
-          // b found the lock held and waits; it never asks the source itself.
           expect(second.done()).toBe(false)
           expect(pending).toHaveLength(1)
-          answer('shared-token')
-          await expect(first).resolves.toMatchObject({ value: 'shared-token' })
+          answer(value)
+          await expect(first).resolves.toMatchObject({ value })
           await eventually(() => second.done(), 'the waiting manager gets the token')
-          expect(second.value()?.value).toBe('shared-token')
+          expect(second.value()?.value).toBe(value)
           expect(a.stats().fetches + b.stats().fetches).toBe(1)
           expect(b.stats().storeHits).toBe(1)
         } finally {
           await Promise.all([a.close(), b.close()])
         }
-      })
-
-      /** The store as one written with fewer parts sees it: the four required methods, and the lock when `lock`. */
-      function narrowed(lock: boolean): TokenStore {
-        const inner = fixture.store
-        return {
-          get: (key) => inner.get(key),
-          set: (key, value, options) => inner.set(key, value, options),
-          delete: (key, options) => inner.delete(key, options),
-          clear: () => inner.clear(),
-          ...(lock && inner.acquireLock !== undefined ? { acquireLock: inner.acquireLock.bind(inner) } : {}),
-        }
       }
 
+      /** The store with its lock and without its events and close(), as a store written with fewer parts. */
+      const lockOnly = (): TokenStore => {
+        const inner = fixture.store
+        return storeView(inner, { acquireLock: inner.acquireLock!.bind(inner) })
+      }
+
+      it('two managers fetch once: the one waiting for the lock gets the holder’s token', async (ctx) => {
+        if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
+        await fetchOnceBetweenTwo(fixture.store, 'shared-token')
+      })
+
       it('with only get/set/delete/clear (no lock, no events), managers fetch once each and share what is stored', async () => {
-        const store = narrowed(false)
+        // The store as one written with the four required methods only sees it.
+        const store = storeView(fixture.store)
         const [a, b, c] = [
           new TokenManager({ store }),
           new TokenManager({ store }),
@@ -453,31 +456,13 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
       it('with a lock but no events, the waiting manager polls and gets the holder’s token', async (ctx) => {
         if (fixture.store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
-        const store = narrowed(true)
-        const a = new TokenManager({ store })
-        const b = new TokenManager({ store })
-        try {
-          const { source, pending, answer } = heldSource(newKey())
-          const first = a.get(source)
-          await eventually(() => pending.length === 1, 'the first manager asks the source')
-          const second = track(b.get(source))
-          await settleStore()
-          expect(second.done()).toBe(false)
-          expect(pending).toHaveLength(1)
-          answer('polled-token')
-          await expect(first).resolves.toMatchObject({ value: 'polled-token' })
-          await eventually(() => second.done(), 'the waiting manager polls the store and gets the token')
-          expect(second.value()?.value).toBe('polled-token')
-          expect(a.stats().fetches + b.stats().fetches).toBe(1)
-        } finally {
-          await Promise.all([a.close(), b.close()])
-        }
+        await fetchOnceBetweenTwo(lockOnly(), 'polled-token')
       })
 
       it('a manager closed while it holds the fetch lock releases it', async (ctx) => {
         if (store.acquireLock === undefined) return ctx.skip('the store has no acquireLock')
         // Without the store's own close(), which would end the fixture's store for this test too.
-        const a = new TokenManager({ store: narrowed(true) })
+        const a = new TokenManager({ store: lockOnly() })
         const { source, pending } = heldSource(newKey())
         const first = a.get(source).catch((error: unknown) => error)
         await eventually(() => pending.length === 1, 'the manager takes the lock and asks the source')
