@@ -53,14 +53,4 @@ export class BoundedMap<K, V> {
   get size(): number {
     return this.#map.size
   }
-
-  /** The keys, least recently used first. */
-  keys(): IterableIterator<K> {
-    return this.#map.keys()
-  }
-
-  /** The values, least recently used first. */
-  values(): IterableIterator<V> {
-    return this.#map.values()
-  }
 }
