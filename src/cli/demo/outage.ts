@@ -8,6 +8,11 @@ import type { TokenServer } from '../../testing/types.js'
  * 45 % of the lifetime. tokenkeeper's ends at 60 %, leaving 30 % of the lifetime before its
  * token may no longer be served: a busy machine that runs the process late must not turn the
  * demo of an outage survived into one of calls failed.
+ *
+ * An outage that has refused no token request by its planned end stays on until it refuses one
+ * (or the phase ends). A process stalled over the renewal point otherwise runs the renewal timer
+ * and the outage's end together, and the embedded token server then reads the renewal only after
+ * the outage is over: the demo of an outage that no request met.
  */
 export interface OutagePlan {
   readonly from: number
@@ -54,7 +59,8 @@ function latestIssuance(server: TokenServer, since: number): number | undefined 
 /**
  * Makes the token endpoint answer 503 for up to 45 % of the token lifetime, once, mid-run: it waits for
  * the first token issued late enough that the outage window (see {@link OUTAGE_PLANS}) starts
- * after the first 30 % of the phase and ends before the phase does.
+ * after the first 30 % of the phase and ends before the phase does. It stays on past its planned
+ * end until it has refused a token request.
  */
 export function scheduleOutage(
   server: TokenServer,
@@ -66,11 +72,18 @@ export function scheduleOutage(
   const timers: NodeJS.Timeout[] = []
   let state: 'waiting' | 'scheduled' | 'active' | 'over' = 'waiting'
   let window: { start: number; end: number } | undefined
+  let failuresBefore = 0
 
-  const end = (): void => {
+  const finish = (): void => {
     if (state !== 'active') return
     server.setFault(undefined)
     state = 'over'
+    if (window !== undefined) window = { start: window.start, end: Date.now() }
+  }
+  const end = (): void => {
+    if (state !== 'active') return
+    if (server.stats().failures > failuresBefore) finish()
+    else timers.push(setTimeout(end, POLL_MS))
   }
   const begin = (): void => {
     if (state !== 'scheduled') return
@@ -81,6 +94,7 @@ export function scheduleOutage(
       errorDescription: 'demo outage',
     })
     state = 'active'
+    failuresBefore = server.stats().failures
     if (window === undefined) return
     window = { start: Date.now(), end: window.end }
     timers.push(setTimeout(end, Math.max(0, window.end - window.start)))
@@ -111,7 +125,7 @@ export function scheduleOutage(
       clearInterval(poll)
       for (const timer of timers) clearTimeout(timer)
       const began = state === 'active' || state === 'over'
-      end()
+      finish()
       if (!began || window === undefined) return undefined
       const failed = server.requests.filter(
         (request) => request.at >= phaseStartedAt && request.fault !== undefined,

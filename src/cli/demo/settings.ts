@@ -15,8 +15,9 @@ Options:
   --token-lifetime D      Lifetime of the tokens the server issues, whole seconds (default 5s)
   --latency D             Token endpoint latency (default 30ms)
   --think-time D          Mean pause of a worker between two calls (default 200ms)
-  --fault outage          The token endpoint answers 503 for up to 45 % of a token lifetime, once,
-                          mid-run, over the moment each client needs a new token
+  --fault outage          The token endpoint answers 503 for about 45 % of a token lifetime, once,
+                          mid-run, over the moment each client needs a new token (and on until
+                          it has refused a token request)
   --redis URL             Share tokens between worker processes through this Redis (needs ioredis)
   --processes N           Run the workers in N child processes (default 1)
   --json                  Print the summary as JSON only (no live display)
