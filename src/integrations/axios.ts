@@ -8,6 +8,7 @@
  */
 import type { AxiosError, AxiosInstance, AxiosResponse, InternalAxiosRequestConfig } from 'axios'
 import { isReplayableBody } from '../manager/fetch.js'
+import { sameOrigin } from '../http/redirect.js'
 import type { Authorization, Authorizer } from '../http/authorizer.js'
 import { authorizerCache } from './routes.js'
 import type { TokenManager } from '../manager/manager.js'
@@ -21,6 +22,50 @@ interface Sent {
   readonly authorizer: Authorizer
   readonly authorization: Authorization
   readonly retried: boolean
+  /** Set by the redirect guard once a hop was sent without the token. */
+  readonly redirect: { withoutToken: boolean }
+}
+
+type BeforeRedirect = NonNullable<InternalAxiosRequestConfig['beforeRedirect']>
+
+/** The caller's own `beforeRedirect`, kept on the guard that wraps it (axios copies config into a retry's). */
+const CALLER_HOOK = Symbol('tokenkeeper.callerBeforeRedirect')
+
+/**
+ * A `beforeRedirect` (run by axios' redirect handling in Node for every hop, after the caller's
+ * own) that keeps the credentials on their origin: a hop to another origin (scheme, host or port:
+ * axios' own check keeps them on a subdomain, and follow-redirects on an http → https change),
+ * and every hop after it, goes without `Authorization` and `DPoP`. A DPoP request goes on without
+ * them after any redirect: its proof names the old URL, and no new one can be signed in this
+ * synchronous hook. The answer of such a hop invalidates nothing.
+ */
+function redirectGuard(
+  config: InternalAxiosRequestConfig,
+  url: string,
+  authorization: Authorization,
+  state: { withoutToken: boolean },
+): BeforeRedirect {
+  const existing = config.beforeRedirect as (BeforeRedirect & { [CALLER_HOOK]?: BeforeRedirect }) | undefined
+  const caller = existing?.[CALLER_HOOK] ?? existing
+  const origin = new URL(url)
+  const bound = authorization.headers['dpop'] !== undefined
+  const guard: BeforeRedirect = (options, responseDetails, requestDetails) => {
+    caller?.(options, responseDetails, requestDetails)
+    let next: URL | undefined
+    try {
+      next = new URL(String(options['href']))
+    } catch {
+      next = undefined
+    }
+    if (bound || next === undefined || !sameOrigin(next, origin)) state.withoutToken = true
+    if (!state.withoutToken) return
+    const headers = options['headers'] as Record<string, unknown> | undefined
+    for (const name of Object.keys(headers ?? {})) {
+      const lower = name.toLowerCase()
+      if (lower === 'authorization' || lower === 'dpop') delete headers![name]
+    }
+  }
+  return Object.assign(guard, caller === undefined ? {} : { [CALLER_HOOK]: caller })
 }
 
 /** Marks the config of a retry; axios copies config keys into the config of a new request. */
@@ -114,7 +159,9 @@ export function attachTokens(
       signal: config.signal instanceof AbortSignal ? config.signal : undefined,
     })
     for (const [name, value] of Object.entries(authorization.headers)) config.headers.set(name, value)
-    sent.set(config, { authorizer, authorization, retried: isRetry(config) })
+    const redirect = { withoutToken: false }
+    config.beforeRedirect = redirectGuard(config, request.url, authorization, redirect)
+    sent.set(config, { authorizer, authorization, retried: isRetry(config), redirect })
     return config
   }
 
@@ -132,6 +179,8 @@ export function attachTokens(
     dpopNonce: unknown,
   ): Promise<'retry' | 'return'> => {
     if (config === undefined || record === undefined || status === undefined) return 'return'
+    // The answer of a hop that carried no token says nothing about the token.
+    if (record.redirect.withoutToken) return 'return'
     const next = await record.authorizer.afterResponse(
       { method: config.method ?? 'get', url: absoluteUrl(config) },
       record.authorization,

@@ -5,10 +5,18 @@
  * @packageDocumentation
  * @module tokenkeeper/got
  */
-import type { AfterResponseHook, BeforeErrorHook, BeforeRequestHook, Options, RequestError } from 'got'
+import type {
+  AfterResponseHook,
+  BeforeErrorHook,
+  BeforeRedirectHook,
+  BeforeRequestHook,
+  Options,
+  RequestError,
+} from 'got'
 import { InsufficientScopeError } from '../errors.js'
 import type { Authorization, Authorizer } from '../http/authorizer.js'
 import { isReplayableBody } from '../manager/fetch.js'
+import { sameOrigin } from '../http/redirect.js'
 import type { TokenManager } from '../manager/manager.js'
 import { REDACTED, SecretSet } from '../secrets.js'
 import type { TokenSource } from '../sources/types.js'
@@ -22,6 +30,8 @@ export interface GotTokenHooks {
   readonly hooks: {
     /** Sets `Authorization` for the request's source (a request with its own is left alone). */
     readonly beforeRequest: BeforeRequestHook[]
+    /** On a redirect off the origin the token was asked for, drops it (and the DPoP proof) for the rest of the request. */
+    readonly beforeRedirect: BeforeRedirectHook[]
     /** On a 401, invalidates the token that was sent and retries once; on a 403 `insufficient_scope`, rejects. */
     readonly afterResponse: AfterResponseHook[]
     /** Replaces the token with `[redacted]` in the options an error keeps, and unwraps `InsufficientScopeError`. */
@@ -38,10 +48,15 @@ class Sent {
   readonly #authorizer: Authorizer
   #authorization: Authorization
   retried = false
+  /** The origin of the request the token was asked for. */
+  readonly origin: URL
+  /** Set once a redirect left that origin: no hop after it carries the token. */
+  offOrigin = false
 
-  constructor(authorizer: Authorizer, authorization: Authorization) {
+  constructor(authorizer: Authorizer, authorization: Authorization, url: URL) {
     this.#authorizer = authorizer
     this.#authorization = authorization
+    this.origin = new URL(url.origin)
   }
   get authorizer(): Authorizer {
     return this.#authorizer
@@ -112,6 +127,7 @@ export function gotTokens(
     if (url === undefined) return
     const headers = options.headers as Record<string, unknown>
     const record = sentOf(options)
+    if (record?.offOrigin === true) return
     const current = headers['authorization']
     const ours =
       current === undefined ||
@@ -132,8 +148,22 @@ export function gotTokens(
       { signal: signal instanceof AbortSignal ? signal : undefined },
     )
     for (const [name, value] of Object.entries(authorization.headers)) headers[name] = value
-    if (record === undefined) options.context[CONTEXT_KEY] = new Sent(authorizer, authorization)
+    if (record === undefined) options.context[CONTEXT_KEY] = new Sent(authorizer, authorization, url)
     else record.authorization = authorization
+  }
+
+  // got drops Authorization when a redirect changes host or port, not scheme (https → http),
+  // and never drops DPoP; and beforeRequest runs again for the new URL.
+  const beforeRedirect: BeforeRedirectHook = (options) => {
+    const record = sentOf(options)
+    const url = urlOf(options)
+    if (record === undefined || url === undefined) return
+    if (!sameOrigin(url, record.origin)) record.offOrigin = true
+    if (!record.offOrigin) return
+    const headers = options.headers as Record<string, unknown>
+    if (headers['authorization'] === record.authorization.headers['authorization'])
+      delete headers['authorization']
+    if (record.authorization.headers['dpop'] !== undefined) delete headers['dpop']
   }
 
   const afterResponse: AfterResponseHook = async (response, retryWithMergedOptions) => {
@@ -141,6 +171,8 @@ export function gotTokens(
     const record = sentOf(options)
     const url = urlOf(options)
     if (record === undefined || url === undefined) return response
+    // The answer of a hop that carried no token says nothing about the token.
+    if (record.offOrigin) return response
     const wwwAuthenticate = response.headers['www-authenticate']
     let next: 'retry' | 'return' = 'return'
     try {
@@ -181,6 +213,11 @@ export function gotTokens(
   }
 
   return {
-    hooks: { beforeRequest: [beforeRequest], afterResponse: [afterResponse], beforeError: [beforeError] },
+    hooks: {
+      beforeRequest: [beforeRequest],
+      beforeRedirect: [beforeRedirect],
+      afterResponse: [afterResponse],
+      beforeError: [beforeError],
+    },
   }
 }

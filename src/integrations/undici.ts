@@ -11,6 +11,8 @@ import type { Authorization, Authorizer } from '../http/authorizer.js'
 import type { TokenManager } from '../manager/manager.js'
 import type { TokenSource } from '../sources/types.js'
 import { authorizerCache, sourceChooser, type SourceChooser, type SourceRoutes } from './routes.js'
+import { BoundedMap } from '../bounded.js'
+import { REDIRECT_STATUSES, redirectStep, sameOrigin } from '../http/redirect.js'
 
 export type { RouteRequest, SourceChooser, SourceRoutes } from './routes.js'
 
@@ -119,6 +121,56 @@ class AttemptController implements Controller {
   }
 }
 
+/**
+ * The redirects answered to authorized requests, by target URL, until a client follows them:
+ * undici's `fetch` (and its redirect interceptor) sends each hop as a new request, which the
+ * interceptor must know for one. A hop to another origin than the request's goes without
+ * credentials (routes, a chooser or one source notwithstanding); a hop to the same origin gets
+ * the token again with a new DPoP proof for its URL. A mark nobody follows lapses after
+ * {@link REDIRECT_MARK_MS}.
+ */
+class RedirectMarks {
+  readonly #marks = new BoundedMap<string, { offOrigin: boolean; count: number; until: number }>(1024)
+
+  /** Records the redirect an authorized request to `from` was answered with, if it is one. */
+  note(from: URL, method: string, status: number, location: string | null): void {
+    if (!REDIRECT_STATUSES.has(status)) return
+    const step = redirectStep(status, method, location, from)
+    if (step === undefined || step === 'invalid') return
+    const key = step.url.href
+    const offOrigin = !sameOrigin(step.url, from)
+    const mark = this.#marks.peek(key)
+    const until = performance.now() + REDIRECT_MARK_MS
+    if (mark === undefined || mark.offOrigin !== offOrigin)
+      this.#marks.set(key, { offOrigin, count: 1, until })
+    else this.#marks.set(key, { offOrigin, count: mark.count + 1, until })
+  }
+
+  /** Whether a request to `url` is a redirect hop: `'off-origin'`, `'same-origin'`, or `undefined`. */
+  take(url: URL): 'off-origin' | 'same-origin' | undefined {
+    const key = url.href
+    const mark = this.#marks.peek(key)
+    if (mark === undefined) return undefined
+    if (mark.count <= 1 || performance.now() > mark.until) this.#marks.delete(key)
+    else this.#marks.set(key, { ...mark, count: mark.count - 1 })
+    if (performance.now() > mark.until) return undefined
+    return mark.offOrigin ? 'off-origin' : 'same-origin'
+  }
+}
+
+/** How long a redirect answered to an authorized request marks its target (ms). */
+const REDIRECT_MARK_MS = 30_000
+
+/** The request headers without the credentials a redirect must not carry on (our token and proof). */
+function withoutCredentials(flat: readonly string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!.toLowerCase()
+    if (name !== 'authorization' && name !== 'dpop') out.push(flat[i]!, flat[i + 1]!)
+  }
+  return out
+}
+
 type Phase =
   | { readonly kind: 'pass' }
   | { readonly kind: 'deciding'; readonly chunks: Buffer[]; ended?: ResponseHeaders; failed?: Error }
@@ -135,6 +187,8 @@ class TokenDispatch implements Handler {
   readonly #headers: string[]
   readonly #replayable: boolean
   readonly #controller = new AttemptController()
+  readonly #marks: RedirectMarks
+  readonly #url: URL
   #sent: Authorization | undefined
   #retried = false
   #started = false
@@ -148,7 +202,10 @@ class TokenDispatch implements Handler {
     authorizer: Authorizer,
     url: URL,
     headers: string[],
+    marks: RedirectMarks,
   ) {
+    this.#marks = marks
+    this.#url = url
     this.#dispatch = dispatch
     this.#opts = opts
     this.#handler = handler
@@ -204,6 +261,9 @@ class TokenDispatch implements Handler {
     headers: ResponseHeaders,
     statusMessage?: string,
   ): void {
+    if (this.#sent !== undefined) {
+      this.#marks.note(this.#url, this.#opts.method, statusCode, firstHeader(headers, 'location'))
+    }
     if ((statusCode !== 401 && statusCode !== 403 && !this.#retried) || this.#sent === undefined) {
       if (this.#sent !== undefined) {
         this.#authorizer.observe(this.#target, this.#sent, {
@@ -312,15 +372,24 @@ export function tokenInterceptor(
 ): Dispatcher.DispatchInterceptor {
   const choose = sourceChooser(routes, 'tokenInterceptor')
   const authorizerFor = authorizerCache(tokens)
+  const marks = new RedirectMarks()
   return (dispatch) =>
     function tokenkeeperInterceptor(opts: Dispatcher.DispatchOptions, handler: Handler): boolean {
       if (opts.origin === undefined || opts.upgrade) return dispatch(opts, handler)
       const url = new URL(opts.path, opts.origin)
+      let headers: string[] | undefined
+      const hop = marks.take(url)
+      if (hop === 'off-origin') {
+        // A hop off the origin the token was asked for: no token, and not the old proof.
+        return dispatch({ ...opts, headers: withoutCredentials(flatHeaders(opts.headers)) }, handler)
+      }
+      // A hop on the origin still carries the old token and proof (for the old URL): both are ours.
+      if (hop === 'same-origin') headers = withoutCredentials(flatHeaders(opts.headers))
       const source = choose({ method: opts.method, url })
-      if (source === undefined) return dispatch(opts, handler)
-      const headers = flatHeaders(opts.headers)
+      if (source === undefined) return dispatch(headers === undefined ? opts : { ...opts, headers }, handler)
+      headers ??= flatHeaders(opts.headers)
       if (hasAuthorization(headers)) return dispatch(opts, handler)
-      void new TokenDispatch(dispatch, opts, handler, authorizerFor(source), url, headers).send()
+      void new TokenDispatch(dispatch, opts, handler, authorizerFor(source), url, headers, marks).send()
       return true
     }
 }
