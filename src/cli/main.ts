@@ -58,6 +58,15 @@ async function run(argv: readonly string[], io: CommandIo): Promise<ExitCodeValu
   }
 }
 
+// A reader that has gone (`tokenkeeper ... | head -c0`) closes the pipe: later writes fail with
+// EPIPE, emitted as an 'error' event that would otherwise end the process with a stack trace
+// (exit 1). Output to a closed pipe is dropped, and the command ends with its own exit code.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') process.exitCode = ExitCode.failure
+  })
+}
+
 const io: CommandIo = { env: process.env, stdout: process.stdout, stderr: process.stderr }
 const argv = process.argv.slice(2)
 try {

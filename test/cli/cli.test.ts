@@ -72,4 +72,17 @@ describe.skipIf(!cliBuilt)('tokenkeeper (the command)', { timeout: 60_000 }, () 
     expect(value.code).toBe(2)
     expect(value.stderr).toMatch(/--workers must be a whole number/)
   })
+
+  it('a closed stdout (tokenkeeper ... | head -c0) ends quietly: no EPIPE stack trace, the exit code of the command', async () => {
+    for (const [args, code] of [
+      [['--version'], 0],
+      [['--help'], 0],
+      [['token', '--help'], 0],
+      [['token', '--auth', 'digest'], 2],
+    ] as const) {
+      const result = await runCli(args, box.env, 30_000, { closedStdout: true })
+      expect(result.stderr).not.toMatch(/EPIPE|Unhandled|at /)
+      expect(result.code).toBe(code)
+    }
+  })
 })

@@ -35,11 +35,15 @@ export function sandbox(): { dir: string; env: Record<string, string>; cleanup()
   return { dir, env, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
 }
 
-/** Runs `node dist/cli/main.js ...args` with exactly `env`; stdout and stderr are pipes (not a TTY). */
+/**
+ * Runs `node dist/cli/main.js ...args` with exactly `env`; stdout and stderr are pipes (not a TTY).
+ * With `closedStdout`, the reading end of stdout is closed at once (nothing is read from it).
+ */
 export function runCli(
   args: readonly string[],
   env: Record<string, string>,
   timeoutMs = 30_000,
+  options: { readonly closedStdout?: boolean } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliPath, ...args], {
@@ -49,6 +53,8 @@ export function runCli(
     })
     let stdout = ''
     let stderr = ''
+    // A reader that has gone (`tokenkeeper ... | head -c0`): the pipe is closed before the CLI writes.
+    if (options.closedStdout === true) child.stdout.destroy()
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
