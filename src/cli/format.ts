@@ -71,3 +71,29 @@ export function wrap(text: string, width = 100): string {
   if (line !== '') lines.push(line)
   return lines.join('\n')
 }
+
+/**
+ * Characters that must not reach a terminal as they are: C0 and C1 controls (ESC starts ANSI
+ * sequences that move the cursor, clear the screen, set the window title; CR and LF forge
+ * lines), DEL, the Unicode line and paragraph separators, and the bidirectional controls that
+ * reorder what is shown.
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what is matched
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+
+/**
+ * `text` with every character of {@link UNPRINTABLE} written as an escape (`\x1b`, `\r`,
+ * `\u202e`): what the CLI repeats from config files, paths, the environment and servers is shown,
+ * never obeyed by the terminal. Every message the CLI writes to stderr goes through it.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (char) => {
+    const code = char.charCodeAt(0)
+    if (char === '\n') return '\\n'
+    if (char === '\r') return '\\r'
+    if (char === '\t') return '\\t'
+    return code < 0x100
+      ? `\\x${code.toString(16).padStart(2, '0')}`
+      : `\\u${code.toString(16).padStart(4, '0')}`
+  })
+}

@@ -2,6 +2,7 @@
 // The tokenkeeper command line. Its own entry point: importing 'tokenkeeper' never loads it.
 import { readFileSync } from 'node:fs'
 import { describeFailure, ExitCode, type ExitCodeValue } from './errors.js'
+import { printable } from './format.js'
 import type { CommandIo } from './io.js'
 
 const USAGE = `Usage: tokenkeeper <command> [options]
@@ -74,6 +75,7 @@ try {
 } catch (error) {
   const { exitCode, message } = describeFailure(error)
   const command = argv[0] === 'demo' || argv[0] === 'token' ? ` ${argv[0]}` : ''
-  process.stderr.write(`tokenkeeper${command}: ${message}\n`)
+  // The message may quote a config file, a path, the environment or a server: never raw to a terminal.
+  process.stderr.write(`tokenkeeper${command}: ${printable(message)}\n`)
   process.exitCode = exitCode
 }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -348,5 +349,86 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
     expect(noConfig.code).toBe(3)
     expect(noConfig.stderr).toMatch(/the config file named by --config does not exist/)
     expect(noConfig.stderr).not.toContain('Pasted-Secret-42')
+  })
+
+  it('control characters from config files, paths, the environment and servers never reach stderr raw', async () => {
+    const ESC = '\u001b'
+    const hostile = `${ESC}[2J${ESC}]0;pwned\u0007\r\nforged line\u202e`
+    const config = join(box.dir, 'hostile.json')
+    writeFileSync(config, JSON.stringify({ profiles: { [hostile]: {}, x: { [`field${hostile}`]: 1 } } }))
+    const secretFile = join(box.dir, 'config', `missing${hostile}`)
+    writeFileSync(
+      join(box.dir, 'secret-file.json'),
+      JSON.stringify({
+        profiles: { x: { tokenUrl: server.tokenUrl, clientId: 'cli-test', clientSecretFile: secretFile } },
+      }),
+    )
+    server.inject({
+      kind: 'status',
+      status: 400,
+      error: 'invalid_request',
+      errorDescription: `bad${hostile}`,
+    })
+    const results = [
+      await runCli(['token', '--config', config, '--profile', 'nope'], env()),
+      await runCli(['token', '--config', config, '--profile', 'x'], env()),
+      await runCli(['token', '--profile', 'x'], env({ TOKENKEEPER_CONFIG: join(box.dir, `none${hostile}`) })),
+      await runCli(['token', '--config', join(box.dir, 'secret-file.json'), '--profile', 'x'], env()),
+      await runCli(flags('--no-cache'), env()),
+      await runCli(
+        flags(),
+        env({
+          TOKENKEEPER_CACHE_DIR: join(box.dir, `cache${hostile}`, 'x'),
+          TOKENKEEPER_KEY_FILE: '/dev/null/k',
+        }),
+      ),
+    ]
+    expect(results.map((result) => result.code)).toEqual([3, 3, 3, 3, 4, 0])
+    for (const result of results) {
+      // One line each (a warning and the token's line at most), no control character but its end.
+      // eslint-disable-next-line no-control-regex -- control characters are what is looked for
+      expect(result.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/)
+      expect(result.stderr).not.toMatch(/\nforged line/)
+    }
+    expect(results[0]!.stderr).toContain('\\x1b[2J\\x1b]0;pwned\\x07\\r\\nforged line\\u202e')
+    expect(results[4]!.stderr).toMatch(/invalid_request/)
+    expect(results[5]!.stderr).toMatch(/warning: the token cache could not be used/)
+  })
+
+  it('a config or secret file that is a FIFO, a device or over its size cap is refused at once (exit 3)', async () => {
+    const fifo = join(box.dir, 'fifo')
+    execFileSync('mkfifo', [fifo])
+    const big = join(box.dir, 'big.json')
+    writeFileSync(big, `{"profiles":{}}${' '.repeat(1024 * 1024)}`)
+    const secretFlags = ['token', '--token-url', server.tokenUrl, '--client-id', 'cli-test']
+    const cases: [string[], RegExp][] = [
+      [
+        ['token', '--config', fifo, '--profile', 'x'],
+        /named by --config cannot be read \(not a regular file\)/,
+      ],
+      [
+        ['token', '--config', '/dev/zero', '--profile', 'x'],
+        /named by --config cannot be read \(not a regular file\)/,
+      ],
+      [
+        ['token', '--config', big, '--profile', 'x'],
+        /named by --config cannot be read \(over 1048576 bytes\)/,
+      ],
+      [['token', '--config', box.dir, '--profile', 'x'], /named by --config cannot be read \(EISDIR\)/],
+      [
+        [...secretFlags, '--client-secret-file', fifo],
+        /--client-secret-file cannot be read \(not a regular file\)/,
+      ],
+      [
+        [...secretFlags, '--client-secret-file', '/dev/zero'],
+        /--client-secret-file cannot be read \(not a regular file\)/,
+      ],
+    ]
+    for (const [args, message] of cases) {
+      // Before the size and type checks, the FIFO blocked the command until this timeout killed it.
+      const result = await runCli(args, env(), 10_000)
+      expect(result.code).toBe(3)
+      expect(result.stderr).toMatch(message)
+    }
   })
 })

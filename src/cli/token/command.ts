@@ -6,6 +6,7 @@ import { clientCredentials } from '../../sources/client-credentials.js'
 import type { TokenSource } from '../../sources/types.js'
 import { parseFlags } from '../args.js'
 import { configError, ExitCode, usageError, type ExitCodeValue } from '../errors.js'
+import { printable } from '../format.js'
 import type { CommandIo } from '../io.js'
 import { fileStore } from '../../stores/file/store.js'
 import { cacheDirPath, keyFilePath } from './paths.js'
@@ -118,7 +119,7 @@ export async function tokenCommand(argv: readonly string[], io: CommandIo): Prom
     if (warned) return
     warned = true
     io.stderr.write(
-      `tokenkeeper token: warning: the token cache could not be used (${event.operation}: ${event.message})\n`,
+      `tokenkeeper token: warning: the token cache could not be used (${event.operation}: ${printable(event.message)})\n`,
     )
   })
   // The manager's timers are unref()ed (a library must not keep a process alive), so while this

@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { configError } from '../errors.js'
 import { expandHome, type Environment } from './paths.js'
+import { MAX_CONFIG_BYTES, readSmallFile } from './read-file.js'
 
 /** The client authentication methods `tokenkeeper token` offers. */
 export type AuthName = 'basic' | 'post'
@@ -50,7 +50,7 @@ export async function loadProfile(
 ): Promise<Profile> {
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = await readSmallFile(path, MAX_CONFIG_BYTES)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     const why = code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? 'error'})`

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { MAX_SECRET_FILE_BYTES, readSmallFile } from './read-file.js'
 import { parseDurationMs, stringFlag, stringsFlag, type ParsedValues } from '../args.js'
 import { configError, usageError } from '../errors.js'
 import { loadProfile, type AuthName, type Profile } from './config-file.js'
@@ -47,7 +47,7 @@ async function readSecret(
   if (profile.clientSecretFile !== undefined) {
     let text: string
     try {
-      text = await readFile(profile.clientSecretFile, 'utf8')
+      text = await readSmallFile(profile.clientSecretFile, MAX_SECRET_FILE_BYTES)
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error'
       throw configError(
