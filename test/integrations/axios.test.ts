@@ -119,4 +119,24 @@ describe('tokenkeeper/axios: attachTokens', () => {
     await api.get(`${echo.url}/private`)
     expect(echo.requests[2]!.headers.authorization).toBeUndefined()
   })
+
+  it("replaces a caller's own Authorization, in any case; a chooser's undefined sends it as it is", async () => {
+    const harness = await startHarness()
+    const echo = await startEchoResource(harness.server)
+    onCleanup(() => echo.close())
+    const source = harness.source()
+    const api = axios.create({ validateStatus: () => true })
+    attachTokens(api, harness.tokens, (config) => (config.url?.includes('own') === true ? undefined : source))
+    for (const name of ['authorization', 'Authorization', 'AUTHORIZATION']) {
+      await api.get(echo.url, { headers: { [name]: 'Basic Y2FsbGVyOnNlY3JldA==' } })
+    }
+    await api.get(`${echo.url}/own`, { headers: { Authorization: 'Basic Y2FsbGVyOnNlY3JldA==' } })
+    const token = await harness.tokens.get(source)
+    expect(echo.requests.map((request) => request.headers.authorization)).toEqual([
+      token.authorization,
+      token.authorization,
+      token.authorization,
+      'Basic Y2FsbGVyOnNlY3JldA==',
+    ])
+  })
 })
