@@ -106,6 +106,34 @@ function describeResource(url: string | URL): string {
   return `${parsed.host}${parsed.pathname}`
 }
 
+/** A URL that is surely http(s) without user-info: the fast path of {@link checkResourceUrl}. */
+const PLAIN_HTTP_URL = /^https?:\/\/[^/?#@]*(?:[/?#]|$)/i
+
+/**
+ * Refuses, with a `TypeError`, a resource URL no token may be sent to: one that is not http(s),
+ * and one with user-info (`https://user:password@host/`): its credentials would go along with
+ * the token, into a DPoP proof's `htu` too. The message names the method, host and path only.
+ */
+function checkResourceUrl(request: ResourceRequest): void {
+  const { url } = request
+  if (typeof url === 'string' && PLAIN_HTTP_URL.test(url)) return
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new TypeError(`${request.method.toUpperCase()}: the resource URL is not a valid absolute URL`)
+  }
+  const what = `${request.method.toUpperCase()} ${parsed.host}${parsed.pathname}`
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new TypeError(`${what}: a token is sent only to an http(s) URL, not ${parsed.protocol}`)
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw new TypeError(
+      `${what}: the URL has user-info (user:password@); a token is never sent with a URL's own credentials`,
+    )
+  }
+}
+
 /**
  * Authorizes requests to resources protected by one source's tokens, for any HTTP client: the
  * one policy behind `tokens.fetch()` and the axios and undici integrations. Ask
@@ -163,6 +191,7 @@ export class Authorizer {
         { retryable: false },
       )
     }
+    checkResourceUrl(request)
     const token = await this.#tokens.get(this.#source, { signal: options.signal })
     if (token.type !== 'DPoP') return { headers: { authorization: token.authorization }, token }
     const dpop = this.#source.dpop

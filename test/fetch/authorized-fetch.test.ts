@@ -313,3 +313,37 @@ describe("tokens.fetch(source): the caller's signal", () => {
     expect(server.stats()).toMatchObject({ tokenRequests: 1, resourceCalls: 1 })
   })
 })
+
+describe('tokens.fetch(source): URLs a token must not go to', () => {
+  it('a URL with user-info or a scheme other than http(s) is a TypeError: no token request, no password in it', async () => {
+    const { server, tokens, source } = await startHarness()
+    const api = tokens.fetch(source())
+    const headersOnly = (url: string) => tokens.headers(source(), { method: 'GET', url })
+    const withUserInfo = [
+      `${server.resourceUrl.replace('http://', 'http://user:Pa55word-Zx9@')}`,
+      `${server.resourceUrl.replace('http://', 'http://user@')}`,
+      `${server.resourceUrl.replace('http://', 'HTTP:\\\\user:Pa55word-Zx9@')}`,
+    ]
+    for (const url of withUserInfo) {
+      for (const attempt of [() => api(url), () => api(new URL(url)), () => headersOnly(url)]) {
+        const error = await attempt().catch((caught: unknown) => caught)
+        expect(error).toBeInstanceOf(TypeError)
+        expect((error as Error).message).toMatch(/has user-info/)
+        expect((error as Error).message).not.toContain('Pa55word')
+      }
+    }
+    for (const url of [
+      'ftp://files.example/x',
+      'file:///etc/passwd',
+      'data:text/plain,hello',
+      'ws://api.example/x',
+    ]) {
+      await expect(headersOnly(url)).rejects.toThrow(/a token is sent only to an http\(s\) URL/)
+      await expect(api(url)).rejects.toThrow(TypeError)
+    }
+    expect(server.stats().tokenRequests).toBe(0)
+    // An at sign in the path or query is no user-info.
+    const plain = await api(`${server.resourceUrl}?who=a@b`)
+    expect(plain.status).toBe(200)
+  })
+})
