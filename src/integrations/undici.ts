@@ -54,7 +54,8 @@ function hasAuthorization(flat: readonly string[]): boolean {
 function withAuthorization(flat: readonly string[], sent: Authorization): string[] {
   const out: string[] = []
   for (let i = 0; i < flat.length; i += 2) {
-    if (!(flat[i]!.toLowerCase() in sent.headers)) out.push(flat[i]!, flat[i + 1]!)
+    // Own keys only: `in` would also find `constructor`, `tostring`... on the prototype.
+    if (!Object.hasOwn(sent.headers, flat[i]!.toLowerCase())) out.push(flat[i]!, flat[i + 1]!)
   }
   for (const [name, value] of Object.entries(sent.headers)) out.push(name, value)
   return out

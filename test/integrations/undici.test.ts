@@ -152,6 +152,31 @@ describe('tokenkeeper/undici: tokenInterceptor', () => {
     )
   })
 
+  it('keeps every caller header in every form and case, whatever its name (constructor, toString, ...)', async () => {
+    const harness = await startHarness()
+    const echo = await startEchoResource(harness.server)
+    onCleanup(() => echo.close())
+    const source = harness.source()
+    const dispatcher = agent().compose(tokenInterceptor(harness.tokens, source))
+    const names = ['X-Trace', 'Constructor', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf']
+    const forms: NonNullable<Parameters<typeof request>[1]>['headers'][] = [
+      Object.fromEntries(names.map((name) => [name, `v-${name.toLowerCase()}`])),
+      names.flatMap((name) => [name, `v-${name.toLowerCase()}`]),
+      new Map(names.map((name) => [name, `v-${name.toLowerCase()}`])),
+    ]
+    for (const headers of forms) await (await request(echo.url, { dispatcher, headers })).body.dump()
+    const token = await harness.tokens.get(source)
+    expect(echo.requests).toHaveLength(3)
+    for (const seen of echo.requests) {
+      expect(seen.headers.authorization).toBe(token.authorization)
+      for (const name of names) {
+        expect(Object.hasOwn(seen.headers, name.toLowerCase()) && seen.headers[name.toLowerCase()]).toBe(
+          `v-${name.toLowerCase()}`,
+        )
+      }
+    }
+  })
+
   it('a failed token request fails the request with the typed error, no token in it', async () => {
     const harness = await startHarness()
     const dispatcher = agent().compose(
