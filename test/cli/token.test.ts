@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs'
+import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -430,5 +430,30 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
       expect(result.code).toBe(3)
       expect(result.stderr).toMatch(message)
     }
+  })
+
+  it('a cache key file open to other users is not used: a warning, the token fetched directly, nothing cached', async () => {
+    const first = await runCli(flags(), env())
+    expect(first.code).toBe(0)
+    const keyFile = join(box.dir, 'data', 'tokenkeeper', 'cache.key')
+    const cacheDir = join(box.dir, 'cache', 'tokenkeeper')
+    for (const open of [0o644, 0o660, 0o604]) {
+      chmodSync(keyFile, open)
+      const before = requests()
+      const result = await runCli(flags(), env())
+      expect(result.code).toBe(0)
+      expect(server.introspect(result.stdout.trim())?.active).toBe(true)
+      expect(result.stdout).not.toBe(first.stdout)
+      expect(requests()).toBe(before + 1)
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `warning: the token cache could not be used .*cache\\.key is open to other users \\(mode 0${open.toString(8)}\\)`,
+        ),
+      )
+    }
+    chmodSync(keyFile, 0o600)
+    const again = await runCli(flags(), env())
+    expect([again.stdout, again.stderr]).toEqual([first.stdout, ''])
+    expect(readdirSync(cacheDir).filter((name) => !name.endsWith('.lock'))).toHaveLength(1)
   })
 })

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
+import { chmod, link, mkdir, open, unlink, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { seal as sealWith, unseal as unsealWith } from '../../sealed.js'
 
@@ -25,13 +25,40 @@ function decodeKey(text: string, path: string): Buffer {
 }
 
 /**
+ * Reads the key file, refusing one that other users could read or have written: a key readable
+ * by others opens every cached token, and one another user owns (or can write) may be theirs, so
+ * that they can read what is sealed with it (OpenSSH refuses such private keys too). Read from
+ * the opened file, so that the file checked is the file read.
+ */
+async function readKeyFile(path: string): Promise<string> {
+  const handle = await open(path, 'r')
+  try {
+    const info = await handle.stat()
+    const uid = typeof process.getuid === 'function' ? process.getuid() : undefined
+    if (uid !== undefined && info.uid !== uid) {
+      throw new Error(`the cache key file ${path} belongs to another user; delete it to make a new one`)
+    }
+    if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
+      throw new Error(
+        `the cache key file ${path} is open to other users (mode ${(info.mode & 0o777).toString(8).padStart(4, '0')}); chmod 600 it, or delete it to make a new one`,
+      )
+    }
+    return await handle.readFile('utf8')
+  } finally {
+    await handle.close()
+  }
+}
+
+/**
  * Reads the cache's AES-256 key from `path`, creating it (32 random bytes, base64, mode 0600, in a
  * 0700 directory) on first use. Creation is atomic (write a temporary file, then `link` it into
  * place, which fails if another process got there first), so parallel first runs agree on one key.
+ * A key file open to other users, or owned by another, is refused (the store then fails, and the
+ * manager fetches directly).
  */
 export async function loadOrCreateKey(path: string): Promise<Buffer> {
   try {
-    return decodeKey(await readFile(path, 'utf8'), path)
+    return decodeKey(await readKeyFile(path), path)
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
   }
@@ -45,7 +72,7 @@ export async function loadOrCreateKey(path: string): Promise<Buffer> {
   } finally {
     await unlink(temporary).catch(() => undefined)
   }
-  return decodeKey(await readFile(path, 'utf8'), path)
+  return decodeKey(await readKeyFile(path), path)
 }
 
 interface Envelope {
