@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process'
-import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync, existsSync, mkdirSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  existsSync,
+  mkdirSync,
+} from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -452,6 +461,14 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
       )
     }
     chmodSync(keyFile, 0o600)
+    // Another user's key file (only root can give a file away).
+    if (process.getuid?.() === 0) {
+      chownSync(keyFile, 65534, 65534)
+      const theirs = await runCli(flags(), env())
+      expect(theirs.stderr).toMatch(/cache\.key belongs to another user/)
+      expect(theirs.stdout).not.toBe(first.stdout)
+      chownSync(keyFile, 0, 0)
+    }
     const again = await runCli(flags(), env())
     expect([again.stdout, again.stderr]).toEqual([first.stdout, ''])
     expect(readdirSync(cacheDir).filter((name) => !name.endsWith('.lock'))).toHaveLength(1)
