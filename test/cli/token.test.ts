@@ -409,6 +409,8 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
     execFileSync('mkfifo', [fifo])
     const big = join(box.dir, 'big.json')
     writeFileSync(big, `{"profiles":{}}${' '.repeat(1024 * 1024)}`)
+    const bigSecret = join(box.dir, 'big.secret')
+    writeFileSync(bigSecret, 's'.repeat(64 * 1024 + 1))
     const secretFlags = ['token', '--token-url', server.tokenUrl, '--client-id', 'cli-test']
     const cases: [string[], RegExp][] = [
       [
@@ -431,6 +433,10 @@ describe.skipIf(!cliBuilt)('tokenkeeper token', { timeout: 60_000 }, () => {
       [
         [...secretFlags, '--client-secret-file', '/dev/zero'],
         /--client-secret-file cannot be read \(not a regular file\)/,
+      ],
+      [
+        [...secretFlags, '--client-secret-file', bigSecret],
+        /--client-secret-file cannot be read \(over 65536 bytes\)/,
       ],
     ]
     for (const [args, message] of cases) {
