@@ -433,6 +433,7 @@ export class TokenEndpoint {
       const proof = await dpop.proof({ htm: 'POST', htu: url, now: wallTime(clock), nonce })
       headers['dpop'] = proof
       used.push(proof)
+      granted.push(proof)
     }
     const origin = url.origin
     return postTokenRequest({

@@ -14,6 +14,7 @@ import {
   AccessToken,
   clientCredentials,
   clientSecretBasic,
+  clientSecretPost,
   DEFAULT_LIFETIME_MS,
   isOAuthError,
   isTokenkeeperError,
@@ -34,6 +35,12 @@ const CLIENT_ID = 'wire-client'
 /** The Basic credentials the client sends: also a secret. */
 const BASIC = Buffer.from(`${CLIENT_ID}:${SECRET}`).toString('base64')
 const SCOPES = ['write', 'read']
+/** Secrets with characters that encoders other than the library's write differently. */
+const SLASH_SECRET = 'svc/SECRET+must/not-leak'
+const TILDE_SECRET = 'svc~SECRET*must!not-leak'
+/** `TILDE_SECRET` as Python's `urllib.parse.quote(secret, safe='')` writes it. */
+const PYTHON_QUOTED_SECRET = 'svc~SECRET%2Amust%21not-leak'
+const QUOTED_SECRET = 'pa"SECRET\\must-not-leak'
 
 /** A whole second, close to the real time, so HTTP-dates (second precision) compare exactly. */
 const NOW = Math.floor(Date.now() / 1000) * 1000
@@ -695,6 +702,59 @@ export const BAD_RESPONSES: readonly BadResponseRow[] = [
     endpoint: 'insecure',
     expected: fails('INSECURE_TOKEN_URL', false, undefined, { message: /must use https/ }),
   },
+
+  // What a token response shows (scopes, by inspect and JSON) and server text kept in errors
+  {
+    name: 'scope repeats the access token',
+    response: token({ scope: `read ${TOKEN}` }),
+    expected: fails('INVALID_SCOPE_FIELD', false, 200, { message: /access token/ }),
+  },
+  {
+    name: 'scope with a control character (ESC)',
+    response: token({ scope: 'read \u001b[2Jwrite' }),
+    expected: fails('INVALID_SCOPE_FIELD', false, 200, { message: /control character/ }),
+  },
+  {
+    name: 'scope with a bidirectional override (U+202E)',
+    response: token({ scope: 'read \u202eetirw' }),
+    expected: fails('INVALID_SCOPE_FIELD', false, 200),
+  },
+  {
+    name: 'error_description with U+2028, U+2029 and a bidirectional override',
+    response: oauth(400, 'invalid_request', 'one\u2028level=info two\u2029three \u202eevil\u2066'),
+    expected: fails('OAUTH_ERROR', false, 400, {
+      oauth: { error: 'invalid_request', error_description: 'one level=info two three  evil ' },
+    }),
+  },
+  {
+    name: 'error_description quotes a client secret with a slash JSON-escaped, as PHP writes it',
+    response: oauth(401, 'invalid_client', `got {"client_secret":"${SLASH_SECRET.replace(/\//g, '\\/')}"}`),
+    options: { auth: clientSecretPost(SLASH_SECRET) },
+    expected: fails('OAUTH_ERROR', false, 401, {
+      oauth: { error: 'invalid_client', error_description: 'got {"client_secret":"[redacted]"}' },
+    }),
+  },
+  {
+    name: 'error_description quotes the client secret percent-encoded as Python does (tilde plain, star encoded)',
+    response: oauth(401, 'invalid_client', `client_secret=${PYTHON_QUOTED_SECRET} is wrong`),
+    options: { auth: clientSecretPost(TILDE_SECRET) },
+    expected: fails('OAUTH_ERROR', false, 401, {
+      oauth: { error: 'invalid_client', error_description: 'client_secret=[redacted] is wrong' },
+    }),
+  },
+  {
+    name: 'WWW-Authenticate quotes the client secret as an escaped quoted-string',
+    response: oauth(401, 'invalid_client', undefined, {
+      'www-authenticate': `Basic error_description="bad ${QUOTED_SECRET.replace(/["\\]/g, '\\$&')}"`,
+    }),
+    options: { auth: clientSecretBasic(QUOTED_SECRET) },
+    expected: fails('OAUTH_ERROR', false, 401, {
+      oauth: {
+        error: 'invalid_client',
+        headers: { 'www-authenticate': 'Basic error_description="bad [redacted]"' },
+      },
+    }),
+  },
 ]
 
 interface GoodResponseRow {
@@ -869,6 +929,29 @@ export const GOOD_RESPONSES: readonly GoodResponseRow[] = [
       expect(now).toBe(NOW + 200)
       expect(t.issuedAt).toBe(NOW)
       expect(t.expiresAt).toBe(NOW + 3600 * 1000)
+    },
+  },
+  {
+    name: 'a field named after the access token is not kept in extra',
+    response: token({ [TOKEN]: true, [`x-${SECRET}`]: 1 }),
+    check: (t) => {
+      expect(t.extra).toEqual({ trace_id: BODY_MARKER })
+      for (const shown of [inspect(t), JSON.stringify(t)]) expect(shown).not.toContain(SECRET)
+    },
+  },
+  {
+    name: 'a __proto__ field sets no prototype and is not kept',
+    // Written out: a `__proto__` key in an object literal would set the literal's prototype.
+    response: text(
+      200,
+      TOKEN_JSON.replace(/}$/, ',"__proto__":{"polluted":true},"constructor":1}'),
+      'application/json',
+    ),
+    check: (t) => {
+      expect(Object.getPrototypeOf(t.extra)).toBe(Object.prototype)
+      expect('polluted' in t.extra).toBe(false)
+      expect(({} as Record<string, unknown>)['polluted']).toBeUndefined()
+      expect(t.extra).toEqual({ constructor: 1 })
     },
   },
 ]
