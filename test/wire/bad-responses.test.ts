@@ -23,6 +23,7 @@ import {
   TokenkeeperError,
   type ClientCredentialsOptions,
   type Clock,
+  type FetchLike,
   type TokenkeeperErrorCode,
 } from '../../src/index.js'
 import { closedPort, formFields, startLocalServer, type LocalServer } from './local-server.js'
@@ -170,6 +171,9 @@ function redirect(status: number, location: string): Serve {
 }
 
 const hang: Serve = () => undefined
+
+/** An injected fetch that follows redirects whatever it is asked, as some adapters do. */
+const followingFetch: FetchLike = (url, init) => fetch(url, { ...init, redirect: 'follow' })
 
 export const BAD_RESPONSES: readonly BadResponseRow[] = [
   // RFC 6749 §5.2 error responses
@@ -755,6 +759,14 @@ export const BAD_RESPONSES: readonly BadResponseRow[] = [
       },
     }),
   },
+  {
+    name: 'an injected fetch that follows a 307 despite redirect manual',
+    serve: redirect(307, '/target/307'),
+    options: { fetch: followingFetch },
+    expected: fails('REDIRECT_REJECTED', false, 200, {
+      message: /answered from another URL: the injected fetch followed a redirect/,
+    }),
+  },
 ]
 
 interface GoodResponseRow {
@@ -1223,6 +1235,29 @@ describe('edge cases of error responses', () => {
       .fetchToken()
       .catch((caught: unknown) => caught)
     expect(error).toMatchObject({ code: 'MISSING_ACCESS_TOKEN', status: 201 })
+  })
+
+  it('an injected fetch that follows a 307 to another origin: the token from there is refused', async () => {
+    // The fetch sent the form body on (a client_secret_post secret with it): nothing can take
+    // that back, but the answer of another origin is never used as this endpoint's token.
+    const elsewhere = await startLocalServer()
+    try {
+      elsewhere.route('/steal', serveCanned(token({})))
+      server.route('/edge/cross-origin', redirect(307, `${elsewhere.origin}/steal`))
+      const error = await source(`${server.origin}/edge/cross-origin`, {
+        auth: clientSecretPost(SECRET),
+        fetch: followingFetch,
+      })
+        .fetchToken()
+        .catch((caught: unknown) => caught)
+      expect(elsewhere.hits('/steal')).toHaveLength(1)
+      expect(error).toMatchObject({ code: 'REDIRECT_REJECTED', retryable: false, status: 200 })
+      expect((error as Error).message).toMatch(/answered from another origin/)
+      expect((error as Error).message).not.toContain(String(elsewhere.port))
+      expectNothingLeaks(error as Error, undefined)
+    } finally {
+      await elsewhere.close()
+    }
   })
 
   // A hostile or broken endpoint must not forge log lines or bloat every log entry: RFC 6749
