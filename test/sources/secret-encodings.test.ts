@@ -6,10 +6,12 @@
  * or Java's percent-encoding, PHP's JSON escapes). None of these forms reaches an error, its `cause`, its kept response headers,
  * `util.inspect` or `JSON.stringify`.
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { IncomingMessage } from 'node:http'
 import { format, inspect } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  CHANNEL_NAMES,
   clientAssertion,
   clientCredentials,
   clientSecretBasic,
@@ -278,22 +280,35 @@ describe('a secret is removed in every encoding', () => {
     expect(leaksIn(caught, [...formsOf(proof), ...formsOf(SECRET), ...basicForms('svc', SECRET)])).toEqual([])
   })
 
-  it('a manager’s events and stats carry none of them', async () => {
-    const tokens = new TokenManager({ baseBackoffMs: 10 })
-    const seen: unknown[] = []
-    tokens.on('refreshFailure', (event) => seen.push(event))
-    tokens.on('refreshStart', (event) => seen.push(event))
-    const source = clientCredentials({
-      tokenUrl: `${server.origin}/echo`,
-      clientId: 'svc',
-      auth: clientSecretPost(SECRET),
-    })
-    const caught = await tokens.get(source).catch((error: unknown) => error)
-    expect(isOAuthError(caught, 'invalid_client')).toBe(true)
-    const shown = [renderings(caught), inspect(seen, { depth: Infinity }), JSON.stringify(tokens.stats())]
-    expect(formsOf(SECRET).filter((form) => shown.some((text) => text.includes(form)))).toEqual([])
-    await tokens.close()
-  })
+  it.each(['/echo', '/re-encode'])(
+    'a manager’s events, diagnostics channels and stats carry none of them (%s)',
+    async (path) => {
+      const tokens = new TokenManager({ baseBackoffMs: 10 })
+      const seen: unknown[] = []
+      tokens.on('refreshFailure', (event) => seen.push(event))
+      tokens.on('refreshStart', (event) => seen.push(event))
+      const onMessage = (message: unknown): void => {
+        seen.push(message)
+      }
+      for (const name of Object.values(CHANNEL_NAMES)) subscribe(name, onMessage)
+      try {
+        const source = clientCredentials({
+          tokenUrl: `${server.origin}${path}`,
+          clientId: 'svc',
+          auth: clientSecretPost(SECRET),
+        })
+        const caught = await tokens.get(source).catch((error: unknown) => error)
+        expect(isOAuthError(caught, 'invalid_client')).toBe(true)
+        expect(seen.length).toBeGreaterThanOrEqual(4)
+        const shown = [renderings(caught), inspect(seen, { depth: Infinity }), JSON.stringify(tokens.stats())]
+        const forms = [...formsOf(SECRET), ...foreignFormsOf(SECRET)]
+        expect(forms.filter((form) => shown.some((text) => text.includes(form)))).toEqual([])
+      } finally {
+        for (const name of Object.values(CHANNEL_NAMES)) unsubscribe(name, onMessage)
+        await tokens.close()
+      }
+    },
+  )
 })
 
 /** Tokens to exchange with every character a form or percent encoding changes (a token is visible ASCII). */
