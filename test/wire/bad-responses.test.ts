@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { inspect } from 'node:util'
+import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   AccessToken,
@@ -760,6 +761,40 @@ export const BAD_RESPONSES: readonly BadResponseRow[] = [
     }),
   },
   {
+    name: 'gzip Content-Encoding on a body that is not gzip',
+    serve: (_req, res) => {
+      res.writeHead(200, { ...JSON_HEADERS, 'content-encoding': 'gzip' })
+      res.end(`not gzip ${BODY_MARKER} ${TOKEN_JSON}`)
+    },
+    expected: fails('NETWORK_ERROR', true, undefined, { message: /network error/ }),
+  },
+  {
+    name: 'deflate Content-Encoding on a body that is not deflate',
+    serve: (_req, res) => {
+      res.writeHead(200, { ...JSON_HEADERS, 'content-encoding': 'deflate' })
+      res.end(`not deflate ${BODY_MARKER}`)
+    },
+    expected: fails('NETWORK_ERROR', true, undefined),
+  },
+  {
+    name: 'gzip body that inflates past maxResponseBytes (a compression bomb)',
+    serve: (_req, res) => {
+      res.writeHead(200, { ...JSON_HEADERS, 'content-encoding': 'gzip' })
+      res.end(gzipSync(tokenOfSize(100 * CAP)))
+    },
+    options: { maxResponseBytes: CAP },
+    expected: fails('RESPONSE_TOO_LARGE', false, 200),
+  },
+  {
+    name: 'a response header with a control character (not HTTP)',
+    serve: (req) => {
+      req.socket.end(
+        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-trace: a\u001bb\r\ncontent-length: ${TOKEN_JSON.length}\r\n\r\n${TOKEN_JSON}`,
+      )
+    },
+    expected: fails('NETWORK_ERROR', true, undefined),
+  },
+  {
     name: 'an injected fetch that follows a 307 despite redirect manual',
     serve: redirect(307, '/target/307'),
     options: { fetch: followingFetch },
@@ -942,6 +977,16 @@ export const GOOD_RESPONSES: readonly GoodResponseRow[] = [
       expect(t.issuedAt).toBe(NOW)
       expect(t.expiresAt).toBe(NOW + 3600 * 1000)
     },
+  },
+  {
+    name: 'a vendor field nested 50000 deep',
+    response: text(200, TOKEN_JSON.replace(/}$/, `,"deep":${'['.repeat(50_000)}${']'.repeat(50_000)}}`)),
+    check: (t) => expect(Object.keys(t.extra)).toEqual(['deep']),
+  },
+  {
+    name: 'access_token given twice: the last one',
+    response: text(200, TOKEN_JSON.replace('{', '{"access_token":"FIRST-of-two",'), 'application/json'),
+    check: (t) => expect(t.value).toBe(TOKEN),
   },
   {
     name: 'a field named after the access token is not kept in extra',
