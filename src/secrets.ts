@@ -12,7 +12,7 @@
  *   Python's `quote`, Java's `URLEncoder` or a strict RFC 3986 encoder write them), with upper- or
  *   lower-case hex digits;
  * - JSON-escaped, as a server quotes it in a JSON string inside another one (`\/` for `/`,
- *   `\"`, `\u00e9` for non-ASCII characters);
+ *   `\"`, `\u00e9` for non-ASCII characters), and HTML-escaped (`&amp;`, `&#x2F;`, `&#47;`);
  * - base64 and base64url (with or without padding), each of them also percent-encoded or
  *   JSON-escaped;
  * - for Basic credentials (RFC 6749 §2.3.1): the base64 of `id:secret` (each part form-encoded
@@ -91,12 +91,21 @@ const JSON_SHORT_ESCAPES: Readonly<Record<string, string>> = {
   '\t': '\\\\t',
 }
 
+/** The named HTML character references an HTML-escaping encoder writes. */
+const HTML_NAMED_ENTITIES: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+}
+
 /**
  * A regular expression source matching one character of a secret as any encoder may write it:
  * raw, percent-encoded (its UTF-8 bytes, hex digits in either case: a form body, a query, any
  * mix of encoded and plain characters as Python's, Java's or a strict RFC 3986 encoder writes
- * them), `+` for a space (a form body), or JSON-escaped (`\/`, `\"`, `\u00e9`: how a server's JSON
- * quotes it inside another JSON string). Letters and digits are never encoded, so they stay
+ * them), `+` for a space (a form body), JSON-escaped (`\/`, `\"`, `\u00e9`: how a server's JSON
+ * quotes it inside another JSON string), or HTML-escaped (`&amp;`, `&#x2F;`, `&#47;`). Letters and digits are never encoded, so they stay
  * themselves and the pattern stays small.
  */
 function charPattern(char: string): string {
@@ -108,6 +117,10 @@ function charPattern(char: string): string {
   if (char === ' ') ways.push('\\+')
   const short = JSON_SHORT_ESCAPES[char]
   if (short !== undefined) ways.push(short)
+  const named = HTML_NAMED_ENTITIES[char]
+  if (named !== undefined) ways.push(named)
+  const codePoint = char.codePointAt(0) ?? 0
+  ways.push(`&#0*${codePoint};`, `&#[xX]0*${hexPattern(codePoint.toString(16))};`)
   let units = ''
   for (let i = 0; i < char.length; i++)
     units += `\\\\u${hexPattern(char.charCodeAt(i).toString(16).padStart(4, '0'))}`

@@ -78,10 +78,19 @@ function phpJson(value: string): string {
     .replace(/[^\u0020-\u007e]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
+/** `value` HTML-escaped as OWASP's encoder writes it: `&amp;`, `&quot;`, `&#x27;`, `&#x2F;`, ... */
+function htmlEscaped(value: string): string {
+  const named: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }
+  return value.replace(
+    /[&<>"'/]/g,
+    (char) => named[char] ?? `&#x${char.charCodeAt(0).toString(16).toUpperCase()};`,
+  )
+}
+
 /**
  * The forms other encoders than the library's write `value` in: Python's `quote(value, safe='')`
  * (`~` plain), Java's `URLEncoder` (`*` plain, `+` for a space), a strict RFC 3986 encoder with
- * lower-case hex, PHP's JSON escapes, and its base64 JSON-escaped and percent-encoded.
+ * lower-case hex, PHP's JSON escapes, HTML escapes, and its base64 JSON-escaped and percent-encoded.
  */
 function foreignFormsOf(value: string): string[] {
   const base64 = Buffer.from(value).toString('base64')
@@ -90,6 +99,7 @@ function foreignFormsOf(value: string): string[] {
     percentExcept(value, /[A-Za-z0-9.*_-]/, 'upper', '+'),
     percentExcept(value, /[A-Za-z0-9_.~-]/, 'lower'),
     phpJson(value),
+    htmlEscaped(value),
     base64.replace(/\//g, '\\/'),
     encodeURIComponent(base64).replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
   ].filter((form) => form !== value)
@@ -210,7 +220,7 @@ describe('a secret is removed in every encoding', () => {
   })
 
   it.each(auths)(
-    'a server quoting the %s secret as other encoders write it (Python, Java, RFC 3986, PHP JSON)',
+    'a server quoting the %s secret as other encoders write it (Python, Java, RFC 3986, PHP JSON, HTML)',
     async (_name, auth, forbidden) => {
       const source = clientCredentials({
         tokenUrl: `${server.origin}/re-encode`,
@@ -399,6 +409,7 @@ describe('SecretSet', () => {
       'a%2Fb~c%2Ad%20%22e%5Cf%22%20g%E2%82%AC', // Python quote(safe='')
       'a%2fb%7ec*d+%22e%5cf%22+g%e2%82%ac', // Java URLEncoder, lower-case hex
       'a/b%7Ec*d %22e\\f%22 g€', // partly encoded
+      'a&#x2F;b~c*d &quot;e\\f&#34; g&#8364;', // HTML-escaped
     ]) {
       expect(secrets.scrub(`<${form}>`)).toBe('<[redacted]>')
     }
