@@ -795,6 +795,28 @@ export const BAD_RESPONSES: readonly BadResponseRow[] = [
     expected: fails('NETWORK_ERROR', true, undefined),
   },
   {
+    name: '503 with Retry-After of 10^30 seconds: clamped to 2^31 - 1 ms',
+    response: text(503, 'Service Unavailable', 'text/plain', { 'retry-after': `1${'0'.repeat(30)}` }),
+    expected: fails('SERVER_ERROR', true, 503, { retryAfterMs: 2_147_483_647 }),
+  },
+  {
+    name: '429 with Retry-After a date in the year 9999: clamped to 2^31 - 1 ms',
+    response: text(429, `slow down ${BODY_MARKER}`, 'text/plain', {
+      'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT',
+    }),
+    expected: fails('RATE_LIMITED', true, 429, { retryAfterMs: 2_147_483_647 }),
+  },
+  {
+    name: '429 with a negative Retry-After',
+    response: text(429, `slow down ${BODY_MARKER}`, 'text/plain', { 'retry-after': '-30' }),
+    expected: fails('RATE_LIMITED', true, 429),
+  },
+  {
+    name: '503 with a fractional Retry-After',
+    response: text(503, 'Service Unavailable', 'text/plain', { 'retry-after': '1.5' }),
+    expected: fails('SERVER_ERROR', true, 503),
+  },
+  {
     name: 'an injected fetch that follows a 307 despite redirect manual',
     serve: redirect(307, '/target/307'),
     options: { fetch: followingFetch },
