@@ -817,6 +817,15 @@ export const BAD_RESPONSES: readonly BadResponseRow[] = [
     expected: fails('SERVER_ERROR', true, 503),
   },
   {
+    name: 'a one-character client secret: server text is left whole (shorter than 4 is no secret)',
+    response: oauth(401, 'invalid_client', 'a client secret a is not allowed'),
+    options: { auth: clientSecretPost('a') },
+    expected: fails('OAUTH_ERROR', false, 401, {
+      oauth: { error: 'invalid_client', error_description: 'a client secret a is not allowed' },
+      message: /invalid_client \(a client secret a is not allowed\)$/,
+    }),
+  },
+  {
     name: 'an injected fetch that follows a 307 despite redirect manual',
     serve: redirect(307, '/target/307'),
     options: { fetch: followingFetch },
