@@ -83,9 +83,34 @@ export function monotonicEpoch(
 }
 
 /**
+ * The longest delay `setTimeout` keeps: 2^31 - 1 ms, about 24.8 days. A longer one fires after
+ * 1 ms (with a `TimeoutOverflowWarning`), so a long-lived token's renewal timer would fire at
+ * once and be set again, in a loop.
+ */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+/**
+ * An unref'd `setTimeout` of any length: a delay beyond {@link MAX_TIMEOUT_MS} is waited in
+ * steps of at most that. A delay that is not a number (NaN) is 0.
+ */
+function longTimer(callback: () => void, delayMs: number): Timer {
+  let handle: ReturnType<typeof setTimeout>
+  const arm = (remainingMs: number): void => {
+    const stepMs = Math.min(remainingMs, MAX_TIMEOUT_MS)
+    handle = setTimeout(() => {
+      if (remainingMs > stepMs) arm(remainingMs - stepMs)
+      else callback()
+    }, stepMs)
+    handle.unref()
+  }
+  arm(delayMs > 0 ? delayMs : 0)
+  return { cancel: () => clearTimeout(handle) }
+}
+
+/**
  * The real clock: instants that never go back (the wall clock anchored once and measured with
  * `performance.now()`, see {@link Clock.now}), `Date.now()` as `wallNow()`, and unref'd
- * `setTimeout`.
+ * `setTimeout` (delays beyond its 24.8-day limit included).
  */
 export const systemClock: Clock = Object.freeze({
   now: monotonicEpoch(
@@ -93,9 +118,5 @@ export const systemClock: Clock = Object.freeze({
     () => performance.now(),
   ),
   wallNow: () => Date.now(),
-  setTimer(callback: () => void, delayMs: number): Timer {
-    const handle = setTimeout(callback, Math.max(0, delayMs))
-    handle.unref()
-    return { cancel: () => clearTimeout(handle) }
-  },
+  setTimer: longTimer,
 })

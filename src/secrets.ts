@@ -7,9 +7,14 @@
  *
  * A secret is removed in each form the library produced or a server may echo back:
  * - raw;
- * - `application/x-www-form-urlencoded` (how a form body carries it: space as `+`) and
- *   percent-encoded (`encodeURIComponent`), with upper- or lower-case hex digits;
- * - base64 and base64url (with or without padding);
+ * - percent-encoded in any way: `application/x-www-form-urlencoded` (how a form body carries it:
+ *   space as `+`), `encodeURIComponent`, or any other mix of encoded and plain characters (as
+ *   Python's `quote`, Java's `URLEncoder` or a strict RFC 3986 encoder write them), with upper- or
+ *   lower-case hex digits;
+ * - JSON-escaped, as a server quotes it in a JSON string inside another one (`\/` for `/`,
+ *   `\"`, `\u00e9` for non-ASCII characters), and HTML-escaped (`&amp;`, `&#x2F;`, `&#47;`);
+ * - base64 and base64url (with or without padding), each of them also percent-encoded or
+ *   JSON-escaped;
  * - for Basic credentials (RFC 6749 §2.3.1): the base64 of `id:secret` (each part form-encoded
  *   first) and its decoded form; the id is not a secret and stays;
  * - for a URL: the decoded user-info and every query value, as sent and decoded.
@@ -66,12 +71,68 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
-/** A regular expression source matching `form`, with the hex digits of `%XX` in either case. */
+const hexDigit = (digit: string): string =>
+  /[0-9]/.test(digit) ? digit : `[${digit.toLowerCase()}${digit.toUpperCase()}]`
+
+/** A regular expression source matching `hex` (digits only) with its letters in either case. */
+function hexPattern(hex: string): string {
+  return [...hex].map(hexDigit).join('')
+}
+
+/** The two-character JSON escapes (RFC 8259 §7), as regular expression sources. */
+const JSON_SHORT_ESCAPES: Readonly<Record<string, string>> = {
+  '"': '\\\\"',
+  '\\': '\\\\\\\\',
+  '/': '\\\\/',
+  '\b': '\\\\b',
+  '\f': '\\\\f',
+  '\n': '\\\\n',
+  '\r': '\\\\r',
+  '\t': '\\\\t',
+}
+
+/** The named HTML character references an HTML-escaping encoder writes. */
+const HTML_NAMED_ENTITIES: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+}
+
+/**
+ * A regular expression source matching one character of a secret as any encoder may write it:
+ * raw, percent-encoded (its UTF-8 bytes, hex digits in either case: a form body, a query, any
+ * mix of encoded and plain characters as Python's, Java's or a strict RFC 3986 encoder writes
+ * them), `+` for a space (a form body), JSON-escaped (`\/`, `\"`, `\u00e9`: how a server's JSON
+ * quotes it inside another JSON string), or HTML-escaped (`&amp;`, `&#x2F;`, `&#47;`). Letters and digits are never encoded, so they stay
+ * themselves and the pattern stays small.
+ */
+function charPattern(char: string): string {
+  if (/^[A-Za-z0-9]$/.test(char)) return char
+  const ways = [escapeRegExp(char)]
+  ways.push(
+    [...Buffer.from(char)].map((byte) => `%${hexPattern(byte.toString(16).padStart(2, '0'))}`).join(''),
+  )
+  if (char === ' ') ways.push('\\+')
+  const short = JSON_SHORT_ESCAPES[char]
+  if (short !== undefined) ways.push(short)
+  const named = HTML_NAMED_ENTITIES[char]
+  if (named !== undefined) ways.push(named)
+  const codePoint = char.codePointAt(0) ?? 0
+  ways.push(`&#0*${codePoint};`, `&#[xX]0*${hexPattern(codePoint.toString(16))};`)
+  let units = ''
+  for (let i = 0; i < char.length; i++)
+    units += `\\\\u${hexPattern(char.charCodeAt(i).toString(16).padStart(4, '0'))}`
+  ways.push(units)
+  return `(?:${ways.join('|')})`
+}
+
+/** A regular expression source matching `form` with each character in any of its encodings ({@link charPattern}). */
 function patternOf(form: string): string {
-  return escapeRegExp(form).replace(/%([0-9A-Fa-f])([0-9A-Fa-f])/g, (_all, high: string, low: string) => {
-    const digit = (d: string): string => (/[0-9]/.test(d) ? d : `[${d.toLowerCase()}${d.toUpperCase()}]`)
-    return `%${digit(high)}${digit(low)}`
-  })
+  let pattern = ''
+  for (const char of form) pattern += charPattern(char)
+  return pattern
 }
 
 /**
@@ -190,7 +251,9 @@ export function scrubCredentialShapes(text: string): string {
 
 /**
  * Text from outside (a server's `error_description`, a header value) fit for a message: every
- * known secret removed, control characters (line breaks, C1 controls) blanked, at most
+ * known secret removed, control characters (line breaks, C1 controls, the Unicode line and
+ * paragraph separators U+2028 and U+2029, the bidirectional overrides and isolates that reorder
+ * what a log viewer shows) blanked, at most
  * `maxLength` characters. Secrets are removed before the text is cut, so a cut never leaves part
  * of one. `shapes` also removes {@link scrubCredentialShapes} (for another library's text).
  */
@@ -205,7 +268,7 @@ export function scrubText(
   return (
     (shapes ? scrubCredentialShapes(known) : known)
       // eslint-disable-next-line no-control-regex -- control characters are what is removed
-      .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
+      .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, ' ')
       .slice(0, maxLength)
   )
 }

@@ -5,7 +5,11 @@ import { parseRetryAfter } from './retry-after.js'
 import { causeChain, safeCause, scrubText, SecretSet } from '../secrets.js'
 import { describeEndpoint, writtenHost } from './url.js'
 
-/** The subset of the WHATWG `fetch` signature tokenkeeper uses; inject your own for proxies. */
+/**
+ * The subset of the WHATWG `fetch` signature tokenkeeper uses; inject your own for proxies. It
+ * must honour `redirect: 'manual'`: an answer it got by following a redirect is refused
+ * (`REDIRECT_REJECTED`, seen through `response.redirected`).
+ */
 export type FetchLike = (input: string | URL, init: RequestInit) => Promise<Response>
 
 /** Default cap on a token response body: 256 KiB, far above any real token response. */
@@ -258,7 +262,8 @@ export interface HttpAnswer {
 
 /**
  * Sends one request with the rules every request to an authorization server follows: never
- * follows a redirect (typed `REDIRECT_REJECTED`), stops after `timeoutMs` on `request.clock` with
+ * follows a redirect (typed `REDIRECT_REJECTED`, also for an answer an injected fetch got by
+ * following one), stops after `timeoutMs` on `request.clock` with
  * the body included (`TIMEOUT`), reads at most `maxResponseBytes` (`RESPONSE_TOO_LARGE`, or the status error of an
  * oversized 5xx/429 page), and types transport failures without any secret. A caller's `signal`
  * rejects with its own reason. Shared by token requests and discovery. @internal
@@ -301,6 +306,24 @@ export async function sendHttp(request: HttpExchange): Promise<HttpAnswer> {
       signal,
     )
     request.onResponse?.(response.headers)
+    if (response.redirected) {
+      // An injected fetch that follows redirects despite `redirect: 'manual'`: the request went
+      // on to another URL (with a form body's credentials); its answer is not this endpoint's.
+      // The final URL is not shown: fetch lowercases its host, so a secret echoed there would
+      // escape the scrubbing.
+      await response.body?.cancel().catch(() => undefined)
+      let where = 'another URL'
+      try {
+        if (new URL(response.url).origin !== request.url.origin) where = 'another origin'
+      } catch {
+        // an unreadable final URL is still a redirect
+      }
+      throw new TokenkeeperError(
+        'REDIRECT_REJECTED',
+        `${endpoint} was answered from ${where}: the injected fetch followed a redirect; ${request.kind} never follow redirects (pass its redirect: 'manual' on)`,
+        { status: response.status, retryable: false },
+      )
+    }
     if (response.status >= 300 && response.status < 400) {
       await response.body?.cancel().catch(() => undefined)
       let target = 'elsewhere'

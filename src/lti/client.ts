@@ -408,6 +408,16 @@ export class ServiceClient {
         redirect: 'manual',
         signal: limit.signal,
       })
+      if (response.redirected) {
+        // An injected fetch that follows redirects despite `redirect: 'manual'`: the answer is
+        // another URL's (the final URL is not shown: its host is lowercased, past scrubbing).
+        await response.body?.cancel().catch(() => undefined)
+        throw new TokenkeeperError(
+          'REDIRECT_REJECTED',
+          `${where} was answered from another URL: the injected fetch followed a redirect; service calls never follow redirects (pass its redirect: 'manual' on)`,
+          { status: response.status, retryable: false },
+        )
+      }
       const status = response.status
       if (status >= 200 && status < 300) {
         if (request.read === 'json' && status !== 204)

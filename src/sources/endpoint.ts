@@ -37,7 +37,13 @@ export interface EndpointOptions {
   readonly extraParams?: Readonly<Record<string, string>>
   /** Extra HTTP headers for the token request. Their values are kept out of every error like secrets. */
   readonly headers?: Readonly<Record<string, string>>
-  /** A `fetch` to use instead of the global one (proxies, tracing). Redirects are never followed. */
+  /**
+   * A `fetch` to use instead of the global one (proxies, tracing). Redirects are never followed.
+   *
+   * Warning: it must honour the `redirect: 'manual'` it is given. One that follows a redirect
+   * anyway sends the request on, form-body credentials included, to wherever the endpoint points;
+   * its answer is then refused (`REDIRECT_REJECTED`), but what was sent cannot be taken back.
+   */
   readonly fetch?: FetchLike
   /**
    * Timeout of each token request, body included, on the clock of the call (the manager's).
@@ -433,6 +439,7 @@ export class TokenEndpoint {
       const proof = await dpop.proof({ htm: 'POST', htu: url, now: wallTime(clock), nonce })
       headers['dpop'] = proof
       used.push(proof)
+      granted.push(proof)
     }
     const origin = url.origin
     return postTokenRequest({

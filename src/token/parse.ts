@@ -1,5 +1,5 @@
 import { TokenkeeperError, type TokenkeeperErrorCode } from '../errors.js'
-import type { SecretSet } from '../secrets.js'
+import { SecretSet } from '../secrets.js'
 import { AccessToken, isHeaderSafeToken, isHttpToken } from './access-token.js'
 import { normalizeScopes } from './scopes.js'
 
@@ -8,6 +8,10 @@ export const DEFAULT_LIFETIME_MS = 3_600_000
 
 /** Lifetimes beyond this (ten years) are clamped, so date arithmetic stays exact. */
 const MAX_LIFETIME_MS = 10 * 365 * 24 * 3_600_000
+
+/** Control characters (C0, DEL, C1) and bidirectional overrides and isolates: no scope holds one. */
+// eslint-disable-next-line no-control-regex -- control characters are what is refused
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/
 
 const KNOWN_FIELDS = new Set(['access_token', 'token_type', 'expires_in', 'refresh_in', 'scope'])
 
@@ -29,7 +33,8 @@ export interface ParseTokenResponseOptions {
   readonly status?: number
   /**
    * The secrets the request sent (client secret, subject token, ...): a granted `scope` that
-   * repeats one is refused (`INVALID_SCOPE_FIELD`), since scopes are shown by `inspect` and JSON.
+   * repeats one (or the access token) is refused (`INVALID_SCOPE_FIELD`), and an extra field named
+   * after one is not kept, since scopes and field names are shown by `inspect` and JSON.
    * @internal
    */
   readonly secrets?: SecretSet
@@ -155,6 +160,11 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
   }
   const refreshInMs = refreshIn === undefined || refreshIn * 1000 >= lifetimeMs ? undefined : refreshIn * 1000
 
+  // Scopes and the names of extra fields are shown by `inspect` and JSON: they must not repeat a
+  // credential the request sent, nor the token itself.
+  const shown = new SecretSet([value])
+  if (options.secrets !== undefined) shown.addAll(options.secrets)
+
   const requested = normalizeScopes(options.requestedScopes ?? [])
   const rawScope = body['scope']
   let granted: readonly string[]
@@ -166,6 +176,16 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
     if (secrets !== undefined && granted.some((scope) => secrets.scrub(scope) !== scope)) {
       fail('INVALID_SCOPE_FIELD', 'has a scope that repeats a credential the request sent', options)
     }
+    if (granted.some((scope) => shown.scrub(scope) !== scope)) {
+      fail('INVALID_SCOPE_FIELD', 'has a scope that repeats the access token', options)
+    }
+    if (granted.some((scope) => UNPRINTABLE.test(scope))) {
+      fail(
+        'INVALID_SCOPE_FIELD',
+        'has a scope with a control character (RFC 6749 §3.3 allows visible ASCII only)',
+        options,
+      )
+    }
   } else {
     fail('INVALID_SCOPE_FIELD', `has ${kindOf(rawScope)} as scope, not a string`, options)
   }
@@ -176,7 +196,10 @@ export function parseTokenResponse(json: unknown, options: ParseTokenResponseOpt
   }
 
   const extra: Record<string, unknown> = {}
-  for (const [name, field] of Object.entries(body)) if (!KNOWN_FIELDS.has(name)) extra[name] = field
+  for (const [name, field] of Object.entries(body)) {
+    // A field named after a credential or the token is not kept: `inspect` shows the names.
+    if (!KNOWN_FIELDS.has(name) && shown.scrub(name) === name) extra[name] = field
+  }
 
   return new AccessToken({
     value,

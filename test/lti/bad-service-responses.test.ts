@@ -60,3 +60,28 @@ describe('AGS and NRPS answers that are wrong', () => {
     expect(posts).toBe(1)
   })
 })
+
+describe('an injected fetch that follows redirects', () => {
+  it('an answer from the URL it was redirected to: REDIRECT_REJECTED, not retried, its body not used', async () => {
+    let redirected = 0
+    const { grades } = await services(
+      (req, res) => {
+        if (req.url?.startsWith('/elsewhere') === true) {
+          redirected++
+          res.writeHead(200, { 'content-type': 'application/vnd.ims.lis.v2.lineitemcontainer+json' })
+          res.end('[]')
+          return
+        }
+        res.writeHead(302, { location: '/elsewhere' })
+        res.end()
+      },
+      // A fetch that ignores the `redirect: 'manual'` it is given, as some adapters do.
+      { fetch: (url, init) => fetch(url, { ...init, redirect: 'follow' }) },
+    )
+    const error = await failure(collect(grades.lineItems()))
+    expect(isTokenkeeperError(error)).toBe(true)
+    expect(error).toMatchObject({ code: 'REDIRECT_REJECTED', retryable: false })
+    expect((error as Error).message).toMatch(/followed a redirect/)
+    expect(redirected).toBe(1)
+  })
+})

@@ -6,10 +6,11 @@
  * the writer's clock. These tests drive the real derivation with fake time sources.
  */
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { monotonicEpoch, systemClock, type Clock } from '../../src/clock.js'
 import { decodeJwt } from 'jose'
 import {
+  AccessToken,
   clientCredentials,
   memoryStore,
   privateKeyJwt,
@@ -297,5 +298,55 @@ describe('a shared store and processes whose clocks disagree', () => {
     await expect(store.set('k', record('right', START + 600_000), { ttlMs: 600_000 })).resolves.toBe(true)
     await expect(store.get('k')).resolves.toMatchObject({ tokenId: 'right', remainingMs: 600_000 })
     await expect(store.set('k', record('shorter', START + HOUR * 5), { ttlMs: 1_000 })).resolves.toBe(false)
+  })
+})
+
+describe('timers longer than setTimeout can hold (2^31 - 1 ms, about 24.8 days)', () => {
+  const LIMIT_MS = 2 ** 31 - 1
+
+  it('the system clock waits the whole delay, in steps, and cancels at any step', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    try {
+      let fired = 0
+      systemClock.setTimer(() => fired++, 2 * LIMIT_MS + 1000)
+      const cancelled = systemClock.setTimer(() => fired++, LIMIT_MS + 10)
+      vi.advanceTimersByTime(LIMIT_MS)
+      expect(fired).toBe(0)
+      cancelled.cancel()
+      vi.advanceTimersByTime(LIMIT_MS + 999)
+      expect(fired).toBe(0)
+      vi.advanceTimersByTime(1)
+      expect(fired).toBe(1)
+      expect(vi.getTimerCount()).toBe(0)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
+
+  it('a proactive manager holding a one-year token sets one renewal timer, not one every millisecond', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const tokens = new TokenManager({ proactive: true })
+    try {
+      const source = tokenSource('one-year', () =>
+        Promise.resolve(
+          new AccessToken({
+            value: 'one-year-token',
+            type: 'Bearer',
+            scopes: [],
+            issuedAt: systemClock.now(),
+            expiresAt: systemClock.now() + 365 * 24 * HOUR,
+          }),
+        ),
+      )
+      await tokens.get(source)
+      const set = vi.spyOn(globalThis, 'setTimeout')
+      vi.advanceTimersByTime(1_000)
+      expect(set).not.toHaveBeenCalled()
+      expect(tokens.stats().backgroundRefreshes).toBe(0)
+    } finally {
+      await tokens.close()
+      vi.useRealTimers()
+      vi.restoreAllMocks()
+    }
   })
 })

@@ -2,12 +2,16 @@
  * Secrets in every encoding the library produced: a server or an injected fetch may echo a
  * secret form-encoded (a `client_secret_post` body), percent-encoded, base64 (Basic credentials)
  * or decoded from Basic (`id:secret`), and secret-bearing headers, extra parameters and token-URL
- * query values too. None of these forms reaches an error, its `cause`, its kept response headers,
+ * query values too; a server may also write them with other encoders than the library's (Python's
+ * or Java's percent-encoding, PHP's JSON escapes). None of these forms reaches an error, its `cause`, its kept response headers,
  * `util.inspect` or `JSON.stringify`.
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import type { IncomingMessage } from 'node:http'
 import { format, inspect } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  CHANNEL_NAMES,
   clientAssertion,
   clientCredentials,
   clientSecretBasic,
@@ -49,6 +53,56 @@ function formsOf(value: string): string[] {
 function basicForms(clientId: string, secret: string): string[] {
   const userInfo = `${formEncode(clientId)}:${formEncode(secret)}`
   return [Buffer.from(userInfo).toString('base64'), userInfo, `${clientId}:${secret}`]
+}
+
+/** A UTF-8 percent-encoding that leaves `plain` characters as they are, with `hex`-cased digits. */
+function percentExcept(value: string, plain: RegExp, hex: 'upper' | 'lower', space = '%20'): string {
+  let out = ''
+  for (const char of value) {
+    if (char === ' ') out += space
+    else if (plain.test(char)) out += char
+    else
+      for (const byte of Buffer.from(char)) {
+        const digits = byte.toString(16).padStart(2, '0')
+        out += `%${hex === 'upper' ? digits.toUpperCase() : digits}`
+      }
+  }
+  return out
+}
+
+/** `value` inside a JSON string as PHP's `json_encode` writes it: `\/` for `/`, `\uXXXX` for non-ASCII. */
+function phpJson(value: string): string {
+  return JSON.stringify(value)
+    .slice(1, -1)
+    .replace(/\//g, '\\/')
+    .replace(/[^\u0020-\u007e]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+/** `value` HTML-escaped as OWASP's encoder writes it: `&amp;`, `&quot;`, `&#x27;`, `&#x2F;`, ... */
+function htmlEscaped(value: string): string {
+  const named: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }
+  return value.replace(
+    /[&<>"'/]/g,
+    (char) => named[char] ?? `&#x${char.charCodeAt(0).toString(16).toUpperCase()};`,
+  )
+}
+
+/**
+ * The forms other encoders than the library's write `value` in: Python's `quote(value, safe='')`
+ * (`~` plain), Java's `URLEncoder` (`*` plain, `+` for a space), a strict RFC 3986 encoder with
+ * lower-case hex, PHP's JSON escapes, HTML escapes, and its base64 JSON-escaped and percent-encoded.
+ */
+function foreignFormsOf(value: string): string[] {
+  const base64 = Buffer.from(value).toString('base64')
+  return [
+    percentExcept(value, /[A-Za-z0-9_.~-]/, 'upper'),
+    percentExcept(value, /[A-Za-z0-9.*_-]/, 'upper', '+'),
+    percentExcept(value, /[A-Za-z0-9_.~-]/, 'lower'),
+    phpJson(value),
+    htmlEscaped(value),
+    base64.replace(/\//g, '\\/'),
+    encodeURIComponent(base64).replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
+  ].filter((form) => form !== value)
 }
 
 function renderings(value: unknown): string {
@@ -100,6 +154,37 @@ afterAll(async () => {
   await server.close()
 })
 
+/** The secret values of a request: its credential form fields and its Basic credentials. */
+function sentSecrets(req: IncomingMessage, body: string): string[] {
+  const form = new URLSearchParams(body)
+  const values = ['client_secret', 'client_assertion', 'subject_token', 'actor_token']
+    .map((name) => form.get(name))
+    .filter((value): value is string => value !== null)
+  const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1]
+  if (basic !== undefined) {
+    const userInfo = Buffer.from(basic, 'base64').toString('utf8')
+    values.push(decodeURIComponent(userInfo.slice(userInfo.indexOf(':') + 1).replace(/\+/g, ' ')))
+  }
+  return values
+}
+
+beforeAll(() => {
+  // A server that decodes what it got and quotes it back written by other encoders than the
+  // library's, in its description (inside a JSON string, as a nested JSON text would be) and,
+  // the ASCII forms, in WWW-Authenticate.
+  server.route('/re-encode', (req, res, body) => {
+    const forms = sentSecrets(req, body).flatMap(foreignFormsOf)
+    res.writeHead(401, {
+      'content-type': 'application/json',
+      'www-authenticate': `Basic error_description="${forms
+        .filter((form) => /^[\x20-\x7e]*$/.test(form))
+        .map((form) => form.replace(/["\\]/g, '\\$&'))
+        .join(' ')}"`,
+    })
+    res.end(JSON.stringify({ error: 'invalid_client', error_description: `got ${forms.join(' ')}` }))
+  })
+})
+
 /** A platform-issued client assertion (no exp: it is not checked for expiry). */
 const ASSERTION = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ3b3JrbG9hZCJ9.c2lnbmF0dXJlLW11c3Qtbm90LWxlYWs'
 
@@ -133,6 +218,29 @@ describe('a secret is removed in every encoding', () => {
     const kept = (caught as { response: { headers: Record<string, string> } }).response.headers
     expect(kept['www-authenticate']).toContain('[redacted]')
   })
+
+  it.each(auths)(
+    'a server quoting the %s secret as other encoders write it (Python, Java, RFC 3986, PHP JSON, HTML)',
+    async (_name, auth, forbidden) => {
+      const source = clientCredentials({
+        tokenUrl: `${server.origin}/re-encode`,
+        clientId: 'svc',
+        auth: auth(),
+      })
+      const caught = await source.fetchToken().catch((error: unknown) => error)
+      expect(isOAuthError(caught, 'invalid_client')).toBe(true)
+      const secret = auth === auths[0]![1] ? ASSERTION : SECRET
+      const foreign = foreignFormsOf(secret)
+      // Some of them are forms the library's own encoders do not write.
+      const own = formsOf(secret)
+      expect(foreign.filter((form) => !own.includes(form)).length).toBeGreaterThan(0)
+      expect(leaksIn(caught, [...forbidden, ...foreign])).toEqual([])
+      const description = (caught as { error_description?: string }).error_description ?? ''
+      expect(description.match(/\[redacted\]/g)).toHaveLength(foreign.length)
+      const kept = (caught as { response: { headers: Record<string, string> } }).response.headers
+      expect(kept['www-authenticate']).toContain('[redacted]')
+    },
+  )
 
   it.each(auths)('an injected fetch whose error quotes the %s request', async (_name, auth, forbidden) => {
     const source = clientCredentials({
@@ -182,22 +290,35 @@ describe('a secret is removed in every encoding', () => {
     expect(leaksIn(caught, [...formsOf(proof), ...formsOf(SECRET), ...basicForms('svc', SECRET)])).toEqual([])
   })
 
-  it('a manager’s events and stats carry none of them', async () => {
-    const tokens = new TokenManager({ baseBackoffMs: 10 })
-    const seen: unknown[] = []
-    tokens.on('refreshFailure', (event) => seen.push(event))
-    tokens.on('refreshStart', (event) => seen.push(event))
-    const source = clientCredentials({
-      tokenUrl: `${server.origin}/echo`,
-      clientId: 'svc',
-      auth: clientSecretPost(SECRET),
-    })
-    const caught = await tokens.get(source).catch((error: unknown) => error)
-    expect(isOAuthError(caught, 'invalid_client')).toBe(true)
-    const shown = [renderings(caught), inspect(seen, { depth: Infinity }), JSON.stringify(tokens.stats())]
-    expect(formsOf(SECRET).filter((form) => shown.some((text) => text.includes(form)))).toEqual([])
-    await tokens.close()
-  })
+  it.each(['/echo', '/re-encode'])(
+    'a manager’s events, diagnostics channels and stats carry none of them (%s)',
+    async (path) => {
+      const tokens = new TokenManager({ baseBackoffMs: 10 })
+      const seen: unknown[] = []
+      tokens.on('refreshFailure', (event) => seen.push(event))
+      tokens.on('refreshStart', (event) => seen.push(event))
+      const onMessage = (message: unknown): void => {
+        seen.push(message)
+      }
+      for (const name of Object.values(CHANNEL_NAMES)) subscribe(name, onMessage)
+      try {
+        const source = clientCredentials({
+          tokenUrl: `${server.origin}${path}`,
+          clientId: 'svc',
+          auth: clientSecretPost(SECRET),
+        })
+        const caught = await tokens.get(source).catch((error: unknown) => error)
+        expect(isOAuthError(caught, 'invalid_client')).toBe(true)
+        expect(seen.length).toBeGreaterThanOrEqual(4)
+        const shown = [renderings(caught), inspect(seen, { depth: Infinity }), JSON.stringify(tokens.stats())]
+        const forms = [...formsOf(SECRET), ...foreignFormsOf(SECRET)]
+        expect(forms.filter((form) => shown.some((text) => text.includes(form)))).toEqual([])
+      } finally {
+        for (const name of Object.values(CHANNEL_NAMES)) unsubscribe(name, onMessage)
+        await tokens.close()
+      }
+    },
+  )
 })
 
 /** Tokens to exchange with every character a form or percent encoding changes (a token is visible ASCII). */
@@ -277,6 +398,23 @@ describe('SecretSet', () => {
     }
     // The client id is not a secret.
     expect(secrets.scrub(`client svc`)).toBe('client svc')
+  })
+
+  it('removes a secret however an encoder mixes plain, percent-encoded and JSON-escaped characters', () => {
+    const secret = 'a/b~c*d "e\\f" g€'
+    const secrets = new SecretSet([secret])
+    for (const form of [
+      'a\\/b~c*d \\"e\\\\f\\" g\\u20ac', // JSON-escaped, PHP-style
+      'a\\/b~c*d \\"e\\\\f\\" g\\u20AC',
+      'a%2Fb~c%2Ad%20%22e%5Cf%22%20g%E2%82%AC', // Python quote(safe='')
+      'a%2fb%7ec*d+%22e%5cf%22+g%e2%82%ac', // Java URLEncoder, lower-case hex
+      'a/b%7Ec*d %22e\\f%22 g€', // partly encoded
+      'a&#x2F;b~c*d &quot;e\\f&#34; g&#8364;', // HTML-escaped
+    ]) {
+      expect(secrets.scrub(`<${form}>`)).toBe('<[redacted]>')
+    }
+    // Letters and digits are matched as themselves only: other text stays.
+    expect(secrets.scrub('a/b~c*d "e\\g" g€ and a%2Fb')).toBe('a/b~c*d "e\\g" g€ and a%2Fb')
   })
 
   it('ignores values too short to be secrets, and leaves other text alone', () => {

@@ -9,11 +9,13 @@
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { inspect } from 'node:util'
+import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   AccessToken,
   clientCredentials,
   clientSecretBasic,
+  clientSecretPost,
   DEFAULT_LIFETIME_MS,
   isOAuthError,
   isTokenkeeperError,
@@ -22,6 +24,7 @@ import {
   TokenkeeperError,
   type ClientCredentialsOptions,
   type Clock,
+  type FetchLike,
   type TokenkeeperErrorCode,
 } from '../../src/index.js'
 import { closedPort, formFields, startLocalServer, type LocalServer } from './local-server.js'
@@ -34,6 +37,12 @@ const CLIENT_ID = 'wire-client'
 /** The Basic credentials the client sends: also a secret. */
 const BASIC = Buffer.from(`${CLIENT_ID}:${SECRET}`).toString('base64')
 const SCOPES = ['write', 'read']
+/** Secrets with characters that encoders other than the library's write differently. */
+const SLASH_SECRET = 'svc/SECRET+must/not-leak'
+const TILDE_SECRET = 'svc~SECRET*must!not-leak'
+/** `TILDE_SECRET` as Python's `urllib.parse.quote(secret, safe='')` writes it. */
+const PYTHON_QUOTED_SECRET = 'svc~SECRET%2Amust%21not-leak'
+const QUOTED_SECRET = 'pa"SECRET\\must-not-leak'
 
 /** A whole second, close to the real time, so HTTP-dates (second precision) compare exactly. */
 const NOW = Math.floor(Date.now() / 1000) * 1000
@@ -163,6 +172,9 @@ function redirect(status: number, location: string): Serve {
 }
 
 const hang: Serve = () => undefined
+
+/** An injected fetch that follows redirects whatever it is asked, as some adapters do. */
+const followingFetch: FetchLike = (url, init) => fetch(url, { ...init, redirect: 'follow' })
 
 export const BAD_RESPONSES: readonly BadResponseRow[] = [
   // RFC 6749 §5.2 error responses
@@ -695,6 +707,132 @@ export const BAD_RESPONSES: readonly BadResponseRow[] = [
     endpoint: 'insecure',
     expected: fails('INSECURE_TOKEN_URL', false, undefined, { message: /must use https/ }),
   },
+
+  // What a token response shows (scopes, by inspect and JSON) and server text kept in errors
+  {
+    name: 'scope repeats the access token',
+    response: token({ scope: `read ${TOKEN}` }),
+    expected: fails('INVALID_SCOPE_FIELD', false, 200, { message: /access token/ }),
+  },
+  {
+    name: 'scope with a control character (ESC)',
+    response: token({ scope: 'read \u001b[2Jwrite' }),
+    expected: fails('INVALID_SCOPE_FIELD', false, 200, { message: /control character/ }),
+  },
+  {
+    name: 'scope with a bidirectional override (U+202E)',
+    response: token({ scope: 'read \u202eetirw' }),
+    expected: fails('INVALID_SCOPE_FIELD', false, 200),
+  },
+  {
+    name: 'error_description with U+2028, U+2029 and a bidirectional override',
+    response: oauth(400, 'invalid_request', 'one\u2028level=info two\u2029three \u202eevil\u2066'),
+    expected: fails('OAUTH_ERROR', false, 400, {
+      oauth: { error: 'invalid_request', error_description: 'one level=info two three  evil ' },
+    }),
+  },
+  {
+    name: 'error_description quotes a client secret with a slash JSON-escaped, as PHP writes it',
+    response: oauth(401, 'invalid_client', `got {"client_secret":"${SLASH_SECRET.replace(/\//g, '\\/')}"}`),
+    options: { auth: clientSecretPost(SLASH_SECRET) },
+    expected: fails('OAUTH_ERROR', false, 401, {
+      oauth: { error: 'invalid_client', error_description: 'got {"client_secret":"[redacted]"}' },
+    }),
+  },
+  {
+    name: 'error_description quotes the client secret percent-encoded as Python does (tilde plain, star encoded)',
+    response: oauth(401, 'invalid_client', `client_secret=${PYTHON_QUOTED_SECRET} is wrong`),
+    options: { auth: clientSecretPost(TILDE_SECRET) },
+    expected: fails('OAUTH_ERROR', false, 401, {
+      oauth: { error: 'invalid_client', error_description: 'client_secret=[redacted] is wrong' },
+    }),
+  },
+  {
+    name: 'WWW-Authenticate quotes the client secret as an escaped quoted-string',
+    response: oauth(401, 'invalid_client', undefined, {
+      'www-authenticate': `Basic error_description="bad ${QUOTED_SECRET.replace(/["\\]/g, '\\$&')}"`,
+    }),
+    options: { auth: clientSecretBasic(QUOTED_SECRET) },
+    expected: fails('OAUTH_ERROR', false, 401, {
+      oauth: {
+        error: 'invalid_client',
+        headers: { 'www-authenticate': 'Basic error_description="bad [redacted]"' },
+      },
+    }),
+  },
+  {
+    name: 'gzip Content-Encoding on a body that is not gzip',
+    serve: (_req, res) => {
+      res.writeHead(200, { ...JSON_HEADERS, 'content-encoding': 'gzip' })
+      res.end(`not gzip ${BODY_MARKER} ${TOKEN_JSON}`)
+    },
+    expected: fails('NETWORK_ERROR', true, undefined, { message: /network error/ }),
+  },
+  {
+    name: 'deflate Content-Encoding on a body that is not deflate',
+    serve: (_req, res) => {
+      res.writeHead(200, { ...JSON_HEADERS, 'content-encoding': 'deflate' })
+      res.end(`not deflate ${BODY_MARKER}`)
+    },
+    expected: fails('NETWORK_ERROR', true, undefined),
+  },
+  {
+    name: 'gzip body that inflates past maxResponseBytes (a compression bomb)',
+    serve: (_req, res) => {
+      res.writeHead(200, { ...JSON_HEADERS, 'content-encoding': 'gzip' })
+      res.end(gzipSync(tokenOfSize(100 * CAP)))
+    },
+    options: { maxResponseBytes: CAP },
+    expected: fails('RESPONSE_TOO_LARGE', false, 200),
+  },
+  {
+    name: 'a response header with a control character (not HTTP)',
+    serve: (req) => {
+      req.socket.end(
+        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-trace: a\u001bb\r\ncontent-length: ${TOKEN_JSON.length}\r\n\r\n${TOKEN_JSON}`,
+      )
+    },
+    expected: fails('NETWORK_ERROR', true, undefined),
+  },
+  {
+    name: '503 with Retry-After of 10^30 seconds: clamped to 2^31 - 1 ms',
+    response: text(503, 'Service Unavailable', 'text/plain', { 'retry-after': `1${'0'.repeat(30)}` }),
+    expected: fails('SERVER_ERROR', true, 503, { retryAfterMs: 2_147_483_647 }),
+  },
+  {
+    name: '429 with Retry-After a date in the year 9999: clamped to 2^31 - 1 ms',
+    response: text(429, `slow down ${BODY_MARKER}`, 'text/plain', {
+      'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT',
+    }),
+    expected: fails('RATE_LIMITED', true, 429, { retryAfterMs: 2_147_483_647 }),
+  },
+  {
+    name: '429 with a negative Retry-After',
+    response: text(429, `slow down ${BODY_MARKER}`, 'text/plain', { 'retry-after': '-30' }),
+    expected: fails('RATE_LIMITED', true, 429),
+  },
+  {
+    name: '503 with a fractional Retry-After',
+    response: text(503, 'Service Unavailable', 'text/plain', { 'retry-after': '1.5' }),
+    expected: fails('SERVER_ERROR', true, 503),
+  },
+  {
+    name: 'a one-character client secret: server text is left whole (shorter than 4 is no secret)',
+    response: oauth(401, 'invalid_client', 'a client secret a is not allowed'),
+    options: { auth: clientSecretPost('a') },
+    expected: fails('OAUTH_ERROR', false, 401, {
+      oauth: { error: 'invalid_client', error_description: 'a client secret a is not allowed' },
+      message: /invalid_client \(a client secret a is not allowed\)$/,
+    }),
+  },
+  {
+    name: 'an injected fetch that follows a 307 despite redirect manual',
+    serve: redirect(307, '/target/307'),
+    options: { fetch: followingFetch },
+    expected: fails('REDIRECT_REJECTED', false, 200, {
+      message: /answered from another URL: the injected fetch followed a redirect/,
+    }),
+  },
 ]
 
 interface GoodResponseRow {
@@ -869,6 +1007,39 @@ export const GOOD_RESPONSES: readonly GoodResponseRow[] = [
       expect(now).toBe(NOW + 200)
       expect(t.issuedAt).toBe(NOW)
       expect(t.expiresAt).toBe(NOW + 3600 * 1000)
+    },
+  },
+  {
+    name: 'a vendor field nested 50000 deep',
+    response: text(200, TOKEN_JSON.replace(/}$/, `,"deep":${'['.repeat(50_000)}${']'.repeat(50_000)}}`)),
+    check: (t) => expect(Object.keys(t.extra)).toEqual(['deep']),
+  },
+  {
+    name: 'access_token given twice: the last one',
+    response: text(200, TOKEN_JSON.replace('{', '{"access_token":"FIRST-of-two",'), 'application/json'),
+    check: (t) => expect(t.value).toBe(TOKEN),
+  },
+  {
+    name: 'a field named after the access token is not kept in extra',
+    response: token({ [TOKEN]: true, [`x-${SECRET}`]: 1 }),
+    check: (t) => {
+      expect(t.extra).toEqual({ trace_id: BODY_MARKER })
+      for (const shown of [inspect(t), JSON.stringify(t)]) expect(shown).not.toContain(SECRET)
+    },
+  },
+  {
+    name: 'a __proto__ field sets no prototype and is not kept',
+    // Written out: a `__proto__` key in an object literal would set the literal's prototype.
+    response: text(
+      200,
+      TOKEN_JSON.replace(/}$/, ',"__proto__":{"polluted":true},"constructor":1}'),
+      'application/json',
+    ),
+    check: (t) => {
+      expect(Object.getPrototypeOf(t.extra)).toBe(Object.prototype)
+      expect('polluted' in t.extra).toBe(false)
+      expect(({} as Record<string, unknown>)['polluted']).toBeUndefined()
+      expect(t.extra).toEqual({ constructor: 1 })
     },
   },
 ]
@@ -1140,6 +1311,29 @@ describe('edge cases of error responses', () => {
       .fetchToken()
       .catch((caught: unknown) => caught)
     expect(error).toMatchObject({ code: 'MISSING_ACCESS_TOKEN', status: 201 })
+  })
+
+  it('an injected fetch that follows a 307 to another origin: the token from there is refused', async () => {
+    // The fetch sent the form body on (a client_secret_post secret with it): nothing can take
+    // that back, but the answer of another origin is never used as this endpoint's token.
+    const elsewhere = await startLocalServer()
+    try {
+      elsewhere.route('/steal', serveCanned(token({})))
+      server.route('/edge/cross-origin', redirect(307, `${elsewhere.origin}/steal`))
+      const error = await source(`${server.origin}/edge/cross-origin`, {
+        auth: clientSecretPost(SECRET),
+        fetch: followingFetch,
+      })
+        .fetchToken()
+        .catch((caught: unknown) => caught)
+      expect(elsewhere.hits('/steal')).toHaveLength(1)
+      expect(error).toMatchObject({ code: 'REDIRECT_REJECTED', retryable: false, status: 200 })
+      expect((error as Error).message).toMatch(/answered from another origin/)
+      expect((error as Error).message).not.toContain(String(elsewhere.port))
+      expectNothingLeaks(error as Error, undefined)
+    } finally {
+      await elsewhere.close()
+    }
   })
 
   // A hostile or broken endpoint must not forge log lines or bloat every log entry: RFC 6749
