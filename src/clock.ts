@@ -27,8 +27,11 @@ export interface Clock {
    */
   wallNow?(): number
   /**
-   * Runs `callback` once after `delayMs`. The timer must never keep the process alive
-   * (the system clock `unref()`s it). Returns a handle whose `cancel()` stops it.
+   * Runs `callback` once after `delayMs`, and not sooner, whatever the delay: the manager
+   * asks for delays of days and more (a long-lived token's renewal, a long `timeoutMs`),
+   * beyond what `setTimeout` takes as it is (see {@link MAX_TIMEOUT_MS}). The timer must never
+   * keep the process alive (the system clock `unref()`s it). Returns a handle whose `cancel()`
+   * stops it.
    */
   setTimer(callback: () => void, delayMs: number): Timer
 }
@@ -83,9 +86,34 @@ export function monotonicEpoch(
 }
 
 /**
+ * The longest delay `setTimeout` takes as it is (2^31 - 1 ms, about 24.8 days): Node runs a
+ * timer with a longer delay, or an infinite one, after 1 ms instead.
+ */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1
+
+/**
+ * Runs `callback` once after `delayMs` on `setTimeout`, unref'd, whatever the delay: a delay
+ * longer than {@link MAX_TIMEOUT_MS} is waited out in steps of at most that long (a 30-day
+ * token's renewal timer must not fire after 1 ms, renew, and fire again), an infinite one
+ * never fires, and one that is not a number or negative fires at once.
+ *
+ * @internal the system clock's `setTimer`, exported for tests.
+ */
+export function longTimer(callback: () => void, delayMs: number): Timer {
+  let handle: ReturnType<typeof setTimeout> | undefined
+  const arm = (remainingMs: number): void => {
+    const stepMs = Math.min(remainingMs, MAX_TIMEOUT_MS)
+    handle = setTimeout(stepMs < remainingMs ? () => arm(remainingMs - stepMs) : callback, stepMs)
+    handle.unref()
+  }
+  arm(delayMs > 0 ? delayMs : 0)
+  return { cancel: () => clearTimeout(handle) }
+}
+
+/**
  * The real clock: instants that never go back (the wall clock anchored once and measured with
  * `performance.now()`, see {@link Clock.now}), `Date.now()` as `wallNow()`, and unref'd
- * `setTimeout`.
+ * `setTimeout` for any delay (see {@link longTimer}).
  */
 export const systemClock: Clock = Object.freeze({
   now: monotonicEpoch(
@@ -93,9 +121,5 @@ export const systemClock: Clock = Object.freeze({
     () => performance.now(),
   ),
   wallNow: () => Date.now(),
-  setTimer(callback: () => void, delayMs: number): Timer {
-    const handle = setTimeout(callback, Math.max(0, delayMs))
-    handle.unref()
-    return { cancel: () => clearTimeout(handle) }
-  },
+  setTimer: longTimer,
 })
