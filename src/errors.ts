@@ -255,7 +255,13 @@ export type AnyTokenkeeperError =
  * ```
  */
 export function isTokenkeeperError(value: unknown): value is AnyTokenkeeperError {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true
+  if (typeof value !== 'object' || value === null) return false
+  try {
+    return (value as Record<symbol, unknown>)[BRAND] === true
+  } catch {
+    // Anything may be thrown (a Proxy whose every read throws): whatever cannot be read is no tokenkeeper error.
+    return false
+  }
 }
 
 /**

@@ -154,6 +154,83 @@ describe('errors on the way to or from a store are store errors, never a failed 
     await tokens.close()
   })
 
+  /** Thrown values that are not errors, down to one whose every read throws. */
+  const unreadable = new Proxy(
+    {},
+    {
+      get() {
+        throw new Error('read of a thrown value')
+      },
+      has() {
+        throw new Error('read of a thrown value')
+      },
+      getPrototypeOf() {
+        throw new Error('read of a thrown value')
+      },
+    },
+  )
+  const badMessage = Object.create(Error.prototype, {
+    message: {
+      get() {
+        throw new Error('read of a message')
+      },
+    },
+  }) as unknown
+  const thrownValues: [string, unknown][] = [
+    ['a string', 'down'],
+    ['null', null],
+    ['undefined', undefined],
+    ['an object whose every read throws (a Proxy)', unreadable],
+    ['an Error whose message getter throws', badMessage],
+  ]
+  const thrownBy: [string, (thrown: unknown) => TokenSource][] = [
+    [
+      'a raw TokenSource (synchronously)',
+      (thrown) => ({
+        key: `raw-sync-${String(typeof thrown)}`,
+        fetchToken: () => {
+          throw thrown
+        },
+      }),
+    ],
+    [
+      'a raw TokenSource (rejecting)',
+      (thrown) => ({
+        key: `raw-async-${String(typeof thrown)}`,
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rejecting with a non-Error is the case under test
+        fetchToken: () => Promise.reject(thrown),
+      }),
+    ],
+    [
+      'a tokenSource function',
+      (thrown) =>
+        tokenSource(`fn-${String(typeof thrown)}`, () => {
+          throw thrown
+        }),
+    ],
+  ]
+  describe.each(thrownBy)('%s', (_by, build) => {
+    it.each(thrownValues)(
+      'throwing %s: every caller gets SOURCE_FAILED, then the backoff',
+      async (_what, thrown) => {
+        const tokens = new TokenManager({ clock: createTestClock() })
+        const source = build(thrown)
+        const failures: string[] = []
+        tokens.on('refreshFailure', (event) => failures.push(event.code))
+        const errors = await Promise.all(
+          [tokens.get(source), tokens.get(source)].map((p) => p.catch((e: unknown) => e)),
+        )
+        for (const error of errors) {
+          expect(isTokenkeeperError(error)).toBe(true)
+          expect(error).toMatchObject({ code: 'SOURCE_FAILED', retryable: true })
+        }
+        expect(failures).toEqual(['SOURCE_FAILED'])
+        await expect(tokens.get(source)).rejects.toBe(errors[0])
+        await tokens.close()
+      },
+    )
+  })
+
   it('a raw TokenSource that answers with something that is not a token: SOURCE_FAILED', async () => {
     const tokens = new TokenManager({ clock: createTestClock() })
     const raw = { key: 'raw2', fetchToken: () => Promise.resolve(undefined) } as unknown as TokenSource
