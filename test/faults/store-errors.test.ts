@@ -4,12 +4,15 @@ import {
   memoryStore,
   TokenManager,
   tokenSource,
+  serializeToken,
+  tokenId,
   type StoreErrorEvent,
+  type StoreRecord,
   type TokenSource,
   type TokenStore,
 } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
-import { instantSource } from '../manager/helpers.js'
+import { instantSource, makeToken } from '../manager/helpers.js'
 
 function deepArray(depth: number): unknown {
   let value: unknown = []
@@ -91,6 +94,48 @@ describe('errors on the way to or from a store are store errors, never a failed 
       await tokens.close()
     })
   }
+
+  /** A record for a 60 s token issued now that claims far more time left than the token ever had. */
+  const overlong: [string, (record: StoreRecord) => StoreRecord][] = [
+    ['a remainingMs of 1e15', (record) => ({ ...record, remainingMs: 1e15 })],
+    ['a remainingMs of Infinity', (record) => ({ ...record, remainingMs: Infinity })],
+    ['an expiresAt 30 years ahead (no remainingMs)', (record) => ({ ...record, expiresAt: record.expiresAt + 1e12 })],
+  ]
+  it.each(overlong)(
+    'get answering %s: the token is kept no longer than its own lifetime',
+    async (_name, forge) => {
+      const clock = createTestClock()
+      const now = clock.now()
+      const stored = makeToken('stored-SECRET-overlong', now, 60_000)
+      const record = forge({ tokenId: tokenId(stored), expiresAt: stored.expiresAt, payload: serializeToken(stored) })
+      let reads = 0
+      const store = storeWith({ get: () => Promise.resolve(reads++ === 0 ? record : undefined) })
+      const tokens = new TokenManager({ clock, store, random: () => 0.5 })
+      const { source, calls } = instantSource('overlong', 60_000)
+      const adopted = await tokens.get(source)
+      expect(adopted.value).toBe('stored-SECRET-overlong')
+      expect(adopted.expiresAt).toBeLessThanOrEqual(now + 60_000)
+      expect(calls()).toBe(0)
+      clock.advance(60_000)
+      expect(tokens.peek(source)).toBeUndefined()
+      await expect(tokens.get(source)).resolves.not.toMatchObject({ value: 'stored-SECRET-overlong' })
+      expect(calls()).toBe(1)
+      await tokens.close()
+    },
+  )
+
+  it('get answering a record whose tokenId is not its token’s: a miss with a storeError, the source is asked', async () => {
+    const clock = createTestClock()
+    const stored = makeToken('stored-SECRET-mislabelled', clock.now(), 60_000)
+    const record = { tokenId: tokenId('another token'), expiresAt: stored.expiresAt, payload: serializeToken(stored) }
+    const { tokens, errors } = managerWith(storeWith({ get: () => Promise.resolve(record) }))
+    const { source, calls } = instantSource('mislabelled', 60_000)
+    await expect(tokens.get(source)).resolves.not.toMatchObject({ value: 'stored-SECRET-mislabelled' })
+    expect(calls()).toBe(1)
+    expect(errors.map((e) => e.operation)).toContain('get')
+    expect(JSON.stringify(errors)).not.toContain('stored-SECRET')
+    await tokens.close()
+  })
 
   it('acquireLock answering something that is not a lock: a lock storeError, then a direct fetch', async () => {
     const { tokens, errors } = managerWith(storeWith({ acquireLock: () => Promise.resolve(true) }))
