@@ -110,16 +110,109 @@ export function longTimer(callback: () => void, delayMs: number): Timer {
   return { cancel: () => clearTimeout(handle) }
 }
 
+/** The system clock's `now()`. */
+const systemNow = monotonicEpoch(
+  () => Date.now(),
+  () => performance.now(),
+)
+
 /**
  * The real clock: instants that never go back (the wall clock anchored once and measured with
  * `performance.now()`, see {@link Clock.now}), `Date.now()` as `wallNow()`, and unref'd
  * `setTimeout` for any delay (see {@link longTimer}).
  */
 export const systemClock: Clock = Object.freeze({
-  now: monotonicEpoch(
-    () => Date.now(),
-    () => performance.now(),
-  ),
+  now: systemNow,
   wallNow: () => Date.now(),
   setTimer: longTimer,
 })
+
+/**
+ * A manager's view of its clock: {@link Clock.now} that never goes back and is always a finite
+ * number, whatever the clock given does, plus `read()`, which says when the clock failed.
+ *
+ * @internal
+ */
+export interface SteadyClock extends Clock {
+  /**
+   * The instant, or `undefined` when the clock failed this time (its `now()` threw or answered
+   * something that is not a finite number). A clock stepped back is read as standing still
+   * at the instant it was stepped back from, and as going on from there: a token's windows, a
+   * backoff and a refusal memory last their real length, as on the system clock.
+   */
+  read(): number | undefined
+  /** The calendar time of the clock given (its `wallNow()`, else its own `now()`, unchanged). */
+  wallNow(): number
+}
+
+/** `clock.now()` when it is a finite number; `undefined` when it throws or is anything else. */
+function readingOf(clock: Clock): number | undefined {
+  try {
+    const at: unknown = clock.now()
+    return typeof at === 'number' && Number.isFinite(at) ? at : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The system clock as a {@link SteadyClock}: it never goes back and never fails, so as it is. */
+const steadySystemClock: SteadyClock = Object.freeze({
+  read: systemNow,
+  now: systemNow,
+  wallNow: () => Date.now(),
+  setTimer: longTimer,
+})
+
+/**
+ * `clock` as a {@link SteadyClock}, checked: a `clock` without `now()` and `setTimer()`
+ * functions, or whose `now()` does not answer a finite number now, is a `TypeError` naming
+ * `where`. Later failures of its `now()` are `read()` answering `undefined`, while `now()` stays
+ * at the last good instant. A step back (a clock built on `Date.now()`, a test clock's `set()`)
+ * is absorbed: the time goes on from where it was, by as much as the clock moves from then on,
+ * and `onStepBack` is told by how much the reading fell behind.
+ *
+ * @internal the manager's clock; exported for tests.
+ */
+export function steadyClock(
+  clock: Clock | undefined,
+  where: string,
+  onStepBack: (stepMs: number) => void = () => undefined,
+): SteadyClock {
+  if (clock === undefined || clock === systemClock) return steadySystemClock
+  const candidate = clock as Partial<Clock> | null
+  if (
+    (typeof candidate !== 'object' && typeof candidate !== 'function') ||
+    candidate === null ||
+    typeof candidate.now !== 'function' ||
+    typeof candidate.setTimer !== 'function'
+  ) {
+    throw new TypeError(`${where}: clock must have now() and setTimer() functions`)
+  }
+  const first = readingOf(clock)
+  if (first === undefined) {
+    throw new TypeError(`${where}: clock.now() must answer a finite number of epoch milliseconds`)
+  }
+  let last = first
+  let offset = 0
+  const read = (): number | undefined => {
+    const reading = readingOf(clock)
+    if (reading === undefined) return undefined
+    const at = reading + offset
+    if (at < last) {
+      // Stepped back: the time goes on from where it was. How long ago the step was, and so how
+      // much time passed that this reading cannot show, no reading can tell: `onStepBack` lets
+      // the manager stop trusting what it dated before.
+      offset += last - at
+      onStepBack(last - at)
+      return last
+    }
+    last = at
+    return at
+  }
+  return {
+    read,
+    now: () => read() ?? last,
+    wallNow: () => wallTime(clock),
+    setTimer: (callback, delayMs) => clock.setTimer(callback, delayMs),
+  }
+}

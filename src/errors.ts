@@ -72,6 +72,7 @@ export type CoreErrorCode =
   | 'SOURCE_FAILED'
   | 'EXPIRED_ON_ARRIVAL'
   | 'MANAGER_CLOSED'
+  | 'CLOCK_FAILED'
   // Using a token against a resource.
   | 'INSUFFICIENT_SCOPE'
 

@@ -7,6 +7,18 @@ export function closedError(): TokenkeeperError {
 }
 
 /**
+ * What a `get` gets when the manager's injected clock fails: its `now()` threw or answered
+ * something that is not a finite number, so no token's window can be told.
+ */
+export function clockFailedError(): TokenkeeperError {
+  return new TokenkeeperError(
+    'CLOCK_FAILED',
+    'the token manager’s clock failed: its now() threw or answered something that is not a finite number',
+    { retryable: false },
+  )
+}
+
+/**
  * What callers see of a failed refresh: a tokenkeeper error as it is, anything else (a raw
  * `TokenSource` that throws a plain error, or answers with something that is not a token)
  * wrapped as `SOURCE_FAILED` with the original as `cause`.

@@ -1,8 +1,8 @@
-import { systemClock, wallTime, type Clock } from '../clock.js'
+import { steadyClock, type SteadyClock } from '../clock.js'
 import type { TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { tokenId } from '../token/serialize.js'
-import { aborted, checkWaitMs, closedError, failureFacts, sourceMistake } from './checks.js'
+import { aborted, checkWaitMs, clockFailedError, closedError, failureFacts, sourceMistake } from './checks.js'
 import type {
   Counters,
   GetTokenOptions,
@@ -22,6 +22,9 @@ import { getAction } from './decisions.js'
 import { EntryTable } from './entries.js'
 import { BoundedMap } from '../bounded.js'
 import { checkLogger, subscribeLogger } from './logging.js'
+
+/** A step back of the clock up to this long holds the time still; a longer one ends every cached token's windows. */
+const STEP_BACK_TOLERANCE_MS = 1_000
 
 /** How many sources resolved per call may be nested (a token exchange whose subject is one). */
 const MAX_RESOLVE_DEPTH = 8
@@ -47,7 +50,8 @@ export class TokenManager {
   readonly #entries: EntryTable
   /** The per-key flights: joining, starting and settling refreshes, and renewal timers. */
   readonly #flights: Flights
-  readonly #clock: Clock
+  /** The clock given, checked: never going back, always finite (`read()` says when it failed). */
+  readonly #clock: SteadyClock
   readonly #random: () => number
   /** Where tokens come from: the source itself, or the store coordinator in front of it. */
   readonly #upstream: Upstream
@@ -74,13 +78,13 @@ export class TokenManager {
   constructor(options: TokenManagerOptions = {}) {
     const { policy, maxEntries, idleMs, lockTtlMs, storeTimeoutMs, waitForRecoveryMs } =
       resolveOptions(options)
-    this.#clock = options.clock ?? systemClock
+    this.#clock = steadyClock(options.clock, 'TokenManager', (stepMs) => this.#steppedBack(stepMs))
     this.#random = options.random ?? Math.random
     this.#entries = new EntryTable(maxEntries)
     this.#waitForRecoveryMs = waitForRecoveryMs
     this.#refusals = {
       now: () => this.#clock.now(),
-      wallNow: () => wallTime(this.#clock),
+      wallNow: () => this.#clock.wallNow(),
       backoffMs: policy.permanentErrorBackoffMs,
       refusedUntil: new BoundedMap(maxEntries),
     }
@@ -131,10 +135,12 @@ export class TokenManager {
    * concurrent caller for the key waits on one shared request.
    */
   get(source: TokenSource, options?: GetTokenOptions): Promise<AccessToken> {
+    // A clock that fails says nothing of any token's window: nothing is served or fetched on it.
+    const now = this.#clock.read()
+    if (now === undefined) return Promise.reject(clockFailedError())
     // `?.`: plain JavaScript may pass anything; #wait says what is wrong with it.
     const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
     if (entry !== undefined && options?.signal?.aborted !== true) {
-      const now = this.#clock.now()
       const action = getAction(entry, now)
       if (action === 'fresh' || action === 'advisory' || action === 'advisory-renew') {
         this.#counts.hits++
@@ -272,7 +278,8 @@ export class TokenManager {
     if (typeof (source as TokenSource | undefined)?.resolve === 'function') return undefined
     const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
     if (entry === undefined || entry.token === undefined) return undefined
-    return this.#clock.now() < entry.mustRefreshAt ? entry.token : undefined
+    const now = this.#clock.read()
+    return now !== undefined && now < entry.mustRefreshAt ? entry.token : undefined
   }
 
   /**
@@ -397,6 +404,20 @@ export class TokenManager {
   /** {@link TokenManager.close}, for `await using tokens = new TokenManager()`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
+  }
+
+  /**
+   * The clock was stepped back by `stepMs`: how much time passed before the step no reading can
+   * show, so no cached token is served on the windows it was given; each is renewed at its key's
+   * next `get` (one request per key, callers waiting on it). A step of at most
+   * {@link STEP_BACK_TOLERANCE_MS} (a clock that wavers) only holds the time still.
+   */
+  #steppedBack(stepMs: number): void {
+    if (stepMs <= STEP_BACK_TOLERANCE_MS) return
+    for (const entry of this.#entries.values()) {
+      entry.refreshAt = 0
+      entry.mustRefreshAt = 0
+    }
   }
 
   #storeFailed(

@@ -21,7 +21,13 @@ export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<Bac
   readonly store?: TokenStore
   /** Most keys kept in memory; the least recently used go first. Default 10,000. */
   readonly maxEntries?: number
-  /** Time and timers. Default: the system clock. Tests inject `createTestClock()`. */
+  /**
+   * Time and timers. Default: the system clock. Tests inject `createTestClock()`. A clock
+   * without `now()` and `setTimer()`, or whose `now()` is not a finite number at construction,
+   * is a `TypeError`. A clock stepped back is read as going on from where it was (a token never
+   * outlives its real lifetime); a `get` on a clock whose `now()` throws or answers anything but
+   * a finite number rejects with `CLOCK_FAILED`, and `peek` answers `undefined`.
+   */
   readonly clock?: Clock
   /** Random numbers in [0, 1) for jitter. Default `Math.random`. */
   readonly random?: () => number
