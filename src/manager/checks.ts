@@ -37,6 +37,24 @@ export function asTokenkeeperError(error: unknown, key: string): unknown {
  * share one cached token.
  */
 export function sourceMistake(source: unknown, where: string): TypeError | undefined {
+  try {
+    return shapeMistake(source, where)
+  } catch {
+    return unreadableSource(where)
+  }
+}
+
+/**
+ * The mistake of a source whose `key`, `fetchToken`, `resolve` or `whenKeyKnown` cannot even be
+ * read (a getter that throws, a Proxy): what it threw is not passed on, a source may hold secrets.
+ */
+export function unreadableSource(where: string): TypeError {
+  return new TypeError(
+    `${where}: the source could not be read (its key, fetchToken, resolve or whenKeyKnown threw); a TokenSource's members must be plain values`,
+  )
+}
+
+function shapeMistake(source: unknown, where: string): TypeError | undefined {
   const candidate = source as Partial<TokenSource> | null | undefined
   if (typeof candidate !== 'object' || candidate === null)
     return new TypeError(

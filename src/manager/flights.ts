@@ -89,7 +89,16 @@ export class Flights {
     }
     // A source whose key names what discovery finds: look the key up once it is known, so
     // that the token is cached under its final key (shared with a source built with that URL).
-    const pending = keyKnown || typeof source.whenKeyKnown !== 'function' ? undefined : source.whenKeyKnown()
+    let pending: Promise<void> | undefined
+    if (!keyKnown && typeof source.whenKeyKnown === 'function') {
+      try {
+        pending = source.whenKeyKnown()
+      } catch (error) {
+        // Thrown instead of rejected: the same (the key is looked up once it has settled).
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes what the source threw through unchanged
+        pending = Promise.reject(error)
+      }
+    }
     if (pending !== undefined) {
       const next = (): Promise<AccessToken> => this.join(source, this.#entries.get(source.key), signal, true)
       // close() ends the wait at once (next() then rejects with MANAGER_CLOSED), even while the

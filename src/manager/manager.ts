@@ -2,7 +2,15 @@ import { steadyClock, type SteadyClock } from '../clock.js'
 import type { TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { tokenId } from '../token/serialize.js'
-import { aborted, checkWaitMs, clockFailedError, closedError, failureFacts, sourceMistake } from './checks.js'
+import {
+  aborted,
+  checkWaitMs,
+  clockFailedError,
+  closedError,
+  failureFacts,
+  sourceMistake,
+  unreadableSource,
+} from './checks.js'
 import type {
   Counters,
   GetTokenOptions,
@@ -138,8 +146,16 @@ export class TokenManager {
     // A clock that fails says nothing of any token's window: nothing is served or fetched on it.
     const now = this.#clock.read()
     if (now === undefined) return Promise.reject(clockFailedError())
-    // `?.`: plain JavaScript may pass anything; #wait says what is wrong with it.
-    const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
+    // `?.`: plain JavaScript may pass anything; join() says what is wrong with it.
+    let key: string
+    let resolves: boolean
+    try {
+      key = (source as TokenSource | undefined)?.key as string
+      resolves = typeof (source as TokenSource | undefined)?.resolve === 'function'
+    } catch {
+      return Promise.reject(unreadableSource('TokenManager.get'))
+    }
+    const entry = this.#entries.get(key)
     if (entry !== undefined && options?.signal?.aborted !== true) {
       const action = getAction(entry, now)
       if (action === 'fresh' || action === 'advisory' || action === 'advisory-renew') {
@@ -152,8 +168,7 @@ export class TokenManager {
         return entry.resolved as Promise<AccessToken>
       }
     }
-    if (typeof (source as TokenSource | undefined)?.resolve === 'function')
-      return this.#getResolved(source, options)
+    if (resolves) return this.#getResolved(source, options)
     const waitMs =
       options?.waitForRecoveryMs === undefined
         ? this.#waitForRecoveryMs
@@ -275,8 +290,13 @@ export class TokenManager {
    * an input only a `get` reads.
    */
   peek(source: TokenSource): AccessToken | undefined {
-    if (typeof (source as TokenSource | undefined)?.resolve === 'function') return undefined
-    const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
+    let entry
+    try {
+      if (typeof (source as TokenSource | undefined)?.resolve === 'function') return undefined
+      entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
+    } catch {
+      return undefined // a source whose members cannot be read has no token here
+    }
     if (entry === undefined || entry.token === undefined) return undefined
     const now = this.#clock.read()
     return now !== undefined && now < entry.mustRefreshAt ? entry.token : undefined
@@ -291,7 +311,13 @@ export class TokenManager {
   async invalidate(source: TokenSource, options: InvalidateOptions = {}): Promise<boolean> {
     const mistake = sourceMistake(source, 'TokenManager.invalidate')
     if (mistake !== undefined) throw mistake
-    if (typeof source.resolve === 'function') {
+    let resolves: boolean
+    try {
+      resolves = typeof source.resolve === 'function'
+    } catch {
+      throw unreadableSource('TokenManager.invalidate')
+    }
+    if (resolves) {
       // The entry of the current input (subject token); none to drop when it cannot be read.
       let resolved: TokenSource
       try {
