@@ -253,8 +253,19 @@ export class Flights {
     entry.resolved = Promise.resolve(token)
     entry.refreshAt = windows.refreshAt
     entry.mustRefreshAt = windows.mustRefreshAt
-    if (this.#idleMs !== undefined && !this.#closing.aborted && this.#entries.holds(entry)) {
+    // A token that arrived already in its mandatory window (its request took longer than its
+    // useful life) is never served from memory, so a timer could only renew it again at once,
+    // and again: the next get asks for it instead.
+    if (
+      this.#idleMs !== undefined &&
+      !this.#closing.aborted &&
+      this.#entries.holds(entry) &&
+      now < windows.mustRefreshAt
+    ) {
       this.#schedule(entry, windows.refreshAt)
+    } else {
+      entry.timer?.cancel()
+      entry.timer = undefined
     }
     return token
   }
