@@ -20,7 +20,7 @@ import {
 import { rsaKeyPair } from '../sources/keys.js'
 import { formFields, startLocalServer } from '../wire/local-server.js'
 import { createTestClock, type TestClock } from '../../src/testing/index.js'
-import { flush, heldSource } from './helpers.js'
+import { flush, heldSource, settle } from './helpers.js'
 
 const HOUR = 3_600_000
 const START = Date.UTC(2026, 5, 1)
@@ -359,6 +359,25 @@ describe('a clock given to the manager that steps back (a test clock’s set(), 
     clock.advance(550) // the backoff at this jitter: 550 ms
     await expect(tokens.get(source)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
     expect(calls).toBe(2)
+    await tokens.close()
+  })
+
+  it('an hour back during a wait for another process’s lock: the wait ends within its real length', async () => {
+    const clock = createTestClock(START)
+    const store = memoryStore({ clock })
+    const tokens = new TokenManager({ clock, store, lockTtlMs: 10_000 })
+    let calls = 0
+    const source = tokenSource('step-lock-wait', () => ({ access_token: `w${++calls}`, expires_in: 60 }))
+    // Another process holds the lock and never writes (its lock now ends an hour later on this clock).
+    await store.acquireLock!(source.key, { ttlMs: 10_000 })
+    const waiting = settle(tokens.get(source))
+    await flush()
+    clock.set(clock.now() - HOUR)
+    for (let waited = 0; waited < 20_500 && waiting.result().status === 'pending'; waited += 250) {
+      await clock.advanceAsync(250)
+    }
+    expect(waiting.result()).toMatchObject({ status: 'fulfilled', value: { value: 'w1' } })
+    expect(calls).toBe(1)
     await tokens.close()
   })
 
