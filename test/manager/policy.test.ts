@@ -323,6 +323,20 @@ describe('checkPolicy', () => {
     expect(() => new TokenManager({ marginMs: 0, maxMarginRatio: 0.5 })).not.toThrow()
   })
 
+  it('rejects a store, random or proactive that is not one with a TypeError naming it', () => {
+    const get = () => Promise.resolve(undefined)
+    const ok = { get, set: () => Promise.resolve(true), delete: () => Promise.resolve(true), clear: () => Promise.resolve() }
+    for (const store of [null, 'redis://cache:6379', 42, {}, { get }, { ...ok, delete: undefined }, { ...ok, acquireLock: 'yes' }, { ...ok, subscribe: {} }]) {
+      expect(() => new TokenManager({ store: store as never })).toThrow(/TokenManager: store/)
+    }
+    expect(() => new TokenManager({ store: ok })).not.toThrow()
+    expect(() => new TokenManager({ random: 0.5 as never })).toThrow(/TokenManager: random/)
+    for (const proactive of ['yes', 1, null]) {
+      expect(() => new TokenManager({ proactive: proactive as never })).toThrow(/TokenManager: proactive/)
+    }
+    expect(() => new TokenManager({ proactive: false })).not.toThrow()
+  })
+
   it('rejects a bad lockTtlMs or proactive idleMs with a TypeError', () => {
     expect(() => new TokenManager({ lockTtlMs: -1 })).toThrow(TypeError)
     expect(() => new TokenManager({ lockTtlMs: Number.NaN })).toThrow(TypeError)
