@@ -87,7 +87,19 @@ export class TokenManager {
     const { policy, maxEntries, idleMs, lockTtlMs, storeTimeoutMs, waitForRecoveryMs } =
       resolveOptions(options)
     this.#clock = steadyClock(options.clock, 'TokenManager', (stepMs) => this.#steppedBack(stepMs))
-    this.#random = options.random ?? Math.random
+    const random = options.random
+    // A draw that throws is read as one that is not a number: the low end of each jitter range
+    // (policy.ts), never a failed refresh or an exception out of a backoff.
+    this.#random =
+      random === undefined
+        ? Math.random
+        : () => {
+            try {
+              return random()
+            } catch {
+              return Number.NaN
+            }
+          }
     this.#entries = new EntryTable(maxEntries)
     this.#waitForRecoveryMs = waitForRecoveryMs
     this.#refusals = {

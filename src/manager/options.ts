@@ -29,7 +29,10 @@ export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<Bac
    * a finite number rejects with `CLOCK_FAILED`, and `peek` answers `undefined`.
    */
   readonly clock?: Clock
-  /** Random numbers in [0, 1) for jitter. Default `Math.random`. */
+  /**
+   * Random numbers in [0, 1) for jitter. Default `Math.random`. A draw outside the range is
+   * read as its nearest end; one that is not a number, or a call that throws, as 0.
+   */
   readonly random?: () => number
   /**
    * Renew recently used tokens by timer at their refresh point, even with no calls. `true`

@@ -10,7 +10,8 @@ import {
   type BackoffPolicy,
   type RefreshPolicy,
 } from '../../src/manager/policy.js'
-import { TokenManager } from '../../src/index.js'
+import { TokenManager, TokenkeeperError, tokenSource } from '../../src/index.js'
+import { createTestClock } from '../../src/testing/index.js'
 
 const T = Date.UTC(2026, 0, 1)
 const POLICY: RefreshPolicy & BackoffPolicy = { ...DEFAULT_REFRESH_POLICY, ...DEFAULT_BACKOFF_POLICY }
@@ -335,6 +336,34 @@ describe('checkPolicy', () => {
       expect(() => new TokenManager({ proactive: proactive as never })).toThrow(/TokenManager: proactive/)
     }
     expect(() => new TokenManager({ proactive: false })).not.toThrow()
+  })
+
+  it('a random that throws or answers NaN is read as the low end of each range: tokens and backoffs as usual', async () => {
+    for (const random of [
+      () => {
+        throw new Error('no entropy')
+      },
+      () => Number.NaN,
+    ]) {
+      const clock = createTestClock()
+      const tokens = new TokenManager({ clock, random })
+      let calls = 0
+      const failing = tokenSource('random-fails', () => {
+        calls++
+        throw new TokenkeeperError('SERVER_ERROR', 'down', { retryable: true })
+      })
+      await expect(tokens.get(failing)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+      await expect(tokens.get(failing)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+      expect(calls).toBe(1) // backing off: 10 % of 250 ms
+      clock.advance(25)
+      await expect(tokens.get(failing)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+      expect(calls).toBe(2)
+      const good = tokenSource('random-ok', () => ({ access_token: 'fine', expires_in: 60 }))
+      const token = await tokens.get(good)
+      clock.advance(44_999) // the refresh point at 75 % of the lifetime
+      await expect(tokens.get(good)).resolves.toBe(token)
+      await tokens.close()
+    }
   })
 
   it('rejects a bad lockTtlMs or proactive idleMs with a TypeError', () => {
