@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { TokenkeeperError } from './errors.js'
 
 /**
  * Time and timers, injectable so that every timing decision in tokenkeeper can be tested
@@ -213,6 +214,24 @@ export function steadyClock(
     read,
     now: () => read() ?? last,
     wallNow: () => wallTime(clock),
-    setTimer: (callback, delayMs) => clock.setTimer(callback, delayMs),
+    setTimer: (callback, delayMs) => {
+      let timer: unknown
+      try {
+        timer = clock.setTimer(callback, delayMs)
+      } catch (error) {
+        throw timerFailed(where, error)
+      }
+      if (typeof (timer as Partial<Timer> | null | undefined)?.cancel !== 'function') throw timerFailed(where)
+      return timer as Timer
+    },
   }
+}
+
+/** A clock's `setTimer` threw, or answered no timer to cancel: `CLOCK_FAILED`, with what it threw as `cause`. */
+function timerFailed(where: string, cause?: unknown): TokenkeeperError {
+  return new TokenkeeperError(
+    'CLOCK_FAILED',
+    `${where}: the clock's setTimer() ${cause === undefined ? 'answered no timer with a cancel() function' : 'threw'}`,
+    { retryable: false, ...(cause === undefined ? {} : { cause }) },
+  )
 }

@@ -456,6 +456,45 @@ describe('a clock given to the manager that fails', () => {
     await tokens.close()
   })
 
+  const timerFailures: [string, () => unknown][] = [
+    [
+      'throws',
+      () => {
+        throw new Error('no timers left')
+      },
+    ],
+    ['answers no timer', () => undefined],
+  ]
+  const configurations: [string, ConstructorParameters<typeof TokenManager>[0]][] = [
+    ['by default', {}],
+    ['proactive', { proactive: true }],
+    ['waiting for recovery', { waitForRecoveryMs: 60_000 }],
+  ]
+  describe.each(timerFailures)('a setTimer() that later %s', (_name, broken) => {
+    it.each(configurations)('%s: get rejects with CLOCK_FAILED, nothing hangs or escapes', async (_config, options) => {
+      const inner = createTestClock(START)
+      let failing = false
+      const clock: Clock = {
+        now: () => inner.now(),
+        setTimer: (callback, delayMs) => (failing ? (broken() as never) : inner.setTimer(callback, delayMs)),
+      }
+      const tokens = new TokenManager({ clock, random: () => 0.5, ...options })
+      let calls = 0
+      const source = tokenSource('broken-timers', () => ({ access_token: `t${++calls}`, expires_in: 60 }))
+      await expect(tokens.get(source)).resolves.toMatchObject({ value: 't1' })
+      failing = true
+      inner.advance(55_000) // the mandatory window: a new request, which needs its time limit
+      for (const which of [source, tokenSource('broken-timers-cold', () => ({ access_token: 'c', expires_in: 60 }))]) {
+        await expect(tokens.get(which)).rejects.toMatchObject({ code: 'CLOCK_FAILED', retryable: false })
+      }
+      await flush()
+      failing = false
+      inner.advance(60_000)
+      await expect(tokens.get(source)).resolves.toMatchObject({ value: 't2' })
+      await tokens.close()
+    })
+  })
+
   it('a clock whose now() answers fractions of a millisecond works', async () => {
     const inner = createTestClock(START)
     const clock: Clock = { now: () => inner.now() + 0.25, setTimer: (callback, ms) => inner.setTimer(callback, ms) }
