@@ -199,6 +199,11 @@ export class StoreCoordinator implements Upstream {
     return raceAbort(held, this.#options.signal)
   }
 
+  /** Skips the token `tokenId` of `key` in later reads, without touching the store. */
+  distrust(key: string, id: string): void {
+    this.#refused.remember(key, id)
+  }
+
   /** The token `tokenId` of `key` was refused here: skip it in reads, delete it from the store. */
   async invalidate(key: string, id: string | undefined, heldId: string | undefined): Promise<boolean> {
     if (heldId !== undefined) this.#refused.remember(key, heldId)

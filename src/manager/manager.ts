@@ -446,8 +446,9 @@ export class TokenManager {
 
   /**
    * The clock was stepped back by `stepMs`: how much time passed before the step no reading can
-   * show, so no cached token is served on the windows it was given; each is renewed at its key's
-   * next `get` (one request per key, callers waiting on it). A step of at most
+   * show, so no cached token is served on the windows it was given, nor read back from the store
+   * (whose own clock may have been stepped back with it); each is renewed at its key's next `get`
+   * (one request per key, callers waiting on it). A step of at most
    * {@link STEP_BACK_TOLERANCE_MS} (a clock that wavers) only holds the time still.
    */
   #steppedBack(stepMs: number): void {
@@ -455,6 +456,8 @@ export class TokenManager {
     for (const entry of this.#entries.values()) {
       entry.refreshAt = 0
       entry.mustRefreshAt = 0
+      // A store on the same clock dates the token by it too: it is not read back from there.
+      if (entry.token !== undefined) this.#upstream.distrust(entry.key, tokenId(entry.token))
     }
   }
 

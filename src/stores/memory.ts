@@ -1,5 +1,5 @@
 import { BoundedMap } from '../bounded.js'
-import { systemClock, type Clock } from '../clock.js'
+import { steadyClock, type Clock } from '../clock.js'
 import type {
   StoreDeleteOptions,
   StoreEvent,
@@ -18,7 +18,11 @@ export interface MemoryStoreOptions {
    * make room.
    */
   readonly maxEntries?: number
-  /** The clock TTLs and lock expiries are measured with. Default: the system clock. */
+  /**
+   * The clock TTLs and lock expiries are measured with. Default: the system clock. Read as
+   * never going back (a step back holds the store's time still); one without `now()` and
+   * `setTimer()` is a `TypeError`.
+   */
   readonly clock?: Clock
 }
 
@@ -48,7 +52,9 @@ class MemoryStore implements TokenStore {
     this.#records = new BoundedMap(maxEntries)
     this.#maxLocks = maxEntries
     this.#sweepAt = maxEntries
-    this.#clock = options.clock ?? systemClock
+    // Read so that it never goes back: a clock stepped back must not stretch every TTL and lock
+    // by the step (a record would then outlive its token, and block the newer one).
+    this.#clock = steadyClock(options.clock, 'memoryStore')
   }
 
   #read(key: string): StoreRecord | undefined {

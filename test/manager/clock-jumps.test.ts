@@ -331,6 +331,27 @@ describe('a clock given to the manager that steps back (a test clock’s set(), 
     await tokens.close()
   })
 
+  it('an hour back with a memory store on the same clock: the token is not read back from the store either', async () => {
+    const clock = createTestClock(START)
+    const store = memoryStore({ clock })
+    const tokens = new TokenManager({ clock, store, random: () => 0.5 })
+    let calls = 0
+    const source = tokenSource('step-store', () => ({ access_token: `s${++calls}`, expires_in: 60 }))
+    expect((await tokens.get(source)).value).toBe('s1')
+    clock.advance(40_000)
+    expect((await tokens.get(source)).value).toBe('s1')
+    clock.set(clock.now() - HOUR)
+    clock.advance(21_000) // 61 s of real time since s1 was issued; the store's clock says 1 s
+    expect((await tokens.get(source)).value).toBe('s2')
+    expect(calls).toBe(2)
+    // Another manager on the store adopts the new token, not the old one.
+    const other = new TokenManager({ clock, store })
+    expect((await other.get(source)).value).toBe('s2')
+    expect(calls).toBe(2)
+    await tokens.close()
+    await other.close()
+  })
+
   it('a step back of a second or less only holds the time still: the cached token stays', async () => {
     const { clock, tokens, held } = stepping()
     const first = tokens.get(held.source)
