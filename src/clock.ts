@@ -215,14 +215,22 @@ export function steadyClock(
     now: () => read() ?? last,
     wallNow: () => wallTime(clock),
     setTimer: (callback, delayMs) => {
-      let timer: unknown
-      try {
-        timer = clock.setTimer(callback, delayMs)
-      } catch (error) {
-        throw timerFailed(where, error)
+      // Long delays in steps the clock's timers surely take (a clock built on bare setTimeout
+      // would run a longer one after 1 ms, every 1 ms), like the system clock's.
+      let current: Timer | undefined
+      const arm = (remainingMs: number): void => {
+        const stepMs = Math.min(remainingMs, MAX_TIMEOUT_MS)
+        let timer: unknown
+        try {
+          timer = clock.setTimer(stepMs < remainingMs ? () => arm(remainingMs - stepMs) : callback, stepMs)
+        } catch (error) {
+          throw timerFailed(where, error)
+        }
+        if (typeof (timer as Partial<Timer> | null | undefined)?.cancel !== 'function') throw timerFailed(where)
+        current = timer as Timer
       }
-      if (typeof (timer as Partial<Timer> | null | undefined)?.cancel !== 'function') throw timerFailed(where)
-      return timer as Timer
+      arm(delayMs > 0 ? delayMs : 0)
+      return { cancel: () => current?.cancel() }
     },
   }
 }

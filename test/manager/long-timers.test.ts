@@ -127,6 +127,29 @@ describe('a token that lives longer than setTimeout’s longest delay', () => {
     await tokens.close()
   })
 
+  it('a clock built on bare setTimeout is asked for no delay it would run early: no timer every 1 ms', async () => {
+    const clock = clampingClock()
+    const asked: number[] = []
+    const schedule = clock.setTimer.bind(clock)
+    clock.setTimer = (callback, delayMs) => {
+      asked.push(delayMs)
+      return schedule(callback, delayMs)
+    }
+    const tokens = new TokenManager({ clock, proactive: { idleMs: 60 * DAY }, random: () => 0.9 })
+    const { source, calls } = instantSource('long-steps', 30 * DAY)
+    await tokens.get(source)
+    const afterGet = asked.length // the request's time limit, and the renewal timer's first step
+    for (let i = 0; i < 50; i++) await clock.advanceAsync(1)
+    expect(calls()).toBe(1)
+    expect(asked).toHaveLength(afterGet)
+    expect(asked.every((delayMs) => delayMs <= MAX_TIMEOUT_MS)).toBe(true)
+    // The renewal still comes at its refresh point, 84 % of 30 days on (a key used within idleMs).
+    await clock.advanceAsync(0.85 * 30 * DAY - 51)
+    await flush()
+    expect(calls()).toBe(2)
+    await tokens.close()
+  })
+
   it('expires_in 1e9 seconds from a raw response, proactive on the system clock: one request', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     let calls = 0
