@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { TokenkeeperError } from './errors.js'
 
 /**
  * Time and timers, injectable so that every timing decision in tokenkeeper can be tested
@@ -27,8 +28,11 @@ export interface Clock {
    */
   wallNow?(): number
   /**
-   * Runs `callback` once after `delayMs`. The timer must never keep the process alive
-   * (the system clock `unref()`s it). Returns a handle whose `cancel()` stops it.
+   * Runs `callback` once after `delayMs`, and not sooner, whatever the delay: the manager
+   * asks for delays of days and more (a long-lived token's renewal, a long `timeoutMs`),
+   * beyond what `setTimeout` takes as it is (2^31 - 1 ms, about 24.8 days). The timer must never
+   * keep the process alive (the system clock `unref()`s it). Returns a handle whose `cancel()`
+   * stops it.
    */
   setTimer(callback: () => void, delayMs: number): Timer
 }
@@ -83,40 +87,160 @@ export function monotonicEpoch(
 }
 
 /**
- * The longest delay `setTimeout` keeps: 2^31 - 1 ms, about 24.8 days. A longer one fires after
- * 1 ms (with a `TimeoutOverflowWarning`), so a long-lived token's renewal timer would fire at
- * once and be set again, in a loop.
+ * The longest delay `setTimeout` takes as it is (2^31 - 1 ms, about 24.8 days): Node runs a
+ * timer with a longer delay, or an infinite one, after 1 ms instead.
  */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
 /**
- * An unref'd `setTimeout` of any length: a delay beyond {@link MAX_TIMEOUT_MS} is waited in
- * steps of at most that. A delay that is not a number (NaN) is 0.
+ * Runs `callback` once after `delayMs` on `setTimeout`, unref'd, whatever the delay: a delay
+ * longer than {@link MAX_TIMEOUT_MS} is waited out in steps of at most that long (a 30-day
+ * token's renewal timer must not fire after 1 ms, renew, and fire again), an infinite one
+ * never fires, and one that is not a number or negative fires at once.
+ *
+ * @internal the system clock's `setTimer`, exported for tests.
  */
-function longTimer(callback: () => void, delayMs: number): Timer {
-  let handle: ReturnType<typeof setTimeout>
+export function longTimer(callback: () => void, delayMs: number): Timer {
+  let handle: ReturnType<typeof setTimeout> | undefined
   const arm = (remainingMs: number): void => {
     const stepMs = Math.min(remainingMs, MAX_TIMEOUT_MS)
-    handle = setTimeout(() => {
-      if (remainingMs > stepMs) arm(remainingMs - stepMs)
-      else callback()
-    }, stepMs)
+    handle = setTimeout(stepMs < remainingMs ? () => arm(remainingMs - stepMs) : callback, stepMs)
     handle.unref()
   }
   arm(delayMs > 0 ? delayMs : 0)
   return { cancel: () => clearTimeout(handle) }
 }
 
+/** The system clock's `now()`. */
+const systemNow = monotonicEpoch(
+  () => Date.now(),
+  () => performance.now(),
+)
+
 /**
  * The real clock: instants that never go back (the wall clock anchored once and measured with
  * `performance.now()`, see {@link Clock.now}), `Date.now()` as `wallNow()`, and unref'd
- * `setTimeout` (delays beyond its 24.8-day limit included).
+ * `setTimeout` for any delay (see {@link longTimer}).
  */
 export const systemClock: Clock = Object.freeze({
-  now: monotonicEpoch(
-    () => Date.now(),
-    () => performance.now(),
-  ),
+  now: systemNow,
   wallNow: () => Date.now(),
   setTimer: longTimer,
 })
+
+/**
+ * A manager's view of its clock: {@link Clock.now} that never goes back and is always a finite
+ * number, whatever the clock given does, plus `read()`, which says when the clock failed.
+ *
+ * @internal
+ */
+export interface SteadyClock extends Clock {
+  /**
+   * The instant, or `undefined` when the clock failed this time (its `now()` threw or answered
+   * something that is not a finite number). A clock stepped back is read as standing still
+   * at the instant it was stepped back from, and as going on from there: a token's windows, a
+   * backoff and a refusal memory last their real length, as on the system clock.
+   */
+  read(): number | undefined
+  /** The calendar time of the clock given (its `wallNow()`, else its own `now()`, unchanged). */
+  wallNow(): number
+}
+
+/** `clock.now()` when it is a finite number; `undefined` when it throws or is anything else. */
+function readingOf(clock: Clock): number | undefined {
+  try {
+    const at: unknown = clock.now()
+    return typeof at === 'number' && Number.isFinite(at) ? at : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The system clock as a {@link SteadyClock}: it never goes back and never fails, so as it is. */
+const steadySystemClock: SteadyClock = Object.freeze({
+  read: systemNow,
+  now: systemNow,
+  wallNow: () => Date.now(),
+  setTimer: longTimer,
+})
+
+/**
+ * `clock` as a {@link SteadyClock}, checked: a `clock` without `now()` and `setTimer()`
+ * functions, or whose `now()` does not answer a finite number now, is a `TypeError` naming
+ * `where`. Later failures of its `now()` are `read()` answering `undefined`, while `now()` stays
+ * at the last good instant. A step back (a clock built on `Date.now()`, a test clock's `set()`)
+ * is absorbed: the time goes on from where it was, by as much as the clock moves from then on,
+ * and `onStepBack` is told by how much the reading fell behind.
+ *
+ * @internal the manager's clock; exported for tests.
+ */
+export function steadyClock(
+  clock: Clock | undefined,
+  where: string,
+  onStepBack: (stepMs: number) => void = () => undefined,
+): SteadyClock {
+  if (clock === undefined || clock === systemClock) return steadySystemClock
+  const candidate = clock as Partial<Clock> | null
+  if (
+    (typeof candidate !== 'object' && typeof candidate !== 'function') ||
+    candidate === null ||
+    typeof candidate.now !== 'function' ||
+    typeof candidate.setTimer !== 'function'
+  ) {
+    throw new TypeError(`${where}: clock must have now() and setTimer() functions`)
+  }
+  const first = readingOf(clock)
+  if (first === undefined) {
+    throw new TypeError(`${where}: clock.now() must answer a finite number of epoch milliseconds`)
+  }
+  let last = first
+  let offset = 0
+  const read = (): number | undefined => {
+    const reading = readingOf(clock)
+    if (reading === undefined) return undefined
+    const at = reading + offset
+    if (at < last) {
+      // Stepped back: the time goes on from where it was. How long ago the step was, and so how
+      // much time passed that this reading cannot show, no reading can tell: `onStepBack` lets
+      // the manager stop trusting what it dated before.
+      offset += last - at
+      onStepBack(last - at)
+      return last
+    }
+    last = at
+    return at
+  }
+  return {
+    read,
+    now: () => read() ?? last,
+    wallNow: () => wallTime(clock),
+    setTimer: (callback, delayMs) => {
+      // Long delays in steps the clock's timers surely take (a clock built on bare setTimeout
+      // would run a longer one after 1 ms, every 1 ms), like the system clock's.
+      let current: Timer | undefined
+      const arm = (remainingMs: number): void => {
+        const stepMs = Math.min(remainingMs, MAX_TIMEOUT_MS)
+        let timer: unknown
+        try {
+          timer = clock.setTimer(stepMs < remainingMs ? () => arm(remainingMs - stepMs) : callback, stepMs)
+        } catch (error) {
+          throw timerFailed(where, error)
+        }
+        if (typeof (timer as Partial<Timer> | null | undefined)?.cancel !== 'function')
+          throw timerFailed(where)
+        current = timer as Timer
+      }
+      arm(delayMs > 0 ? delayMs : 0)
+      return { cancel: () => current?.cancel() }
+    },
+  }
+}
+
+/** A clock's `setTimer` threw, or answered no timer to cancel: `CLOCK_FAILED`, with what it threw as `cause`. */
+function timerFailed(where: string, cause?: unknown): TokenkeeperError {
+  return new TokenkeeperError(
+    'CLOCK_FAILED',
+    `${where}: the clock's setTimer() ${cause === undefined ? 'answered no timer with a cancel() function' : 'threw'}`,
+    { retryable: false, ...(cause === undefined ? {} : { cause }) },
+  )
+}

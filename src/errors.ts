@@ -72,6 +72,7 @@ export type CoreErrorCode =
   | 'SOURCE_FAILED'
   | 'EXPIRED_ON_ARRIVAL'
   | 'MANAGER_CLOSED'
+  | 'CLOCK_FAILED'
   // Using a token against a resource.
   | 'INSUFFICIENT_SCOPE'
 
@@ -255,7 +256,13 @@ export type AnyTokenkeeperError =
  * ```
  */
 export function isTokenkeeperError(value: unknown): value is AnyTokenkeeperError {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true
+  if (typeof value !== 'object' || value === null) return false
+  try {
+    return (value as Record<symbol, unknown>)[BRAND] === true
+  } catch {
+    // Anything may be thrown (a Proxy whose every read throws): whatever cannot be read is no tokenkeeper error.
+    return false
+  }
 }
 
 /**

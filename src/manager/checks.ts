@@ -7,6 +7,18 @@ export function closedError(): TokenkeeperError {
 }
 
 /**
+ * What a `get` gets when the manager's injected clock fails: its `now()` threw or answered
+ * something that is not a finite number, so no token's window can be told.
+ */
+export function clockFailedError(): TokenkeeperError {
+  return new TokenkeeperError(
+    'CLOCK_FAILED',
+    'the token manager’s clock failed: its now() threw or answered something that is not a finite number',
+    { retryable: false },
+  )
+}
+
+/**
  * What callers see of a failed refresh: a tokenkeeper error as it is, anything else (a raw
  * `TokenSource` that throws a plain error, or answers with something that is not a token)
  * wrapped as `SOURCE_FAILED` with the original as `cause`.
@@ -25,6 +37,24 @@ export function asTokenkeeperError(error: unknown, key: string): unknown {
  * share one cached token.
  */
 export function sourceMistake(source: unknown, where: string): TypeError | undefined {
+  try {
+    return shapeMistake(source, where)
+  } catch {
+    return unreadableSource(where)
+  }
+}
+
+/**
+ * The mistake of a source whose `key`, `fetchToken`, `resolve` or `whenKeyKnown` cannot even be
+ * read (a getter that throws, a Proxy): what it threw is not passed on, a source may hold secrets.
+ */
+export function unreadableSource(where: string): TypeError {
+  return new TypeError(
+    `${where}: the source could not be read (its key, fetchToken, resolve or whenKeyKnown threw); a TokenSource's members must be plain values`,
+  )
+}
+
+function shapeMistake(source: unknown, where: string): TypeError | undefined {
   const candidate = source as Partial<TokenSource> | null | undefined
   if (typeof candidate !== 'object' || candidate === null)
     return new TypeError(

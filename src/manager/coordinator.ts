@@ -199,6 +199,11 @@ export class StoreCoordinator implements Upstream {
     return raceAbort(held, this.#options.signal)
   }
 
+  /** Skips the token `tokenId` of `key` in later reads, without touching the store. */
+  distrust(key: string, id: string): void {
+    this.#refused.remember(key, id)
+  }
+
   /** The token `tokenId` of `key` was refused here: skip it in reads, delete it from the store. */
   async invalidate(key: string, id: string | undefined, heldId: string | undefined): Promise<boolean> {
     if (heldId !== undefined) this.#refused.remember(key, heldId)
@@ -281,17 +286,22 @@ export class StoreCoordinator implements Upstream {
     const id = record.tokenId
     const { policy, random, clock } = this.#options
     const now = clock.now()
-    const expiresAt = localExpiry(record, now)
+    let expiresAt = localExpiry(record, now)
     if (this.#refused.has(key, id) || now >= expiresAt) return { tokenId: id }
-    if (current !== undefined && expiresAt <= current.expiresAt) return { tokenId: id }
-    let token: AccessToken
+    let stored: AccessToken
     try {
-      const stored = deserializeToken(record.payload)
-      token = redate(stored, expiresAt - stored.expiresAt)
+      stored = deserializeToken(record.payload)
+      if (tokenId(stored) !== id)
+        throw new TypeError('the store returned a record whose tokenId is not its token’s')
     } catch (error) {
       this.#failed(key, 'get', error)
       return { tokenId: id }
     }
+    // No token has more time left than it had when issued: a record that says otherwise (a store
+    // that lost its countdown, a writer's clock far ahead) is believed no further than that.
+    expiresAt = Math.min(expiresAt, now + Math.max(0, stored.expiresAt - stored.issuedAt))
+    if (current !== undefined && expiresAt <= current.expiresAt) return { tokenId: id }
+    const token = redate(stored, expiresAt - stored.expiresAt)
     if (now >= computeWindows(token, policy, random).mustRefreshAt) return { tokenId: id }
     return { token, tokenId: id }
   }

@@ -55,7 +55,9 @@ function renewalHeld(state: KeyState, now: number): boolean {
 
 /**
  * What a proactive timer does when it fires: `none` (the key is idle, has no token, or a request
- * is in flight), `later` (the backoff has not ended: fire again at `at`), or `renew`.
+ * is in flight), `later` (the refresh point or the end of the backoff has not come: fire again
+ * at `at`; a clock's timer that fires early, as `setTimeout` does with a delay over 2^31 - 1 ms,
+ * never renews a token before its refresh point), or `renew`.
  */
 export type TimerAction =
   { readonly kind: 'none' } | { readonly kind: 'later'; readonly at: number } | { readonly kind: 'renew' }
@@ -66,6 +68,7 @@ const RENEW: TimerAction = { kind: 'renew' }
 /** The decision of a proactive timer at `now`, for a key last used at `lastUsedAt`. */
 export function timerAction(state: KeyState, now: number, lastUsedAt: number, idleMs: number): TimerAction {
   if (state.resolved === undefined || now - lastUsedAt > idleMs || state.flight !== undefined) return NONE
+  if (now < state.refreshAt) return { kind: 'later', at: state.refreshAt }
   if (state.failure !== undefined && now < state.failure.retryAt)
     return { kind: 'later', at: state.failure.retryAt }
   return RENEW

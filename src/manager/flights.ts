@@ -89,7 +89,16 @@ export class Flights {
     }
     // A source whose key names what discovery finds: look the key up once it is known, so
     // that the token is cached under its final key (shared with a source built with that URL).
-    const pending = keyKnown || typeof source.whenKeyKnown !== 'function' ? undefined : source.whenKeyKnown()
+    let pending: Promise<void> | undefined
+    if (!keyKnown && typeof source.whenKeyKnown === 'function') {
+      try {
+        pending = source.whenKeyKnown()
+      } catch (error) {
+        // Thrown instead of rejected: the same (the key is looked up once it has settled).
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passes what the source threw through unchanged
+        pending = Promise.reject(error)
+      }
+    }
     if (pending !== undefined) {
       const next = (): Promise<AccessToken> => this.join(source, this.#entries.get(source.key), signal, true)
       // close() ends the wait at once (next() then rejects with MANAGER_CLOSED), even while the
@@ -244,8 +253,19 @@ export class Flights {
     entry.resolved = Promise.resolve(token)
     entry.refreshAt = windows.refreshAt
     entry.mustRefreshAt = windows.mustRefreshAt
-    if (this.#idleMs !== undefined && !this.#closing.aborted && this.#entries.holds(entry)) {
+    // A token that arrived already in its mandatory window (its request took longer than its
+    // useful life) is never served from memory, so a timer could only renew it again at once,
+    // and again: the next get asks for it instead.
+    if (
+      this.#idleMs !== undefined &&
+      !this.#closing.aborted &&
+      this.#entries.holds(entry) &&
+      now < windows.mustRefreshAt
+    ) {
       this.#schedule(entry, windows.refreshAt)
+    } else {
+      entry.timer?.cancel()
+      entry.timer = undefined
     }
     return token
   }

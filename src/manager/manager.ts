@@ -1,8 +1,16 @@
-import { systemClock, wallTime, type Clock } from '../clock.js'
+import { steadyClock, type SteadyClock } from '../clock.js'
 import type { TokenSource } from '../sources/types.js'
 import type { AccessToken } from '../token/access-token.js'
 import { tokenId } from '../token/serialize.js'
-import { aborted, checkWaitMs, closedError, failureFacts, sourceMistake } from './checks.js'
+import {
+  aborted,
+  checkWaitMs,
+  clockFailedError,
+  closedError,
+  failureFacts,
+  sourceMistake,
+  unreadableSource,
+} from './checks.js'
 import type {
   Counters,
   GetTokenOptions,
@@ -22,6 +30,9 @@ import { getAction } from './decisions.js'
 import { EntryTable } from './entries.js'
 import { BoundedMap } from '../bounded.js'
 import { checkLogger, subscribeLogger } from './logging.js'
+
+/** A step back of the clock up to this long holds the time still; a longer one ends every cached token's windows. */
+const STEP_BACK_TOLERANCE_MS = 1_000
 
 /** How many sources resolved per call may be nested (a token exchange whose subject is one). */
 const MAX_RESOLVE_DEPTH = 8
@@ -47,7 +58,8 @@ export class TokenManager {
   readonly #entries: EntryTable
   /** The per-key flights: joining, starting and settling refreshes, and renewal timers. */
   readonly #flights: Flights
-  readonly #clock: Clock
+  /** The clock given, checked: never going back, always finite (`read()` says when it failed). */
+  readonly #clock: SteadyClock
   readonly #random: () => number
   /** Where tokens come from: the source itself, or the store coordinator in front of it. */
   readonly #upstream: Upstream
@@ -74,13 +86,25 @@ export class TokenManager {
   constructor(options: TokenManagerOptions = {}) {
     const { policy, maxEntries, idleMs, lockTtlMs, storeTimeoutMs, waitForRecoveryMs } =
       resolveOptions(options)
-    this.#clock = options.clock ?? systemClock
-    this.#random = options.random ?? Math.random
+    this.#clock = steadyClock(options.clock, 'TokenManager', (stepMs) => this.#steppedBack(stepMs))
+    const random = options.random
+    // A draw that throws is read as one that is not a number: the low end of each jitter range
+    // (policy.ts), never a failed refresh or an exception out of a backoff.
+    this.#random =
+      random === undefined
+        ? Math.random
+        : () => {
+            try {
+              return random()
+            } catch {
+              return Number.NaN
+            }
+          }
     this.#entries = new EntryTable(maxEntries)
     this.#waitForRecoveryMs = waitForRecoveryMs
     this.#refusals = {
       now: () => this.#clock.now(),
-      wallNow: () => wallTime(this.#clock),
+      wallNow: () => this.#clock.wallNow(),
       backoffMs: policy.permanentErrorBackoffMs,
       refusedUntil: new BoundedMap(maxEntries),
     }
@@ -131,10 +155,20 @@ export class TokenManager {
    * concurrent caller for the key waits on one shared request.
    */
   get(source: TokenSource, options?: GetTokenOptions): Promise<AccessToken> {
-    // `?.`: plain JavaScript may pass anything; #wait says what is wrong with it.
-    const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
+    // A clock that fails says nothing of any token's window: nothing is served or fetched on it.
+    const now = this.#clock.read()
+    if (now === undefined) return Promise.reject(clockFailedError())
+    // `?.`: plain JavaScript may pass anything; join() says what is wrong with it.
+    let key: string
+    let resolves: boolean
+    try {
+      key = (source as TokenSource | undefined)?.key as string
+      resolves = typeof (source as TokenSource | undefined)?.resolve === 'function'
+    } catch {
+      return Promise.reject(unreadableSource('TokenManager.get'))
+    }
+    const entry = this.#entries.get(key)
     if (entry !== undefined && options?.signal?.aborted !== true) {
-      const now = this.#clock.now()
       const action = getAction(entry, now)
       if (action === 'fresh' || action === 'advisory' || action === 'advisory-renew') {
         this.#counts.hits++
@@ -146,8 +180,7 @@ export class TokenManager {
         return entry.resolved as Promise<AccessToken>
       }
     }
-    if (typeof (source as TokenSource | undefined)?.resolve === 'function')
-      return this.#getResolved(source, options)
+    if (resolves) return this.#getResolved(source, options)
     const waitMs =
       options?.waitForRecoveryMs === undefined
         ? this.#waitForRecoveryMs
@@ -269,10 +302,16 @@ export class TokenManager {
    * an input only a `get` reads.
    */
   peek(source: TokenSource): AccessToken | undefined {
-    if (typeof (source as TokenSource | undefined)?.resolve === 'function') return undefined
-    const entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
+    let entry
+    try {
+      if (typeof (source as TokenSource | undefined)?.resolve === 'function') return undefined
+      entry = this.#entries.get((source as TokenSource | undefined)?.key as string)
+    } catch {
+      return undefined // a source whose members cannot be read has no token here
+    }
     if (entry === undefined || entry.token === undefined) return undefined
-    return this.#clock.now() < entry.mustRefreshAt ? entry.token : undefined
+    const now = this.#clock.read()
+    return now !== undefined && now < entry.mustRefreshAt ? entry.token : undefined
   }
 
   /**
@@ -284,7 +323,13 @@ export class TokenManager {
   async invalidate(source: TokenSource, options: InvalidateOptions = {}): Promise<boolean> {
     const mistake = sourceMistake(source, 'TokenManager.invalidate')
     if (mistake !== undefined) throw mistake
-    if (typeof source.resolve === 'function') {
+    let resolves: boolean
+    try {
+      resolves = typeof source.resolve === 'function'
+    } catch {
+      throw unreadableSource('TokenManager.invalidate')
+    }
+    if (resolves) {
       // The entry of the current input (subject token); none to drop when it cannot be read.
       let resolved: TokenSource
       try {
@@ -397,6 +442,23 @@ export class TokenManager {
   /** {@link TokenManager.close}, for `await using tokens = new TokenManager()`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close()
+  }
+
+  /**
+   * The clock was stepped back by `stepMs`: how much time passed before the step no reading can
+   * show, so no cached token is served on the windows it was given, nor read back from the store
+   * (whose own clock may have been stepped back with it); each is renewed at its key's next `get`
+   * (one request per key, callers waiting on it). A step of at most
+   * {@link STEP_BACK_TOLERANCE_MS} (a clock that wavers) only holds the time still.
+   */
+  #steppedBack(stepMs: number): void {
+    if (stepMs <= STEP_BACK_TOLERANCE_MS) return
+    for (const entry of this.#entries.values()) {
+      entry.refreshAt = 0
+      entry.mustRefreshAt = 0
+      // A store on the same clock dates the token by it too: it is not read back from there.
+      if (entry.token !== undefined) this.#upstream.distrust(entry.key, tokenId(entry.token))
+    }
   }
 
   #storeFailed(

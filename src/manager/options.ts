@@ -21,9 +21,18 @@ export interface TokenManagerOptions extends Partial<RefreshPolicy>, Partial<Bac
   readonly store?: TokenStore
   /** Most keys kept in memory; the least recently used go first. Default 10,000. */
   readonly maxEntries?: number
-  /** Time and timers. Default: the system clock. Tests inject `createTestClock()`. */
+  /**
+   * Time and timers. Default: the system clock. Tests inject `createTestClock()`. A clock
+   * without `now()` and `setTimer()`, or whose `now()` is not a finite number at construction,
+   * is a `TypeError`. A clock stepped back is read as going on from where it was (a token never
+   * outlives its real lifetime); a `get` on a clock whose `now()` throws or answers anything but
+   * a finite number rejects with `CLOCK_FAILED`, and `peek` answers `undefined`.
+   */
   readonly clock?: Clock
-  /** Random numbers in [0, 1) for jitter. Default `Math.random`. */
+  /**
+   * Random numbers in [0, 1) for jitter. Default `Math.random`. A draw outside the range is
+   * read as its nearest end; one that is not a number, or a call that throws, as 0.
+   */
   readonly random?: () => number
   /**
    * Renew recently used tokens by timer at their refresh point, even with no calls. `true`
@@ -133,6 +142,16 @@ export function resolveOptions(options: TokenManagerOptions): {
   if (!Number.isInteger(maxEntries) || maxEntries < 1)
     throw new TypeError('TokenManager: maxEntries must be a positive integer')
   const proactive = options.proactive
+  if (
+    proactive !== undefined &&
+    typeof proactive !== 'boolean' &&
+    (typeof proactive !== 'object' || proactive === null)
+  ) {
+    throw new TypeError('TokenManager: proactive must be true, false or { idleMs }')
+  }
+  if (options.random !== undefined && typeof options.random !== 'function')
+    throw new TypeError('TokenManager: random must be a function answering numbers in [0, 1)')
+  if (options.store !== undefined) checkStore(options.store)
   const idleMs =
     proactive === undefined || proactive === false
       ? undefined
@@ -150,4 +169,30 @@ export function resolveOptions(options: TokenManagerOptions): {
     throw new TypeError('TokenManager: storeTimeoutMs must be a positive number')
   const waitForRecoveryMs = checkWaitMs(options.waitForRecoveryMs, 'TokenManager: waitForRecoveryMs') ?? 0
   return { policy, maxEntries, idleMs, lockTtlMs, storeTimeoutMs, waitForRecoveryMs }
+}
+
+const STORE_METHODS = ['get', 'set', 'delete', 'clear'] as const
+const OPTIONAL_STORE_METHODS = ['acquireLock', 'subscribe', 'close'] as const
+
+/**
+ * Checks the shape of a `store` at construction: an object with `get`, `set`, `delete` and
+ * `clear` functions, and `acquireLock`, `subscribe` and `close` functions when present. What a
+ * store answers later is checked on every call (a wrong answer is a `storeError` and a miss).
+ */
+function checkStore(store: unknown): void {
+  if (typeof store !== 'object' || store === null)
+    throw new TypeError(
+      'TokenManager: store must be a TokenStore object (memoryStore(), redisStore(...), ...)',
+    )
+  const candidate = store as Record<string, unknown>
+  const missing = STORE_METHODS.filter((name) => typeof candidate[name] !== 'function')
+  if (missing.length > 0)
+    throw new TypeError(
+      `TokenManager: store must have get, set, delete and clear functions (${missing.join(', ')} missing)`,
+    )
+  const wrong = OPTIONAL_STORE_METHODS.filter(
+    (name) => candidate[name] !== undefined && typeof candidate[name] !== 'function',
+  )
+  if (wrong.length > 0)
+    throw new TypeError(`TokenManager: store ${wrong.join(', ')} must be a function when given`)
 }

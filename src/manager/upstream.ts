@@ -25,6 +25,11 @@ export interface Upstream {
    * it adopts a token, with no wait in between in which a refusal could arrive unseen.
    */
   refuses(key: string, token: AccessToken): boolean
+  /**
+   * This process no longer trusts the token `tokenId` of `key` (its clock was stepped back, so
+   * how old the token is cannot be told): never adopt it again, but leave it to the others.
+   */
+  distrust(key: string, tokenId: string): void
   /** The token `tokenId` (any, when undefined) of `key` was refused: forget it upstream too. */
   invalidate(key: string, tokenId: string | undefined, heldId: string | undefined): Promise<boolean>
   /** Every token was forgotten here: forget them upstream too. */
@@ -66,6 +71,10 @@ export class SourceUpstream implements Upstream {
 
   refuses(): boolean {
     return false
+  }
+
+  distrust(): void {
+    // Nothing to read the token from again.
   }
 
   invalidate(): Promise<boolean> {

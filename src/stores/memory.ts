@@ -1,5 +1,5 @@
 import { BoundedMap } from '../bounded.js'
-import { systemClock, type Clock } from '../clock.js'
+import { steadyClock, type Clock } from '../clock.js'
 import type {
   StoreDeleteOptions,
   StoreEvent,
@@ -12,9 +12,17 @@ import type {
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
-  /** The most records kept; the least recently used goes first. Default 10,000. */
+  /**
+   * The most records kept; the least recently used goes first. Default 10,000. As many fetch
+   * locks are kept, but for locks still held: a held lock is never given to another holder to
+   * make room.
+   */
   readonly maxEntries?: number
-  /** The clock TTLs and lock expiries are measured with. Default: the system clock. */
+  /**
+   * The clock TTLs and lock expiries are measured with. Default: the system clock. Read as
+   * never going back (a step back holds the store's time still); one without `now()` and
+   * `setTimer()` is a `TypeError`.
+   */
   readonly clock?: Clock
 }
 
@@ -25,8 +33,15 @@ interface Slot {
 
 class MemoryStore implements TokenStore {
   readonly #records: BoundedMap<string, Slot>
-  /** As many locks as records at most: a lock never released (its holder gone) cannot pile up. */
-  readonly #locks: BoundedMap<string, { owner: object; expiresAt: number }>
+  /**
+   * The locks, as many as records but for the ones still held: at the bound, a new lock takes
+   * the place of expired ones (a holder gone never releases), never of one still held, which
+   * would let a second process fetch beside its holder.
+   */
+  readonly #locks = new Map<string, { owner: object; expiresAt: number }>()
+  readonly #maxLocks: number
+  /** The size at which expired locks are next swept: the bound, or twice the locks still held then. */
+  #sweepAt: number
   readonly #listeners = new Set<(event: StoreEvent) => void>()
   readonly #clock: Clock
 
@@ -35,8 +50,11 @@ class MemoryStore implements TokenStore {
     if (!Number.isInteger(maxEntries) || maxEntries < 1)
       throw new TypeError('memoryStore: maxEntries must be a positive integer')
     this.#records = new BoundedMap(maxEntries)
-    this.#locks = new BoundedMap(maxEntries)
-    this.#clock = options.clock ?? systemClock
+    this.#maxLocks = maxEntries
+    this.#sweepAt = maxEntries
+    // Read so that it never goes back: a clock stepped back must not stretch every TTL and lock
+    // by the step (a record would then outlive its token, and block the newer one).
+    this.#clock = steadyClock(options.clock, 'memoryStore')
   }
 
   #read(key: string): StoreRecord | undefined {
@@ -110,6 +128,7 @@ class MemoryStore implements TokenStore {
     const now = this.#clock.now()
     const held = this.#locks.get(key)
     if (held !== undefined && held.expiresAt > now) return Promise.resolve(undefined)
+    if (held === undefined && this.#locks.size >= this.#sweepAt) this.#dropExpiredLocks(now)
     const owner = {}
     this.#locks.set(key, { owner, expiresAt: now + options.ttlMs })
     return Promise.resolve({
@@ -121,6 +140,15 @@ class MemoryStore implements TokenStore {
         return Promise.resolve()
       },
     })
+  }
+
+  /**
+   * Forgets every lock that has expired. Run when the locks reach `#sweepAt`, which then becomes
+   * twice the locks still held (at least the bound), so a sweep costs O(1) per lock taken.
+   */
+  #dropExpiredLocks(now: number): void {
+    for (const [key, lock] of this.#locks) if (lock.expiresAt <= now) this.#locks.delete(key)
+    this.#sweepAt = Math.max(this.#maxLocks, 2 * this.#locks.size)
   }
 
   subscribe(listener: (event: StoreEvent) => void): () => void {

@@ -29,7 +29,9 @@ export interface TestClock extends Clock {
   advanceAsync(ms: number): Promise<void>
   /**
    * Sets the current instant. Moving forward behaves like `advance(at - now())`; moving backward
-   * steps the clock back (as NTP may) and runs no timer.
+   * steps the clock back (as NTP may) and runs no timer. Pending timers keep the time they had
+   * left, as Node's timers do (they run on the monotonic clock, which no step moves): a timer due
+   * in 250 ms is still due 250 ms later, not an hour and 250 ms.
    */
   set(at: number): void
   /**
@@ -44,7 +46,8 @@ export interface TestClock extends Clock {
 }
 
 interface ScheduledTimer {
-  readonly dueAt: number
+  /** When it runs; moved back with the clock when the clock is set back. */
+  dueAt: number
   readonly sequence: number
   readonly callback: () => void
 }
@@ -144,8 +147,10 @@ export function createTestClock(startAt: number = Date.UTC(2026, 0, 1)): TestClo
     },
     set(at: number): void {
       if (!Number.isFinite(at)) throw new TypeError('TestClock.set: at must be a finite number')
-      if (at >= now) advance(at - now)
-      else now = at
+      if (at >= now) return advance(at - now)
+      // Every pending timer moves back as much, so each keeps the time it had left (and its order).
+      for (const timer of timers) timer.dueAt -= now - at
+      now = at
     },
     runAll(limit = 10_000): void {
       let ran = 0

@@ -4,12 +4,15 @@ import {
   memoryStore,
   TokenManager,
   tokenSource,
+  serializeToken,
+  tokenId,
   type StoreErrorEvent,
+  type StoreRecord,
   type TokenSource,
   type TokenStore,
 } from '../../src/index.js'
 import { createTestClock } from '../../src/testing/index.js'
-import { instantSource } from '../manager/helpers.js'
+import { instantSource, makeToken } from '../manager/helpers.js'
 
 function deepArray(depth: number): unknown {
   let value: unknown = []
@@ -92,6 +95,59 @@ describe('errors on the way to or from a store are store errors, never a failed 
     })
   }
 
+  /** A record for a 60 s token issued now that claims far more time left than the token ever had. */
+  const overlong: [string, (record: StoreRecord) => StoreRecord][] = [
+    ['a remainingMs of 1e15', (record) => ({ ...record, remainingMs: 1e15 })],
+    ['a remainingMs of Infinity', (record) => ({ ...record, remainingMs: Infinity })],
+    [
+      'an expiresAt 30 years ahead (no remainingMs)',
+      (record) => ({ ...record, expiresAt: record.expiresAt + 1e12 }),
+    ],
+  ]
+  it.each(overlong)(
+    'get answering %s: the token is kept no longer than its own lifetime',
+    async (_name, forge) => {
+      const clock = createTestClock()
+      const now = clock.now()
+      const stored = makeToken('stored-SECRET-overlong', now, 60_000)
+      const record = forge({
+        tokenId: tokenId(stored),
+        expiresAt: stored.expiresAt,
+        payload: serializeToken(stored),
+      })
+      let reads = 0
+      const store = storeWith({ get: () => Promise.resolve(reads++ === 0 ? record : undefined) })
+      const tokens = new TokenManager({ clock, store, random: () => 0.5 })
+      const { source, calls } = instantSource('overlong', 60_000)
+      const adopted = await tokens.get(source)
+      expect(adopted.value).toBe('stored-SECRET-overlong')
+      expect(adopted.expiresAt).toBeLessThanOrEqual(now + 60_000)
+      expect(calls()).toBe(0)
+      clock.advance(60_000)
+      expect(tokens.peek(source)).toBeUndefined()
+      await expect(tokens.get(source)).resolves.not.toMatchObject({ value: 'stored-SECRET-overlong' })
+      expect(calls()).toBe(1)
+      await tokens.close()
+    },
+  )
+
+  it('get answering a record whose tokenId is not its token’s: a miss with a storeError, the source is asked', async () => {
+    const clock = createTestClock()
+    const stored = makeToken('stored-SECRET-mislabelled', clock.now(), 60_000)
+    const record = {
+      tokenId: tokenId('another token'),
+      expiresAt: stored.expiresAt,
+      payload: serializeToken(stored),
+    }
+    const { tokens, errors } = managerWith(storeWith({ get: () => Promise.resolve(record) }))
+    const { source, calls } = instantSource('mislabelled', 60_000)
+    await expect(tokens.get(source)).resolves.not.toMatchObject({ value: 'stored-SECRET-mislabelled' })
+    expect(calls()).toBe(1)
+    expect(errors.map((e) => e.operation)).toContain('get')
+    expect(JSON.stringify(errors)).not.toContain('stored-SECRET')
+    await tokens.close()
+  })
+
   it('acquireLock answering something that is not a lock: a lock storeError, then a direct fetch', async () => {
     const { tokens, errors } = managerWith(storeWith({ acquireLock: () => Promise.resolve(true) }))
     const source = instantSource('k', 60_000)
@@ -152,6 +208,83 @@ describe('errors on the way to or from a store are store errors, never a failed 
     expect(error).toMatchObject({ code: 'SOURCE_FAILED' })
     expect((error as Error).cause).toBeInstanceOf(RangeError)
     await tokens.close()
+  })
+
+  /** Thrown values that are not errors, down to one whose every read throws. */
+  const unreadable = new Proxy(
+    {},
+    {
+      get() {
+        throw new Error('read of a thrown value')
+      },
+      has() {
+        throw new Error('read of a thrown value')
+      },
+      getPrototypeOf() {
+        throw new Error('read of a thrown value')
+      },
+    },
+  )
+  const badMessage = Object.create(Error.prototype, {
+    message: {
+      get() {
+        throw new Error('read of a message')
+      },
+    },
+  }) as unknown
+  const thrownValues: [string, unknown][] = [
+    ['a string', 'down'],
+    ['null', null],
+    ['undefined', undefined],
+    ['an object whose every read throws (a Proxy)', unreadable],
+    ['an Error whose message getter throws', badMessage],
+  ]
+  const thrownBy: [string, (thrown: unknown) => TokenSource][] = [
+    [
+      'a raw TokenSource (synchronously)',
+      (thrown) => ({
+        key: `raw-sync-${String(typeof thrown)}`,
+        fetchToken: () => {
+          throw thrown
+        },
+      }),
+    ],
+    [
+      'a raw TokenSource (rejecting)',
+      (thrown) => ({
+        key: `raw-async-${String(typeof thrown)}`,
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- rejecting with a non-Error is the case under test
+        fetchToken: () => Promise.reject(thrown),
+      }),
+    ],
+    [
+      'a tokenSource function',
+      (thrown) =>
+        tokenSource(`fn-${String(typeof thrown)}`, () => {
+          throw thrown
+        }),
+    ],
+  ]
+  describe.each(thrownBy)('%s', (_by, build) => {
+    it.each(thrownValues)(
+      'throwing %s: every caller gets SOURCE_FAILED, then the backoff',
+      async (_what, thrown) => {
+        const tokens = new TokenManager({ clock: createTestClock() })
+        const source = build(thrown)
+        const failures: string[] = []
+        tokens.on('refreshFailure', (event) => failures.push(event.code))
+        const errors = await Promise.all(
+          [tokens.get(source), tokens.get(source)].map((p) => p.catch((e: unknown) => e)),
+        )
+        for (const error of errors) {
+          expect(isTokenkeeperError(error)).toBe(true)
+          expect(error).toMatchObject({ code: 'SOURCE_FAILED', retryable: true })
+        }
+        expect(failures).toEqual(['SOURCE_FAILED'])
+        await expect(tokens.get(source)).rejects.toBe(errors[0])
+        await tokens.close()
+      },
+    )
   })
 
   it('a raw TokenSource that answers with something that is not a token: SOURCE_FAILED', async () => {

@@ -21,7 +21,7 @@ import {
 import { rsaKeyPair } from '../sources/keys.js'
 import { formFields, startLocalServer } from '../wire/local-server.js'
 import { createTestClock, type TestClock } from '../../src/testing/index.js'
-import { flush, heldSource } from './helpers.js'
+import { flush, heldSource, settle } from './helpers.js'
 
 const HOUR = 3_600_000
 const START = Date.UTC(2026, 5, 1)
@@ -348,5 +348,288 @@ describe('timers longer than setTimeout can hold (2^31 - 1 ms, about 24.8 days)'
       vi.useRealTimers()
       vi.restoreAllMocks()
     }
+  })
+})
+
+describe('a clock given to the manager that steps back (a test clock’s set(), a clock built on Date.now())', () => {
+  function stepping() {
+    const clock = createTestClock(START)
+    const tokens = new TokenManager({ clock, random: () => 0.5 })
+    const held = heldSource(`step-${Math.random().toString(36).slice(2)}`)
+    return { clock, tokens, held }
+  }
+
+  it('an hour back while a token is cached: the token is not served past its real lifetime', async () => {
+    const { clock, tokens, held } = stepping()
+    const first = tokens.get(held.source)
+    await flush()
+    held.last().succeed(60_000, { value: 'first' })
+    await first
+    clock.advance(10_000)
+    clock.set(clock.now() - HOUR)
+    clock.advance(51_000) // 61 s of real time since the token was issued
+    expect(tokens.peek(held.source)).toBeUndefined()
+    const callers = [tokens.get(held.source), tokens.get(held.source)]
+    await flush()
+    expect(held.fetches).toHaveLength(2)
+    held.last().succeed(60_000, { value: 'second' })
+    for (const token of await Promise.all(callers)) expect(token.value).toBe('second')
+    // The new token lives its 60 s on the manager's time, which went on from where it was.
+    clock.advance(47_000)
+    expect(tokens.peek(held.source)?.value).toBe('second')
+    clock.advance(7_000)
+    expect(tokens.peek(held.source)).toBeUndefined()
+    await tokens.close()
+  })
+
+  it('an hour back with a memory store on the same clock: the token is not read back from the store either', async () => {
+    const clock = createTestClock(START)
+    const store = memoryStore({ clock })
+    const tokens = new TokenManager({ clock, store, random: () => 0.5 })
+    let calls = 0
+    const source = tokenSource('step-store', () => ({ access_token: `s${++calls}`, expires_in: 60 }))
+    expect((await tokens.get(source)).value).toBe('s1')
+    clock.advance(40_000)
+    expect((await tokens.get(source)).value).toBe('s1')
+    clock.set(clock.now() - HOUR)
+    clock.advance(21_000) // 61 s of real time since s1 was issued; the store's clock says 1 s
+    expect((await tokens.get(source)).value).toBe('s2')
+    expect(calls).toBe(2)
+    // Another manager on the store adopts the new token, not the old one.
+    const other = new TokenManager({ clock, store })
+    expect((await other.get(source)).value).toBe('s2')
+    expect(calls).toBe(2)
+    await tokens.close()
+    await other.close()
+  })
+
+  it('a step back of a second or less only holds the time still: the cached token stays', async () => {
+    const { clock, tokens, held } = stepping()
+    const first = tokens.get(held.source)
+    await flush()
+    held.last().succeed(60_000, { value: 'kept' })
+    await first
+    clock.advance(1_000)
+    clock.set(clock.now() - 1_000)
+    await expect(tokens.get(held.source)).resolves.toMatchObject({ value: 'kept' })
+    expect(held.fetches).toHaveLength(1)
+    await tokens.close()
+  })
+
+  it('an hour back during a backoff: the backoff lasts its real length, not an hour longer', async () => {
+    const clock = createTestClock(START)
+    const tokens = new TokenManager({ clock, random: () => 0.5, baseBackoffMs: 1_000, maxBackoffMs: 1_000 })
+    let calls = 0
+    const source = tokenSource('step-backoff', () => {
+      calls++
+      throw new TokenkeeperError('SERVER_ERROR', 'down', { retryable: true })
+    })
+    await expect(tokens.get(source)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+    clock.set(clock.now() - HOUR)
+    await expect(tokens.get(source)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+    expect(calls).toBe(1)
+    clock.advance(550) // the backoff at this jitter: 550 ms
+    await expect(tokens.get(source)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+    expect(calls).toBe(2)
+    await tokens.close()
+  })
+
+  it('an hour back during a wait for another process’s lock: the wait ends within its real length', async () => {
+    const clock = createTestClock(START)
+    const store = memoryStore({ clock })
+    const tokens = new TokenManager({ clock, store, lockTtlMs: 10_000 })
+    let calls = 0
+    const source = tokenSource('step-lock-wait', () => ({ access_token: `w${++calls}`, expires_in: 60 }))
+    // Another process holds the lock and never writes (its lock now ends an hour later on this clock).
+    await store.acquireLock!(source.key, { ttlMs: 10_000 })
+    const waiting = settle(tokens.get(source))
+    await flush()
+    clock.set(clock.now() - HOUR)
+    for (let waited = 0; waited < 20_500 && waiting.result().status === 'pending'; waited += 250) {
+      await clock.advanceAsync(250)
+    }
+    expect(waiting.result()).toMatchObject({ status: 'fulfilled', value: { value: 'w1' } })
+    expect(calls).toBe(1)
+    await tokens.close()
+  })
+
+  it('an hour back while the request is out: its token arrives servable, not EXPIRED_ON_ARRIVAL', async () => {
+    const { clock, tokens, held } = stepping()
+    const pending = tokens.get(held.source)
+    await flush()
+    clock.advance(1_000)
+    clock.set(clock.now() - HOUR)
+    tokens.peek(held.source) // the manager reads its clock while the request is out
+    clock.advance(1_000)
+    held.last().succeed(60_000, { value: 'arrived' })
+    await expect(pending).resolves.toMatchObject({ value: 'arrived' })
+    await expect(tokens.get(held.source)).resolves.toMatchObject({ value: 'arrived' })
+    expect(held.fetches).toHaveLength(1)
+    await tokens.close()
+  })
+})
+
+describe('a clock given to the manager that fails', () => {
+  it.each([
+    ['an object without now()', { setTimer: () => ({ cancel() {} }) }],
+    ['an object without setTimer()', { now: () => START }],
+    ['null', null],
+    ['a now() that answers NaN', { now: () => Number.NaN, setTimer: () => ({ cancel() {} }) }],
+    ['a now() that answers a string', { now: () => '1767225600000', setTimer: () => ({ cancel() {} }) }],
+    [
+      'a now() that throws',
+      {
+        now: () => {
+          throw new Error('no time')
+        },
+        setTimer: () => ({ cancel() {} }),
+      },
+    ],
+  ])('%s is a TypeError at construction', (_name, clock) => {
+    expect(() => new TokenManager({ clock: clock as unknown as Clock })).toThrow(TypeError)
+  })
+
+  const failures: [string, () => number][] = [
+    ['answers NaN', () => Number.NaN],
+    ['answers Infinity', () => Infinity],
+    ['answers -Infinity', () => -Infinity],
+    ['answers a string', () => 'soon' as unknown as number],
+    [
+      'throws',
+      () => {
+        throw new Error('the clock broke')
+      },
+    ],
+  ]
+  it.each(failures)(
+    'a now() that later %s: get rejects with CLOCK_FAILED, peek is undefined, no request; then it recovers',
+    async (_name, broken) => {
+      const inner = createTestClock(START)
+      let failing = false
+      const clock: Clock = {
+        now: () => (failing ? broken() : inner.now()),
+        setTimer: (callback, delayMs) => inner.setTimer(callback, delayMs),
+      }
+      const tokens = new TokenManager({ clock })
+      let calls = 0
+      const source = tokenSource('broken-clock', () => ({ access_token: `t${++calls}`, expires_in: 60 }))
+      const cold = tokenSource('broken-clock-cold', () => ({ access_token: `c${++calls}`, expires_in: 60 }))
+      await expect(tokens.get(source)).resolves.toMatchObject({ value: 't1' })
+      failing = true
+      for (const which of [source, cold]) {
+        let pending: Promise<unknown> | undefined
+        expect(() => (pending = tokens.get(which))).not.toThrow()
+        await expect(pending).rejects.toMatchObject({ code: 'CLOCK_FAILED', retryable: false })
+        expect(tokens.peek(which)).toBeUndefined()
+      }
+      await expect(tokens.get(source, { waitForRecoveryMs: Infinity })).rejects.toMatchObject({
+        code: 'CLOCK_FAILED',
+      })
+      expect(calls).toBe(1)
+      failing = false
+      await expect(tokens.get(source)).resolves.toMatchObject({ value: 't1' })
+      await expect(tokens.get(cold)).resolves.toMatchObject({ value: 'c2' })
+      await tokens.close()
+    },
+  )
+
+  const timerFailures: [string, () => unknown][] = [
+    [
+      'throws',
+      () => {
+        throw new Error('no timers left')
+      },
+    ],
+    ['answers no timer', () => undefined],
+  ]
+  const configurations: [string, ConstructorParameters<typeof TokenManager>[0]][] = [
+    ['by default', {}],
+    ['proactive', { proactive: true }],
+    ['waiting for recovery', { waitForRecoveryMs: 60_000 }],
+  ]
+  describe.each(timerFailures)('a setTimer() that later %s', (_name, broken) => {
+    it.each(configurations)(
+      '%s: get rejects with CLOCK_FAILED, nothing hangs or escapes',
+      async (_config, options) => {
+        const inner = createTestClock(START)
+        let failing = false
+        const clock: Clock = {
+          now: () => inner.now(),
+          setTimer: (callback, delayMs) =>
+            failing ? (broken() as never) : inner.setTimer(callback, delayMs),
+        }
+        const tokens = new TokenManager({ clock, random: () => 0.5, ...options })
+        let calls = 0
+        const source = tokenSource('broken-timers', () => ({ access_token: `t${++calls}`, expires_in: 60 }))
+        await expect(tokens.get(source)).resolves.toMatchObject({ value: 't1' })
+        failing = true
+        inner.advance(55_000) // the mandatory window: a new request, which needs its time limit
+        for (const which of [
+          source,
+          tokenSource('broken-timers-cold', () => ({ access_token: 'c', expires_in: 60 })),
+        ]) {
+          await expect(tokens.get(which)).rejects.toMatchObject({ code: 'CLOCK_FAILED', retryable: false })
+        }
+        await flush()
+        failing = false
+        inner.advance(60_000)
+        await expect(tokens.get(source)).resolves.toMatchObject({ value: 't2' })
+        await tokens.close()
+      },
+    )
+  })
+
+  it('a clock whose now() answers fractions of a millisecond works', async () => {
+    const inner = createTestClock(START)
+    const clock: Clock = {
+      now: () => inner.now() + 0.25,
+      setTimer: (callback, ms) => inner.setTimer(callback, ms),
+    }
+    const tokens = new TokenManager({ clock })
+    let calls = 0
+    const source = tokenSource('fractional', () => ({ access_token: `f${++calls}`, expires_in: 60 }))
+    const token = await tokens.get(source)
+    await expect(tokens.get(source)).resolves.toBe(token)
+    inner.advance(60_000)
+    await expect(tokens.get(source)).resolves.toMatchObject({ value: 'f2' })
+    await tokens.close()
+  })
+})
+
+describe('a wall clock that jumps ahead a day (a resumed machine)', () => {
+  it('while a token is cached: the next get renews it; the old token is never served', async () => {
+    const clock = jumpingClock()
+    const tokens = new TokenManager({ clock })
+    const held = heldSource('jump-ahead-cached')
+    const first = tokens.get(held.source)
+    await flush()
+    held.last().succeed(HOUR, { value: 'before' })
+    await first
+    clock.setWall(START + 24 * HOUR)
+    await clock.advance(20)
+    expect(tokens.peek(held.source)).toBeUndefined()
+    const next = tokens.get(held.source)
+    await flush()
+    expect(held.fetches).toHaveLength(2)
+    held.last().succeed(HOUR, { value: 'after' })
+    await expect(next).resolves.toMatchObject({ value: 'after' })
+    await tokens.close()
+  })
+
+  it('during a backoff: one new request, not one per caller', async () => {
+    const clock = jumpingClock()
+    const tokens = new TokenManager({ clock, random: () => 0.5, baseBackoffMs: 60_000, maxBackoffMs: 60_000 })
+    let calls = 0
+    const source = tokenSource('jump-ahead-backoff', () => {
+      calls++
+      throw new TokenkeeperError('SERVER_ERROR', 'down', { retryable: true })
+    })
+    await expect(tokens.get(source)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+    clock.setWall(START + 24 * HOUR)
+    await clock.advance(20)
+    const all = await Promise.allSettled(Array.from({ length: 20 }, () => tokens.get(source)))
+    expect(all.every((result) => result.status === 'rejected')).toBe(true)
+    expect(calls).toBe(2)
+    await tokens.close()
   })
 })

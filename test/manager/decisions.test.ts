@@ -101,6 +101,14 @@ describe('timerAction', () => {
     })
     expect(timerAction(state({ token: true, retryAt: 1_200 }), 1_200, 1_000, 500)).toEqual({ kind: 'renew' })
   })
+
+  it('a timer that fires before the refresh point (a clock firing early) waits for it instead of renewing', () => {
+    expect(timerAction(state({ token: true }), REFRESH - 1, REFRESH - 1, 500)).toEqual({
+      kind: 'later',
+      at: REFRESH,
+    })
+    expect(timerAction(state({ token: true }), REFRESH, REFRESH - 1, 500)).toEqual({ kind: 'renew' })
+  })
 })
 
 describe('afterFailure', () => {

@@ -364,6 +364,43 @@ describe('plain-JavaScript sources', () => {
     }
   })
 
+  it('a source whose key, fetchToken or resolve cannot be read (a getter that throws): get and invalidate reject with a TypeError, peek is undefined', async () => {
+    const { tokens } = manager()
+    const unreadable = (member: string) =>
+      Object.defineProperty({ key: 'k', fetchToken: () => Promise.resolve(token('x')) }, member, {
+        get() {
+          throw new Error(`reading ${member} SECRET`)
+        },
+      }) as never
+    for (const member of ['key', 'fetchToken', 'resolve']) {
+      const source = unreadable(member)
+      let pending: Promise<unknown> | undefined
+      expect(() => (pending = tokens.get(source))).not.toThrow()
+      const error = await pending?.catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as Error).message).toMatch(/could not be read|no fetchToken/)
+      expect((error as Error).message).not.toContain('SECRET')
+      expect(() => tokens.peek(source)).not.toThrow()
+      expect(tokens.peek(source)).toBeUndefined()
+      await expect(tokens.invalidate(source)).rejects.toThrow(TypeError)
+    }
+  })
+
+  it('a source whose whenKeyKnown throws instead of rejecting is fetched like one whose whenKeyKnown rejected', async () => {
+    const { tokens } = manager()
+    let fetched = 0
+    const source = {
+      key: 'throws-when-key-known',
+      whenKeyKnown: (): Promise<void> => {
+        throw new Error('not known')
+      },
+      fetchToken: () => Promise.resolve(token(`w-${++fetched}`)),
+    }
+    let pending: Promise<unknown> | undefined
+    expect(() => (pending = tokens.get(source))).not.toThrow()
+    await expect(pending).resolves.toMatchObject({ value: 'w-1' })
+  })
+
   it('a source with a key is cached under it', async () => {
     const { tokens } = manager()
     let fetched = 0

@@ -10,7 +10,8 @@ import {
   type BackoffPolicy,
   type RefreshPolicy,
 } from '../../src/manager/policy.js'
-import { TokenManager } from '../../src/index.js'
+import { TokenManager, TokenkeeperError, tokenSource } from '../../src/index.js'
+import { createTestClock } from '../../src/testing/index.js'
 
 const T = Date.UTC(2026, 0, 1)
 const POLICY: RefreshPolicy & BackoffPolicy = { ...DEFAULT_REFRESH_POLICY, ...DEFAULT_BACKOFF_POLICY }
@@ -321,6 +322,62 @@ describe('checkPolicy', () => {
     expect(() => new TokenManager({ maxEntries: 0 })).toThrow(TypeError)
     expect(() => new TokenManager({ maxEntries: 1.5 })).toThrow(TypeError)
     expect(() => new TokenManager({ marginMs: 0, maxMarginRatio: 0.5 })).not.toThrow()
+  })
+
+  it('rejects a store, random or proactive that is not one with a TypeError naming it', () => {
+    const get = () => Promise.resolve(undefined)
+    const ok = {
+      get,
+      set: () => Promise.resolve(true),
+      delete: () => Promise.resolve(true),
+      clear: () => Promise.resolve(),
+    }
+    for (const store of [
+      null,
+      'redis://cache:6379',
+      42,
+      {},
+      { get },
+      { ...ok, delete: undefined },
+      { ...ok, acquireLock: 'yes' },
+      { ...ok, subscribe: {} },
+    ]) {
+      expect(() => new TokenManager({ store: store as never })).toThrow(/TokenManager: store/)
+    }
+    expect(() => new TokenManager({ store: ok })).not.toThrow()
+    expect(() => new TokenManager({ random: 0.5 as never })).toThrow(/TokenManager: random/)
+    for (const proactive of ['yes', 1, null]) {
+      expect(() => new TokenManager({ proactive: proactive as never })).toThrow(/TokenManager: proactive/)
+    }
+    expect(() => new TokenManager({ proactive: false })).not.toThrow()
+  })
+
+  it('a random that throws or answers NaN is read as the low end of each range: tokens and backoffs as usual', async () => {
+    for (const random of [
+      () => {
+        throw new Error('no entropy')
+      },
+      () => Number.NaN,
+    ]) {
+      const clock = createTestClock()
+      const tokens = new TokenManager({ clock, random })
+      let calls = 0
+      const failing = tokenSource('random-fails', () => {
+        calls++
+        throw new TokenkeeperError('SERVER_ERROR', 'down', { retryable: true })
+      })
+      await expect(tokens.get(failing)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+      await expect(tokens.get(failing)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+      expect(calls).toBe(1) // backing off: 10 % of 250 ms
+      clock.advance(25)
+      await expect(tokens.get(failing)).rejects.toMatchObject({ code: 'SERVER_ERROR' })
+      expect(calls).toBe(2)
+      const good = tokenSource('random-ok', () => ({ access_token: 'fine', expires_in: 60 }))
+      const token = await tokens.get(good)
+      clock.advance(44_999) // the refresh point at 75 % of the lifetime
+      await expect(tokens.get(good)).resolves.toBe(token)
+      await tokens.close()
+    }
   })
 
   it('rejects a bad lockTtlMs or proactive idleMs with a TypeError', () => {

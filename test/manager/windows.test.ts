@@ -183,6 +183,39 @@ describe('proactive mode', () => {
     expect(tokens.stats().fetches).toBe(4)
   })
 
+  it('a token that arrives already in its mandatory window is not renewed by timer, again and again', async () => {
+    const { tokens, clock } = manager({ proactive: true })
+    // A 1 ms token from an instant source: mandatory from the moment it arrives.
+    const instant = instantSource('born-mandatory', 1)
+    await tokens.get(instant.source)
+    // Timers due now run, and what they start settles, twenty times over; no time passes.
+    const turns = async (): Promise<void> => {
+      for (let turn = 0; turn < 20; turn++) {
+        clock.advance(0)
+        await flush(2)
+      }
+    }
+    await turns()
+    expect(instant.calls()).toBe(1)
+    expect(clock.pendingTimers).toBe(0)
+
+    // A 2 s token whose request took 1.9 s: its refresh window was shorter than the request.
+    const slow = heldSource('slower-than-its-window')
+    const first = tokens.get(slow.source)
+    await flush()
+    await clock.advanceAsync(1_900)
+    slow.last().succeed(2 * SECOND, { value: 'late' })
+    await expect(first).resolves.toMatchObject({ value: 'late' })
+    await turns()
+    expect(slow.fetches).toHaveLength(1)
+    // The next call asks for a new one, once for every caller waiting.
+    const callers = [tokens.get(slow.source), tokens.get(slow.source)]
+    await flush()
+    expect(slow.fetches).toHaveLength(2)
+    slow.last().succeed(MINUTE, { value: 'next' })
+    for (const token of await Promise.all(callers)) expect(token.value).toBe('next')
+  })
+
   it('does not renew a key unused for longer than idleMs', async () => {
     const { tokens, clock } = manager({ proactive: { idleMs: MINUTE } })
     const counting = instantSource('api', 5 * MINUTE)

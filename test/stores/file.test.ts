@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -46,6 +46,55 @@ describe('the token cache file store (src/stores/file/store.ts)', () => {
     await store.set('y', record('d', now + 90_000), { ttlMs: 60_000 })
     await store.clear()
     expect(await store.get('y')).toBeUndefined()
+  })
+
+  it('a cache directory or key file it cannot use is a store error each time, and the store works once the cause is gone', async () => {
+    const cacheDir = join(dir, 'cache')
+    const keyFile = join(dir, 'data', 'cache.key')
+    writeFileSync(cacheDir, 'a file where the cache directory should be')
+    const store = open()
+    const now = clock.now()
+    await expect(store.get('k')).rejects.toThrow()
+    await expect(store.set('k', record('a', now + 10_000), { ttlMs: 10_000 })).rejects.toThrow()
+    rmSync(cacheDir)
+    expect(await store.set('k', record('a', now + 10_000), { ttlMs: 10_000 })).toBe(true)
+    expect(await store.get('k')).toEqual(record('a', now + 10_000))
+
+    // A truncated key file: every operation fails until it is deleted, then a new key is made.
+    rmSync(dir, { recursive: true, force: true })
+    mkdirSync(join(dir, 'data'), { recursive: true })
+    writeFileSync(keyFile, 'c2hvcnQ=\n')
+    const other = open()
+    await expect(other.get('k')).rejects.toThrow(/malformed/)
+    rmSync(keyFile)
+    expect(await other.get('k')).toBeUndefined()
+    expect(await other.set('k', record('b', now + 10_000), { ttlMs: 10_000 })).toBe(true)
+    expect(await other.get('k')).toEqual(record('b', now + 10_000))
+  })
+
+  it('a manager on a file store whose directory is taken by a file fetches directly, then shares through it once it is free', async () => {
+    const cacheDir = join(dir, 'cache')
+    writeFileSync(cacheDir, 'in the way')
+    const errors: string[] = []
+    let calls = 0
+    const source = tokenSource('file-recovery', () => ({ access_token: `t${++calls}`, expires_in: 60 }))
+    const store = open()
+    const first = new TokenManager({ clock, store })
+    first.on('storeError', (event) => errors.push(event.operation))
+    await expect(first.get(source)).resolves.toMatchObject({ value: 't1' })
+    expect(errors).toContain('get')
+    await first.close()
+    rmSync(cacheDir)
+    const writer = new TokenManager({ clock, store })
+    errors.length = 0
+    writer.on('storeError', (event) => errors.push(event.operation))
+    await expect(writer.get(source)).resolves.toMatchObject({ value: 't2' })
+    expect(errors).toEqual([])
+    const reader = new TokenManager({ clock, store: open() })
+    await expect(reader.get(source)).resolves.toMatchObject({ value: 't2' })
+    expect(calls).toBe(2)
+    await writer.close()
+    await reader.close()
   })
 
   it('binds each file to its cache key: a file copied under another key does not decrypt', async () => {

@@ -69,6 +69,23 @@ describe('createTestClock', () => {
     expect(fired).toBe(1)
   })
 
+  it('set() backward keeps the time each pending timer had left, as Node’s timers do', () => {
+    const clock = createTestClock(10_000)
+    const seen: [string, number][] = []
+    clock.setTimer(() => seen.push(['short', clock.now()]), 250)
+    clock.setTimer(() => seen.push(['long', clock.now()]), 1_000)
+    clock.advance(100)
+    clock.set(clock.now() - 3_600_000)
+    expect(clock.nextTimerAt()).toBe(clock.now() + 150)
+    clock.advance(149)
+    expect(seen).toEqual([])
+    clock.advance(1)
+    expect(seen).toEqual([['short', 10_000 - 3_600_000 + 250]])
+    clock.advance(750)
+    expect(seen.map(([name]) => name)).toEqual(['short', 'long'])
+    expect(clock.pendingTimers).toBe(0)
+  })
+
   it('keeps running due timers when one throws, then rethrows the first error', () => {
     const clock = createTestClock(0)
     const seen: number[] = []

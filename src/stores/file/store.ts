@@ -74,9 +74,18 @@ class FileStore implements TokenStore {
     this.#clock = options.clock ?? systemClock
   }
 
-  /** Creates the directory and loads the key once, on first use. */
+  /**
+   * Creates the directory and loads the key once, on first use. A failure (a file where the
+   * directory should be, a malformed key file) is not kept: the next operation tries again, so
+   * the store works again once the cause is gone.
+   */
   #key(): Promise<Buffer> {
-    this.#ready ??= privateDir(this.#dir).then(() => loadOrCreateKey(this.#keyFile))
+    this.#ready ??= privateDir(this.#dir)
+      .then(() => loadOrCreateKey(this.#keyFile))
+      .catch((error: unknown) => {
+        this.#ready = undefined
+        throw error
+      })
     return this.#ready
   }
 
