@@ -120,7 +120,7 @@ const systemNow = monotonicEpoch(
 /**
  * The real clock: instants that never go back (the wall clock anchored once and measured with
  * `performance.now()`, see {@link Clock.now}), `Date.now()` as `wallNow()`, and unref'd
- * `setTimeout` for any delay (see {@link longTimer}).
+ * `setTimeout` for any delay (longer ones in steps).
  */
 export const systemClock: Clock = Object.freeze({
   now: systemNow,
