@@ -63,7 +63,7 @@ describe('the token cache file store (src/stores/file/store.ts)', () => {
     // A truncated key file: every operation fails until it is deleted, then a new key is made.
     rmSync(dir, { recursive: true, force: true })
     mkdirSync(join(dir, 'data'), { recursive: true })
-    writeFileSync(keyFile, 'c2hvcnQ=\n')
+    writeFileSync(keyFile, 'c2hvcnQ=\n', { mode: 0o600 })
     const other = open()
     await expect(other.get('k')).rejects.toThrow(/malformed/)
     rmSync(keyFile)
