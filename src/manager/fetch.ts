@@ -60,13 +60,20 @@ export function authorizedFetch(
     const replayable = direct
       ? isReplayableBody(init?.body)
       : init?.body === undefined || isReplayableBody(init.body)
-    let request = direct ? undefined : new Request(input, init)
     // The mutual-TLS transport follows no redirect; the others follow them through this wrapper.
     const follow =
-      !presents && (request === undefined ? (init?.redirect ?? 'follow') : request.redirect) === 'follow'
-    if (request !== undefined && follow) request = new Request(request, { redirect: 'manual' })
+      !presents && (init?.redirect ?? (input instanceof Request ? input.redirect : 'follow')) === 'follow'
+    let request = direct ? undefined : new Request(input, follow ? { ...init, redirect: 'manual' } : init)
     const spare = request !== undefined && replayable ? request.clone() : undefined
-    const callerHeaders = request === undefined ? undefined : new Headers(request.headers)
+    // The caller's own headers, for a redirect hop: an unsent copy has them; without one (a body
+    // that cannot be sent again), those of the request sent, less the ones the token set.
+    const callerHeaders = (sentRequest: Request | undefined, set: Authorization): Headers | undefined => {
+      if (spare !== undefined) return spare.headers
+      if (sentRequest === undefined) return undefined
+      const headers = new Headers(sentRequest.headers)
+      for (const name of Object.keys(set.headers)) headers.delete(name)
+      return headers
+    }
     const target = direct
       ? { method: normalizeMethod(init?.method), url: new URL(String(input)).href }
       : { method: (request as Request).method, url: (request as Request).url }
@@ -98,7 +105,7 @@ export function authorizedFetch(
               {
                 direct,
                 init,
-                callerHeaders,
+                callerHeaders: direct ? undefined : callerHeaders(request, sent),
                 spare,
                 signal,
               },

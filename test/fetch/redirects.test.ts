@@ -114,6 +114,30 @@ describe('tokens.fetch(source): redirects', () => {
     for (const name of CREDENTIALS) expect(seen[1]!.headers[name]).toBeUndefined()
   })
 
+  it('a streamed body through an injected fetch: a 303 becomes a GET that keeps the caller’s headers and gets the token again', async () => {
+    const { tokens, source, urls, seen } = await setup({ dpop: true })
+    const api = tokens.fetch(source, { fetch: (input, init) => fetch(input, init) })
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('streamed'))
+        controller.close()
+      },
+    })
+    const response = await api(`${urls.api}/to/303/api/landing`, {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+      headers: { 'x-trace-id': 't-2', authorization: 'Bearer caller-own' },
+    })
+    expect(await response.text()).toBe('api /landing')
+    const token = await tokens.get(source)
+    expect(seen.map((one) => [one.method, one.headers['x-trace-id'], one.headers.authorization])).toEqual([
+      ['POST', 't-2', token.authorization],
+      ['GET', 't-2', token.authorization],
+    ])
+    expect(decodeJwt(String(seen[1]!.headers.dpop))['htu']).toBe(`${urls.api}/landing`)
+  })
+
   it('a 307 of a streamed body, more than 20 redirects and a non-http location are TypeErrors', async () => {
     const { api, urls, seen } = await setup()
     const stream = new ReadableStream<Uint8Array>({
