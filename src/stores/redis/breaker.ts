@@ -1,5 +1,5 @@
 import type { Clock } from '../../clock.js'
-import { describeClientError, RedisStoreError, type RedisStoreOperation } from './errors.js'
+import { describeClientError, isErrorReply, RedisStoreError, type RedisStoreOperation } from './errors.js'
 
 /**
  * Options of the Redis store's circuit breaker.
@@ -92,11 +92,16 @@ export interface CommandRunnerOptions {
 /**
  * Runs store commands with a timeout each and through the circuit breaker. A command that
  * times out keeps running in the client; `abandoned` sees its late result (to release a lock
- * that was acquired too late, for example). Every client promise gets a handler.
+ * that was acquired too late, for example). Every client promise gets a handler. An error reply
+ * of Redis (`WRONGTYPE`, `OOM`, `READONLY`, ...) fails its command but counts as an answer for
+ * the breaker: the circuit is for a Redis that is slow or unreachable, not for one that answers.
+ * `close()` ends every command still waiting (`STORE_CLOSED`), but the lock releases.
  */
 export class CommandRunner {
   readonly #options: CommandRunnerOptions
   #closed = false
+  /** Ends each command in progress that `close()` ends (all but those bypassing the breaker). */
+  readonly #pending = new Set<() => void>()
 
   constructor(options: CommandRunnerOptions) {
     this.#options = options
@@ -104,6 +109,7 @@ export class CommandRunner {
 
   close(): void {
     this.#closed = true
+    for (const end of [...this.#pending]) end()
   }
 
   run<T>(
@@ -138,9 +144,17 @@ export class CommandRunner {
     }
     return new Promise<T>((resolve, reject) => {
       let settled = false
+      const end = (): void => {
+        if (settled) return
+        settled = true
+        timer.cancel()
+        this.#pending.delete(end)
+        reject(new RedisStoreError('STORE_CLOSED', operation, 'the Redis store is closed'))
+      }
       const timer = clock.setTimer(() => {
         if (settled) return
         settled = true
+        this.#pending.delete(end)
         failed()
         reject(
           new RedisStoreError(
@@ -156,11 +170,13 @@ export class CommandRunner {
       } catch (error) {
         pending = Promise.reject(error instanceof Error ? error : new Error('the client threw a non-error'))
       }
+      if (options.bypassBreaker !== true) this.#pending.add(end)
       pending.then(
         (value) => {
           if (settled) return options.abandoned?.(value)
           settled = true
           timer.cancel()
+          this.#pending.delete(end)
           breaker?.success()
           resolve(value)
         },
@@ -168,7 +184,9 @@ export class CommandRunner {
           if (settled) return
           settled = true
           timer.cancel()
-          failed()
+          this.#pending.delete(end)
+          if (isErrorReply(error)) breaker?.success()
+          else failed()
           reject(
             new RedisStoreError(
               'REDIS_COMMAND_FAILED',

@@ -110,6 +110,20 @@ export function isRedisStoreError(value: unknown): value is RedisStoreError {
 }
 
 /**
+ * Whether `error` is an error reply of Redis itself (`WRONGTYPE ...`, `OOM ...`, `READONLY ...`,
+ * `NOPERM ...`): Redis answered, so it is up, unlike a timeout or a lost connection. Redis starts
+ * every error reply with an upper-case code; ioredis and node-redis pass it on as the message.
+ */
+export function isErrorReply(error: unknown): boolean {
+  return error instanceof Error && /^[A-Z][A-Z0-9_-]* /.test(error.message)
+}
+
+/** Whether `error` is Redis' `WRONGTYPE` reply: the key holds another type than a string. */
+export function isWrongType(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('WRONGTYPE')
+}
+
+/**
  * The message of a client error, reduced to one short line. Client error objects are never
  * chained as `cause`: ioredis attaches the command and its arguments (a stored value) to them.
  */

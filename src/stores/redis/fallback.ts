@@ -7,6 +7,7 @@
  */
 import type { CommandSender } from './client.js'
 import { replyString } from './client.js'
+import { isWrongType } from './errors.js'
 
 /** Whether `error` says that Redis will not run scripts for this user (as opposed to a failing script). */
 export function scriptsRefused(error: unknown): boolean {
@@ -17,6 +18,19 @@ export function scriptsRefused(error: unknown): boolean {
 }
 
 type Send = (args: readonly string[]) => Promise<unknown>
+
+/**
+ * `GET key` as the scripts read it: the string, undefined when there is none, and `wrongType` when
+ * the key holds another Redis type (WRONGTYPE: foreign data, not a record).
+ */
+async function read<W>(send: Send, key: string, wrongType: W): Promise<string | undefined | W> {
+  try {
+    return replyString(await send(['GET', key]))
+  } catch (error) {
+    if (isWrongType(error)) return wrongType
+    throw error
+  }
+}
 
 function isRecordText(text: string): boolean {
   try {
@@ -53,7 +67,8 @@ export async function setIfNewer(
     string,
     string?,
   ]
-  const current = replyString(await send(['GET', key]))
+  // A key of another type is replaced, whatever its TTL.
+  const current = await read(send, key, undefined)
   if (current !== undefined && current !== replaceable) {
     if (isRecordText(current) && Number(await send(['PTTL', key])) > Number(px)) return 0
   }
@@ -70,7 +85,7 @@ export async function deleteIf(
 ): Promise<string | null> {
   const [key] = keys as [string]
   const [match, channel, cacheKey, origin] = args as [string, string, string, string]
-  const current = replyString(await send(['GET', key]))
+  const current = await read(send, key, '')
   const id = current === undefined ? undefined : storedId(current)
   const wanted = match === '0' ? undefined : match.slice(1)
   if (current !== undefined && (wanted === undefined || id === wanted)) {
@@ -90,7 +105,7 @@ export async function releaseLock(
 ): Promise<number> {
   const [key] = keys as [string]
   const [owner, channel, message] = args as [string, string, string]
-  if (replyString(await send(['GET', key])) !== owner) return 0
+  if ((await read(send, key, undefined)) !== owner) return 0
   await send(['DEL', key])
   await send(['PUBLISH', channel, message])
   return 1

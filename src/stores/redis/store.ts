@@ -13,7 +13,7 @@ import type {
 import { CircuitBreaker, CommandRunner, type CircuitState } from './breaker.js'
 import { adaptClient, replyString, type Connection } from './client.js'
 import { importKeys, RecordCodec } from './codec.js'
-import { isRedisStoreError, RedisStoreError, type RedisStoreOperation } from './errors.js'
+import { isRedisStoreError, isWrongType, RedisStoreError, type RedisStoreOperation } from './errors.js'
 import { encodeMessage, EventHub } from './messages.js'
 import { checkOptions, type RedisStoreOptions } from './options.js'
 import { deleteTokenKeys } from './clear.js'
@@ -51,6 +51,9 @@ const SCRIPT_RETRY_MS = 60_000
 type Fallback = (send: (args: readonly string[]) => Promise<unknown>) => Promise<unknown>
 
 function noop(): void {}
+
+/** What a `GET` of a key holding another Redis type (a hash, a list, ...) reads as: not a record. */
+const WRONG_TYPE = Symbol('wrong type')
 
 class RedisStoreImpl implements RedisStore {
   readonly #connection: Connection
@@ -152,8 +155,18 @@ class RedisStoreImpl implements RedisStore {
   }
 
   #decode(key: string, reply: unknown, operation: RedisStoreOperation): StoreRecord | undefined {
+    if (reply === WRONG_TYPE) {
+      this.#report(
+        new RedisStoreError(
+          'MALFORMED_RECORD',
+          operation,
+          'a stored value is not a tokenkeeper record (the key holds another Redis type than a string)',
+        ),
+      )
+      return undefined
+    }
     const text = replyString(reply)
-    if (text === undefined || text === '') return undefined
+    if (text === undefined) return undefined
     try {
       return this.#codec.decode(key, text, operation)
     } catch (error) {
@@ -182,7 +195,11 @@ class RedisStoreImpl implements RedisStore {
     const [ttl, reply] = await this.#runner.run('get', () =>
       Promise.all([
         this.#connection.send(['PTTL', tokenKey], tokenKey),
-        this.#connection.send(['GET', tokenKey], tokenKey),
+        this.#connection.send(['GET', tokenKey], tokenKey).catch((error: unknown) => {
+          // Another type under the key (WRONGTYPE) is foreign data, as a foreign string is: a miss.
+          if (isWrongType(error)) return WRONG_TYPE
+          throw error
+        }),
       ]),
     )
     const record = this.#decode(key, reply, 'get')
@@ -210,7 +227,7 @@ class RedisStoreImpl implements RedisStore {
       const stored = replyString(
         await this.#runner.run('set', () => this.#connection.send(['GET', tokenKey], tokenKey)),
       )
-      if (stored === undefined || stored === '' || this.#decodes(key, stored)) return false
+      if (stored === undefined || this.#decodes(key, stored)) return false
       const replace = [...args, stored]
       reply = await this.#runner.run('set', () =>
         this.#script(SET_IF_NEWER, [tokenKey], replace, (send) =>
