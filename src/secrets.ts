@@ -31,6 +31,9 @@ export const REDACTED = '[redacted]'
 /** Shorter values are not treated as secrets: removing them would garble every message. */
 const MIN_SECRET_LENGTH = 4
 
+/** Longest source of one scrubbing regular expression: V8 refuses much larger ones. */
+const MAX_PATTERN_SOURCE = 20_000
+
 /** `application/x-www-form-urlencoded` encoding of one value (WHATWG URL, as `URLSearchParams` writes it). */
 export function formEncode(value: string): string {
   return new URLSearchParams([['', value]]).toString().slice(1)
@@ -143,7 +146,10 @@ function patternOf(form: string): string {
  */
 export class SecretSet {
   readonly #forms = new Set<string>()
-  #pattern: RegExp | undefined | null = null
+  /** Regular expressions over the forms, longest forms first; `null` until the next scrub. */
+  #patterns: readonly RegExp[] | null = null
+  /** Forms too long for a regular expression: replaced as they are (and with `/` JSON-escaped). */
+  #literals: readonly string[] = []
 
   constructor(values: Iterable<string | undefined> = []) {
     for (const value of values) this.add(value)
@@ -169,7 +175,7 @@ export class SecretSet {
         }
       }
     }
-    this.#pattern = null
+    this.#patterns = null
     return this
   }
 
@@ -192,7 +198,7 @@ export class SecretSet {
   /** Adds the secrets of another set. */
   addAll(other: SecretSet): this {
     for (const form of other.#forms) this.#forms.add(form)
-    this.#pattern = null
+    this.#patterns = null
     return this
   }
 
@@ -203,11 +209,46 @@ export class SecretSet {
 
   /** `text` with every known form of every secret replaced by `[redacted]`. */
   scrub(text: string): string {
-    if (this.#pattern === null) {
-      const forms = [...this.#forms].sort((a, b) => b.length - a.length)
-      this.#pattern = forms.length === 0 ? undefined : new RegExp(forms.map(patternOf).join('|'), 'g')
+    if (this.#patterns === null) this.#compile()
+    let result = text
+    for (const literal of this.#literals) result = result.split(literal).join(REDACTED)
+    for (const pattern of this.#patterns ?? []) result = result.replace(pattern, REDACTED)
+    return result
+  }
+
+  /**
+   * Builds the scrubber: the forms' patterns joined into expressions of at most
+   * {@link MAX_PATTERN_SOURCE} characters each (V8 refuses a regular expression that is too
+   * large, with a `SyntaxError` whose message quotes the source: the secret), longest forms first.
+   * A form whose own pattern is longer (a secret of thousands of characters, such as a large
+   * platform-issued JWT) is replaced as it is and with its `/` JSON-escaped; its other encodings
+   * are forms of their own (percent-encoded, base64).
+   */
+  #compile(): void {
+    const forms = [...this.#forms].sort((a, b) => b.length - a.length)
+    const literals: string[] = []
+    const patterns: RegExp[] = []
+    let batch: string[] = []
+    let size = 0
+    const flush = () => {
+      if (batch.length > 0) patterns.push(new RegExp(batch.join('|'), 'g'))
+      batch = []
+      size = 0
     }
-    return this.#pattern === undefined ? text : text.replace(this.#pattern, REDACTED)
+    for (const form of forms) {
+      const pattern = patternOf(form)
+      if (pattern.length > MAX_PATTERN_SOURCE) {
+        literals.push(form)
+        if (form.includes('/')) literals.push(form.replaceAll('/', '\\/'))
+        continue
+      }
+      if (size + pattern.length + 1 > MAX_PATTERN_SOURCE) flush()
+      batch.push(pattern)
+      size += pattern.length + 1
+    }
+    flush()
+    this.#literals = literals
+    this.#patterns = patterns
   }
 }
 

@@ -1,9 +1,10 @@
-import { readFile, stat } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { inspect } from 'node:util'
 import { TokenkeeperError } from '../errors.js'
 import type { ClientAuth, ClientAuthContext } from './auth.js'
 import { fingerprint } from './fingerprint.js'
+import { MAX_CREDENTIAL_FILE_BYTES, readFailure, readSmallFile, stampOf } from './small-file.js'
 
 /** What a client assertion provider is told about the request it is for. */
 export interface ClientAssertionContext {
@@ -189,18 +190,17 @@ function fromFile(absolute: string, where: string): () => Promise<string> {
   let cached: { readonly stamp: string; readonly value: string } | undefined
   return async () => {
     try {
-      const info = await stat(absolute)
-      const stamp = `${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`
-      if (cached?.stamp === stamp) return cached.value
-      const value = await readFile(absolute, 'utf8')
-      cached = { stamp, value }
-      return value
+      if (cached !== undefined && stampOf(await stat(absolute)) === cached.stamp) return cached.value
+      // Only a regular file of at most 64 KiB: a FIFO would hold a thread until someone writes
+      // to it, a device such as /dev/zero never ends. The stamp is the open file's own.
+      const { text, stamp } = await readSmallFile(absolute, MAX_CREDENTIAL_FILE_BYTES)
+      cached = { stamp, value: text }
+      return text
     } catch (error) {
       cached = undefined
-      const code = (error as NodeJS.ErrnoException).code
       throw new TokenkeeperError(
         'ASSERTION_UNAVAILABLE',
-        `the client assertion ${where} cannot be read (${typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code : 'error'})`,
+        `the client assertion ${where} cannot be read (${readFailure(error)})`,
         { retryable: true },
       )
     }

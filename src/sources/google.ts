@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import type { AccessToken } from '../token/access-token.js'
 import { wrappedKey } from './cache-key.js'
 import type { DpopKey } from './dpop.js'
 import type { EndpointOptions } from './endpoint.js'
 import { jwtBearer } from './jwt-bearer.js'
+import { MAX_CREDENTIAL_FILE_BYTES, readFailure, readSmallFileSync } from './small-file.js'
 import type { FetchTokenOptions, TokenSource } from './types.js'
 
 /**
@@ -43,10 +43,13 @@ function loadKey(credentials: unknown): GoogleServiceAccountKey {
   if (typeof credentials === 'string') {
     let text: string
     try {
-      text = readFileSync(credentials, 'utf8')
+      // Only a regular file of at most 64 KiB (a key file is about 2.4 KB): a FIFO would block
+      // the process until something writes to it, a device such as /dev/zero never ends.
+      text = readSmallFileSync(credentials, MAX_CREDENTIAL_FILE_BYTES).text
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? 'unknown error'
-      throw new TypeError(`googleServiceAccount: the key file ${credentials} could not be read (${code})`)
+      throw new TypeError(
+        `googleServiceAccount: the key file ${credentials} could not be read (${readFailure(error)})`,
+      )
     }
     try {
       parsed = JSON.parse(text)

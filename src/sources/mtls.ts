@@ -1,11 +1,12 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
-import { readFileSync, statSync } from 'node:fs'
+import { statSync } from 'node:fs'
 import { Agent, request as httpsRequest } from 'node:https'
 import { Readable } from 'node:stream'
 import { inspect } from 'node:util'
 import type { FetchLike } from '../http/token-request.js'
 import type { ClientAuth, ClientAuthContext } from './auth.js'
 import { fingerprint } from './fingerprint.js'
+import { MAX_PEM_FILE_BYTES, readFailure, readSmallFileSync, stampOf } from './small-file.js'
 
 /** A PEM certificate or key: the PEM text, its bytes, or `{ file }`, re-read when the file changes. */
 export type PemInput = string | Buffer | PemFile
@@ -46,13 +47,12 @@ function readPem(input: PemInput, what: string, side: string): Versioned {
   if (Buffer.isBuffer(input)) return { text: input.toString('utf8'), version: 'inline' }
   if (typeof input === 'object' && input !== null && typeof input.file === 'string') {
     try {
-      const stat = statSync(input.file)
-      return { text: readFileSync(input.file, 'utf8'), version: `${stat.mtimeMs}:${stat.size}:${stat.ino}` }
+      // Only a regular file of at most 1 MiB: a FIFO would block the process until something
+      // writes to it, a device such as /dev/zero never ends.
+      const { text, stamp } = readSmallFileSync(input.file, MAX_PEM_FILE_BYTES)
+      return { text, version: stamp }
     } catch (error) {
-      const code = (error as { code?: unknown }).code
-      throw new TypeError(
-        `${what}: the ${side} file ${input.file} could not be read${typeof code === 'string' ? ` (${code})` : ''}`,
-      )
+      throw new TypeError(`${what}: the ${side} file ${input.file} could not be read (${readFailure(error)})`)
     }
   }
   throw new TypeError(`${what}: ${side} must be a PEM string, a Buffer or { file }`)
@@ -61,8 +61,7 @@ function readPem(input: PemInput, what: string, side: string): Versioned {
 function versionOf(input: PemInput | undefined): string {
   if (input === undefined || typeof input === 'string' || Buffer.isBuffer(input)) return 'inline'
   try {
-    const stat = statSync(input.file)
-    return `${stat.mtimeMs}:${stat.size}:${stat.ino}`
+    return stampOf(statSync(input.file))
   } catch {
     return 'unreadable'
   }

@@ -6,8 +6,8 @@
  * asking for client certificates, accepts a token only with the certificate it is bound to.
  * Certificates are made with openssl at test time, in a temporary directory.
  */
-import { spawnSync } from 'node:child_process'
-import { createHash, X509Certificate } from 'node:crypto'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { createHash, createPrivateKey, X509Certificate } from 'node:crypto'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer as createHttpServer } from 'node:http'
 import { createServer as createHttpsServer, type Server } from 'node:https'
@@ -394,6 +394,36 @@ describe('oidc-provider: mutual TLS client authentication and certificate-bound 
         'a cert file that does not exist',
         () => tlsClientAuth({ cert: { file: join(dir, 'missing.crt') }, key }),
         /the cert file .*missing\.crt could not be read \(ENOENT\)/,
+      ],
+      [
+        'a key file that does not exist',
+        () => tlsClientAuth({ cert: read('client.crt'), key: { file: join(dir, 'missing.key') } }),
+        /the key file .*missing\.key could not be read \(ENOENT\)/,
+      ],
+      [
+        'a cert file that is a FIFO (nothing waits for a writer)',
+        () => {
+          const fifo = join(dir, 'cert.fifo')
+          execFileSync('mkfifo', [fifo])
+          return tlsClientAuth({ cert: { file: fifo }, key })
+        },
+        /the cert file .*cert\.fifo could not be read \(not a regular file\)/,
+      ],
+      [
+        'a key file that is a device that never ends (/dev/zero)',
+        () => tlsClientAuth({ cert: read('client.crt'), key: { file: '/dev/zero' } }),
+        /the key file \/dev\/zero could not be read \(not a regular file\)/,
+      ],
+      [
+        'an encrypted key',
+        () =>
+          tlsClientAuth({
+            cert: read('client.crt'),
+            key: createPrivateKey(key)
+              .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' })
+              .toString(),
+          }),
+        /key is not a PEM private key \(unencrypted/,
       ],
       [
         'a cert of another type',

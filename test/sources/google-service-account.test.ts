@@ -3,11 +3,12 @@
  * tokenkeeper/testing, which verifies assertions as Google documents (signature by the key named
  * by `kid`, `iss`, `aud`, exp - iat <= 3600, a scope). Bad key files are TypeErrors.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { format, inspect } from 'node:util'
-import { createPrivateKey } from 'node:crypto'
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto'
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { googleServiceAccount, isOAuthError, type FetchLike } from '../../src/index.js'
@@ -179,6 +180,8 @@ const BAD_KEY_FILES: readonly {
   readonly name: string
   readonly content: unknown
   readonly message: RegExp
+  /** Makes the path itself (a FIFO, a device) instead of writing `content` to it. */
+  readonly path?: (path: string) => string
 }[] = [
   {
     name: 'an authorized_user file (gcloud auth application-default login)',
@@ -212,11 +215,40 @@ const BAD_KEY_FILES: readonly {
   },
   { name: 'a file that is not JSON', content: 'not json {', message: /is not JSON/ },
   { name: 'a path that does not exist', content: undefined, message: /could not be read \(ENOENT\)/ },
+  {
+    name: 'a FIFO (nothing waits for a writer)',
+    content: undefined,
+    message: /could not be read \(not a regular file\)/,
+    path: (path) => {
+      execFileSync('mkfifo', [path])
+      return path
+    },
+  },
+  {
+    name: 'a device that never ends (/dev/zero)',
+    content: undefined,
+    message: /could not be read \(not a regular file\)/,
+    path: () => '/dev/zero',
+  },
+  {
+    name: 'a directory',
+    content: undefined,
+    message: /could not be read \(EISDIR\)/,
+    path: (path) => {
+      mkdirSync(path)
+      return path
+    },
+  },
+  {
+    name: 'a file over 64 KiB',
+    content: JSON.stringify({ type: 'service_account', padding: 'x'.repeat(64 * 1024) }),
+    message: /could not be read \(over 65536 bytes\)/,
+  },
 ]
 
 describe('bad Google key files (docs/ERRORS.md)', () => {
   it.each(BAD_KEY_FILES.map((row, index) => [index + 1, row] as const))('row %i', (index, row) => {
-    const path = join(dir, `bad-${index}.json`)
+    const path = row.path?.(join(dir, `bad-${index}.json`)) ?? join(dir, `bad-${index}.json`)
     if (row.content !== undefined) {
       writeFileSync(path, typeof row.content === 'string' ? row.content : JSON.stringify(row.content))
     }
@@ -251,6 +283,34 @@ describe('bad Google key files (docs/ERRORS.md)', () => {
     expect(caught).toBeInstanceOf(TypeError)
     expect((caught as Error).message).toMatch(/^googleServiceAccount: the private key could not be read/)
     for (const part of keyParts(broken.private_key)) expect(inspect(caught)).not.toContain(part)
+  })
+
+  it('a private_key that is encrypted, a public key, an EC key or not PEM: TypeErrors that do not show it', () => {
+    const { key } = google.createServiceAccount()
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+    const cases: [string, RegExp][] = [
+      [
+        rsa.privateKey
+          .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'pw' })
+          .toString(),
+        /the private key could not be read/,
+      ],
+      [rsa.publicKey.export({ type: 'spki', format: 'pem' }).toString(), /the private key could not be read/],
+      [ec.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), /cannot sign RS256/],
+      ['not a key at all, but long enough to be one', /the private key could not be read/],
+    ]
+    for (const [privateKey, message] of cases) {
+      let caught: unknown
+      try {
+        googleServiceAccount({ credentials: { ...key, private_key: privateKey }, scopes: [CLOUD] })
+      } catch (error) {
+        caught = error
+      }
+      expect(caught).toBeInstanceOf(TypeError)
+      expect((caught as Error).message).toMatch(message)
+      for (const part of keyParts(privateKey)) expect(format(caught)).not.toContain(part)
+    }
   })
 
   it('docs/ERRORS.md lists the same rows', () => {

@@ -6,7 +6,8 @@
  * rotated the way platforms rotate them: rewritten in place, or replaced by a rename.
  */
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SignJWT } from 'jose'
@@ -77,6 +78,33 @@ describe('jwtBearer with an assertion from elsewhere (RFC 7523 §2.1)', () => {
     expect(sent).toEqual([first, second])
     expect(source.key).toContain('jwt-bearer|')
     expect(source.key).not.toContain(first.split('.')[1])
+  })
+
+  it('from a Kubernetes projected volume: the ..data symlink swapped, a BOM and CR LF around the JWT', async () => {
+    // The kubelet's layout: token -> ..data/token, ..data -> ..<timestamp>; a rotation writes a
+    // new timestamped directory and renames a new ..data link over the old one.
+    const volume = join(dir, 'projected')
+    mkdirSync(volume)
+    const project = (generation: string, text: string) => {
+      mkdirSync(join(volume, generation))
+      writeFileSync(join(volume, generation, 'token'), text)
+      symlinkSync(generation, join(volume, '..data_tmp'))
+      renameSync(join(volume, '..data_tmp'), join(volume, '..data'))
+    }
+    const first = await issue(ROBOT)
+    project('..2026_01', first)
+    symlinkSync(join('..data', 'token'), join(volume, 'token'))
+    const source = jwtBearer({
+      tokenUrl: server.tokenUrl,
+      assertion: { file: join(volume, 'token') },
+      fetch: recordingFetch,
+    })
+    sent.length = 0
+    await source.fetchToken()
+    const second = await issue(ROBOT)
+    project('..2026_02', `\uFEFF${second}\r\n`)
+    await source.fetchToken()
+    expect(sent).toEqual([first, second])
   })
 
   it('from a provider; an expired one fails before any request', async () => {
@@ -189,6 +217,48 @@ const BAD_INPUTS: readonly {
       return Promise.resolve({
         source: jwtBearer({ tokenUrl: server.tokenUrl, assertion: { file: path } }),
         where: path,
+      })
+    },
+  },
+  {
+    name: 'clientAssertionFile: the path is a FIFO (nothing waits for a writer)',
+    code: 'ASSERTION_UNAVAILABLE',
+    make: (path) => {
+      execFileSync('mkfifo', [path])
+      return Promise.resolve({
+        source: withAuth(clientAssertionFile(path)),
+        where: `${path} cannot be read (not a regular file)`,
+      })
+    },
+  },
+  {
+    name: 'clientAssertionFile: the path is a device that never ends (/dev/zero)',
+    code: 'ASSERTION_UNAVAILABLE',
+    make: () =>
+      Promise.resolve({
+        source: withAuth(clientAssertionFile('/dev/zero')),
+        where: '/dev/zero cannot be read (not a regular file)',
+      }),
+  },
+  {
+    name: 'clientAssertionFile: the file is over 64 KiB',
+    code: 'ASSERTION_UNAVAILABLE',
+    make: (path) => {
+      writeFileSync(path, 'a'.repeat(64 * 1024 + 1))
+      return Promise.resolve({
+        source: withAuth(clientAssertionFile(path)),
+        where: `${path} cannot be read (over 65536 bytes)`,
+      })
+    },
+  },
+  {
+    name: 'jwtBearer assertion file: the path is a FIFO',
+    code: 'ASSERTION_UNAVAILABLE',
+    make: (path) => {
+      execFileSync('mkfifo', [path])
+      return Promise.resolve({
+        source: jwtBearer({ tokenUrl: server.tokenUrl, assertion: { file: path } }),
+        where: `${path} cannot be read (not a regular file)`,
       })
     },
   },

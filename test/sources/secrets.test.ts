@@ -388,6 +388,23 @@ describe('errors never carry credentials', () => {
     },
   )
 
+  it('a server echoing a large assertion (a 40 KB JWT, as from a platform with many claims) and its base64', async () => {
+    const claims = Buffer.from(JSON.stringify({ exp: 4_000_000_000, groups: 'g'.repeat(30_000) })).toString(
+      'base64url',
+    )
+    const large = `eyJhbGciOiJSUzI1NiJ9.${claims}.c2lnbmF0dXJl`
+    const source = clientCredentials({
+      tokenUrl: echoUrl,
+      clientId: 'svc',
+      auth: clientAssertion(() => large, { id: 'large' }),
+    })
+    const caught = await source.fetchToken().catch((error: unknown) => error)
+    // Not a SyntaxError from building the scrubber (whose message quoted the assertion's base64).
+    expect(isOAuthError(caught, 'invalid_client')).toBe(true)
+    expect((caught as TokenkeeperError).message).toContain('[redacted]')
+    expectNoLeak(caught, [large, claims, Buffer.from(large).toString('base64').slice(0, 64)])
+  })
+
   it('a transport error with the secret in the request body', async () => {
     const port = await closedPort()
     const source = clientCredentials({
