@@ -107,6 +107,8 @@ export interface RosterSyncResult {
 /** A course's pages, as the roster service reads them. @internal */
 export interface RosterReader {
   readonly clock: Clock
+  /** The retry policy's `maxDelayMs`: the longest a pacing wait lasts. */
+  readonly maxWaitMs: number
   /** The pages of one course (throws `TypeError` for a bad claim). */
   pages(
     claim: NrpsClaim,
@@ -139,7 +141,7 @@ export async function syncRostersInBulk(
   const known = Array.isArray(claims) ? claims.length : undefined
   const courses: CourseSync[] = []
   const totals = { synced: 0, failed: 0, pages: 0, members: 0, retried: 0, inProgress: 0 }
-  const pacer = new Pacer(concurrency, reader.clock, signal)
+  const pacer = new Pacer(concurrency, reader.clock, signal, reader.maxWaitMs)
   const progress = (): void => {
     if (options.onProgress === undefined) return
     try {

@@ -128,6 +128,8 @@ export interface PostScoresResult {
 /** What the grade service lends a bulk post. @internal */
 export interface ScorePoster {
   readonly clock: Clock
+  /** The retry policy's `maxDelayMs`: the longest a pacing wait lasts. */
+  readonly maxWaitMs: number
   /** The line item URL of a score (throws `TypeError` for a bad one). */
   lineItemOf(score: BulkScore): URL
   post(
@@ -163,7 +165,7 @@ export async function postScoresInBulk(
   let posted = 0
   let retried = 0
   let inProgress = 0
-  const pacer = new Pacer(concurrency, poster.clock, signal)
+  const pacer = new Pacer(concurrency, poster.clock, signal, poster.maxWaitMs)
   const progress = (): void => {
     if (options.onProgress === undefined) return
     const settled = posted + failed.length + superseded.length

@@ -4,6 +4,7 @@ import type { TokenManager } from '../manager/manager.js'
 import type { TokenSource } from '../sources/types.js'
 import {
   arrayOf,
+  checkEntries,
   checkServiceOptions,
   objectOf,
   ServiceClient,
@@ -238,6 +239,7 @@ export class GradeService {
     this.#require('postScores', 'scores')
     return postScoresInBulk(scores, options, {
       clock: this.#state.clock,
+      maxWaitMs: this.#state.client.maxDelayMs,
       lineItemOf: (score) => this.#lineItemUrl(score.lineItem ?? options.lineItem, 'postScores'),
       post: (score, lineItem, signal, hooks) => this.#post(score, lineItem, signal, hooks),
     })
@@ -294,7 +296,12 @@ export class GradeService {
       this.#hosts,
       options.signal,
     )) {
-      for (const item of arrayOf(page.json, page.url)) yield item as LineItem
+      const items = arrayOf(page.json, page.url)
+      // AGS 2.0 §3.2: a line item's `id` is its URL, the base of its /scores and /results.
+      checkEntries(items, page.url, 'line item', (item) =>
+        typeof item['id'] === 'string' && item['id'] !== '' ? undefined : 'without a string id',
+      )
+      for (const item of items) yield item as LineItem
     }
   }
 
@@ -381,7 +388,13 @@ export class GradeService {
       this.#hosts,
       options.signal,
     )) {
-      for (const result of arrayOf(page.json, page.url)) yield result as LtiResult
+      const results = arrayOf(page.json, page.url)
+      checkEntries(results, page.url, 'result', (result) =>
+        typeof result['userId'] === 'string' && result['userId'] !== ''
+          ? undefined
+          : 'without a string userId',
+      )
+      for (const result of results) yield result as LtiResult
     }
   }
 
