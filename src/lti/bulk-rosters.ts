@@ -180,6 +180,11 @@ export async function syncRostersInBulk(
       totals.synced += 1
       courses.push({ index, claim, membershipsUrl: urlOf(claim), outcome: 'synced', pages, members })
     } catch (error) {
+      if (signal.aborted && !hooks.sent && error === signal.reason) {
+        // Aborted before its first request got past the pacing: nothing was asked for.
+        courses.push({ index, claim, membershipsUrl: urlOf(claim), outcome: 'notStarted', pages, members })
+        return
+      }
       totals.failed += 1
       courses.push({ index, claim, membershipsUrl: urlOf(claim), outcome: 'failed', pages, members, error })
     } finally {

@@ -99,15 +99,18 @@ export class Pacer {
 
   /**
    * The hooks of one item's calls: pacing before each attempt, what each answer said, and the
-   * waits for a retry (counted by `waiting`). `release()` when the item is done.
+   * waits for a retry (counted by `waiting`). `release()` when the item is done; `sent` tells
+   * whether any of its attempts got past the pacing (an item aborted before that sent nothing).
    */
   hooks(onRetry: () => void): {
     readonly pace: () => Promise<void>
     readonly onAnswer: (info: RateInfo) => void
     readonly onRetry: () => void
+    readonly sent: boolean
     release(): void
   } {
     let waiting = false
+    let sent = false
     const resume = (): void => {
       if (!waiting) return
       waiting = false
@@ -117,6 +120,10 @@ export class Pacer {
       pace: async () => {
         resume()
         await this.pace()
+        sent = true
+      },
+      get sent() {
+        return sent
       },
       onAnswer: this.onAnswer,
       onRetry: () => {

@@ -1,5 +1,6 @@
 import { inspect } from 'node:util'
 import { systemClock, wallTime, type Clock } from '../clock.js'
+import { TokenkeeperError } from '../errors.js'
 import type { TokenManager } from '../manager/manager.js'
 import type { TokenSource } from '../sources/types.js'
 import {
@@ -17,7 +18,7 @@ import {
 import { LtiMediaTypes } from './constants.js'
 import { ScopeMismatchError } from './errors.js'
 import { checkEndpoint, checkLimit, offeredScopes, type GradeEndpoint } from './ags-claim.js'
-import { appendPath, checkSameHost, withQuery } from './links.js'
+import { appendPath, checkSameHost, scoreKey, withQuery } from './links.js'
 import type { LtiRegistration } from './registration.js'
 import {
   postScoresInBulk,
@@ -262,7 +263,7 @@ export class GradeService {
       return timestamp
     }
     const firstBody = scoreBody(score, stamp()) // checks the score before anything is sent
-    const key = `${lineItem.href}\n${score.userId}`
+    const key = scoreKey(lineItem, score.userId)
     return state.client
       .call({
         method: 'POST',
@@ -359,9 +360,16 @@ export class GradeService {
     return this.#lineItemFrom(answer, request)
   }
 
-  /** The line item a 2xx answer holds (a JSON object), or `INVALID_SERVICE_RESPONSE`. */
+  /** The line item a 2xx answer holds (a JSON object with a string `id`), or `INVALID_SERVICE_RESPONSE`. */
   #lineItemFrom(answer: ServiceAnswer, request: ServiceRequest): LineItem {
-    return objectOf(answer.json, request.url) as LineItem
+    const item = objectOf(answer.json, request.url)
+    if (typeof item['id'] !== 'string' || item['id'] === '') {
+      throw new TokenkeeperError(
+        'INVALID_SERVICE_RESPONSE',
+        `${request.method} ${request.url.host}${request.url.pathname} answered with a line item without a string id`,
+      )
+    }
+    return item as LineItem
   }
 
   /** Deletes a line item. */

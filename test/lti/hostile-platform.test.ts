@@ -247,3 +247,131 @@ describe('a retry held by the pacing is checked for a newer score when it is sen
     expect(grades1).toEqual([3, 9]) // the older grade was not sent again after the newer one
   })
 })
+
+describe('Link headers a platform writes loosely', () => {
+  it.each([
+    ['a trailing semicolon', (url: string) => `<${url}>; rel="next";`],
+    ['an empty parameter', (url: string) => `<${url}>;; rel="next"`],
+    ['a trailing semicolon after an unquoted rel', (url: string) => `<${url}>; rel=next ;`],
+  ])('a next link with %s is followed: no page is lost', async (_name, link) => {
+    const { roster: members, seen } = await scripted((_req, res, _body, n) => {
+      res.writeHead(200, {
+        'content-type': MEMBERSHIPS,
+        ...(n < 3 ? { link: link(`/courses/1/memberships?page=${n + 1}`) } : {}),
+      })
+      res.end(roster([{ user_id: `u${n}`, roles: [] }]))
+    })
+    expect((await collect(members.members())).map((m) => m.user_id)).toEqual(['u1', 'u2', 'u3'])
+    expect(seen).toHaveLength(3)
+  })
+})
+
+describe('one line item spelt two ways is one line item', () => {
+  it.each([
+    ['a trailing slash', '/'],
+    ['a fragment', '#grade'],
+  ])(
+    'a newer score posted to the line item with %s supersedes the retry of an older one',
+    async (_name, suffix) => {
+      const { grades, harness, seen } = await scripted((_req, res, _body, n) => {
+        res.writeHead(n === 1 ? 503 : 204, n === 1 ? { 'retry-after': '5' } : {})
+        res.end()
+      })
+      const older = grades.postScore(score('learner-1', 3))
+      while (seen.length === 0) await harness.clock.advanceAsync(0)
+      await expect(
+        grades.postScore(score('learner-1', 9), { lineItem: `${grades.lineItemUrl!}${suffix}` }),
+      ).resolves.toMatchObject({ outcome: 'posted' })
+      const { result } = await within(harness.clock, older, 10_000)
+      expect(result).toMatchObject({ outcome: 'superseded' })
+      expect(seen.map((s) => [s.url, (JSON.parse(s.body) as { scoreGiven: number }).scoreGiven])).toEqual([
+        ['/courses/1/lineitems/7/scores', 3],
+        ['/courses/1/lineitems/7/scores', 9],
+      ])
+    },
+  )
+})
+
+describe('a line item answered without an id', () => {
+  it.each(['getLineItem', 'createLineItem'] as const)('%s: INVALID_SERVICE_RESPONSE', async (method) => {
+    const { grades } = await scripted((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.ims.lis.v2.lineitem+json' })
+      res.end(JSON.stringify({ label: 'Quiz', scoreMaximum: 10 }))
+    })
+    const call =
+      method === 'getLineItem'
+        ? grades.getLineItem()
+        : grades.createLineItem({ label: 'Quiz', scoreMaximum: 10 })
+    await expect(call).rejects.toMatchObject({ code: 'INVALID_SERVICE_RESPONSE' })
+  })
+})
+
+describe('an abort reports what was sent and what was not', () => {
+  it('a score held by the pacing when the run is aborted was not sent: notSent, not failed', async () => {
+    const { grades, harness, seen } = await scripted((_req, res, body) => {
+      const { userId } = JSON.parse(body) as { userId: string }
+      res.writeHead(userId === 'learner-1' ? 503 : 204, userId === 'learner-1' ? { 'retry-after': '10' } : {})
+      res.end()
+    })
+    const controller = new AbortController()
+    const pending = grades.postScores([score('learner-1'), score('learner-2'), score('learner-3')], {
+      concurrency: 1,
+      signal: controller.signal,
+    })
+    while (seen.length === 0) await harness.clock.advanceAsync(0)
+    await harness.clock.advanceAsync(1_000) // learner-1 waits for its retry; learner-2 for the pacing
+    controller.abort(new Error('shutting down'))
+    const { done, result } = await within(harness.clock, pending, 1_000)
+    expect(done).toBe(true)
+    const run = result as PostScoresResult
+    expect(run.aborted).toBe(true)
+    expect(run.failed.map((f) => f.index)).toEqual([0]) // sent once: may or may not be applied
+    expect(run.notSent.map((s) => s.index)).toEqual([1, 2])
+    expect(run.posted + run.failed.length + run.superseded.length + run.notSent.length).toBe(3)
+    await harness.clock.advanceAsync(20_000)
+    expect(seen).toHaveLength(1) // nothing more was sent after the abort
+  })
+
+  it('a signal aborted before the run: nothing is sent, every score is notSent', async () => {
+    const { grades, seen } = await scripted(() => undefined)
+    const result = await grades.postScores([score('learner-1'), score('learner-2')], {
+      signal: AbortSignal.abort(),
+    })
+    expect(result).toMatchObject({ total: 2, posted: 0, failed: [], aborted: true })
+    expect(result.notSent.map((s) => s.index)).toEqual([0, 1])
+    expect(seen).toEqual([])
+  })
+})
+
+describe('an aborted roster sync', () => {
+  it('a course held by the pacing when the sync is aborted is notStarted, not failed', async () => {
+    const {
+      roster: service,
+      harness,
+      seen,
+      base,
+    } = await scripted((req, res) => {
+      if (req.url?.startsWith('/courses/1/') === true) {
+        res.writeHead(503, { 'retry-after': '10' })
+        res.end()
+        return
+      }
+      res.writeHead(200, { 'content-type': MEMBERSHIPS })
+      res.end(roster([{ user_id: 'u1', roles: [] }]))
+    })
+    const claims = [1, 2, 3].map((n) => ({ context_memberships_url: `${base}/courses/${n}/memberships` }))
+    const controller = new AbortController()
+    const pending = service.syncRosters(claims, () => undefined, {
+      concurrency: 1,
+      signal: controller.signal,
+    })
+    while (seen.length === 0) await harness.clock.advanceAsync(0)
+    await harness.clock.advanceAsync(1_000)
+    controller.abort(new Error('shutting down'))
+    const { done, result } = await within(harness.clock, pending, 1_000)
+    expect(done).toBe(true)
+    expect(result).toMatchObject({ failed: 1, synced: 0, aborted: true })
+    expect(result!.courses.map((c) => c.outcome)).toEqual(['failed', 'notStarted', 'notStarted'])
+    expect(seen).toHaveLength(1)
+  })
+})
