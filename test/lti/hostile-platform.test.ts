@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import type { LtiServiceOptions, PostScoresResult } from '../../src/lti/index.js'
 import type { TestClock } from '../../src/testing/index.js'
@@ -127,6 +128,19 @@ describe('entries that are not what the types promise', () => {
       expect((error as Error).message).toMatch(/member 1 /)
     },
   )
+
+  it('the error of a bad member holds neither its content nor the token, in message, inspect or JSON', async () => {
+    const { roster: members, harness } = await scripted((_req, res) => {
+      res.writeHead(200, { 'content-type': MEMBERSHIPS })
+      res.end(roster([{ name: 'SECRET-MEMBER-TEXT', email: 'x@example.test', roles: [] }]))
+    })
+    const error = await failure(collect(members.members()))
+    const token = harness.tokens.peek(members.source)!.value
+    for (const shown of [(error as Error).message, inspect(error), JSON.stringify(error)]) {
+      expect(shown).not.toContain('SECRET-MEMBER-TEXT')
+      expect(shown).not.toContain(token)
+    }
+  })
 
   it('members with prototype keys and non-ASCII names are data, kept as sent', async () => {
     const { roster: members } = await scripted((_req, res) => {
