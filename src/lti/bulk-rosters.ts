@@ -107,6 +107,8 @@ export interface RosterSyncResult {
 /** A course's pages, as the roster service reads them. @internal */
 export interface RosterReader {
   readonly clock: Clock
+  /** The retry policy's `maxDelayMs`: the longest a pacing wait lasts. */
+  readonly maxWaitMs: number
   /** The pages of one course (throws `TypeError` for a bad claim). */
   pages(
     claim: NrpsClaim,
@@ -139,7 +141,7 @@ export async function syncRostersInBulk(
   const known = Array.isArray(claims) ? claims.length : undefined
   const courses: CourseSync[] = []
   const totals = { synced: 0, failed: 0, pages: 0, members: 0, retried: 0, inProgress: 0 }
-  const pacer = new Pacer(concurrency, reader.clock, signal)
+  const pacer = new Pacer(concurrency, reader.clock, signal, reader.maxWaitMs)
   const progress = (): void => {
     if (options.onProgress === undefined) return
     try {
@@ -178,6 +180,11 @@ export async function syncRostersInBulk(
       totals.synced += 1
       courses.push({ index, claim, membershipsUrl: urlOf(claim), outcome: 'synced', pages, members })
     } catch (error) {
+      if (signal.aborted && !hooks.sent && error === signal.reason) {
+        // Aborted before its first request got past the pacing: nothing was asked for.
+        courses.push({ index, claim, membershipsUrl: urlOf(claim), outcome: 'notStarted', pages, members })
+        return
+      }
       totals.failed += 1
       courses.push({ index, claim, membershipsUrl: urlOf(claim), outcome: 'failed', pages, members, error })
     } finally {

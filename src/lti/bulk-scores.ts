@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js'
 import { checkBulkOptions, checkIterable, Pacer, runPool, type BulkOptions } from './bulk.js'
 import type { ServiceRequest } from './client.js'
+import { scoreKey } from './links.js'
 import type { LineItemRef, ScorePostResult } from './types.js'
 import type { ScoreInput } from './types.js'
 
@@ -128,6 +129,8 @@ export interface PostScoresResult {
 /** What the grade service lends a bulk post. @internal */
 export interface ScorePoster {
   readonly clock: Clock
+  /** The retry policy's `maxDelayMs`: the longest a pacing wait lasts. */
+  readonly maxWaitMs: number
   /** The line item URL of a score (throws `TypeError` for a bad one). */
   lineItemOf(score: BulkScore): URL
   post(
@@ -160,10 +163,11 @@ export async function postScoresInBulk(
   const known = Array.isArray(scores) ? scores.length : undefined
   const failed: FailedScore[] = []
   const superseded: ScoreRef[] = []
+  const aborted: ScoreRef[] = []
   let posted = 0
   let retried = 0
   let inProgress = 0
-  const pacer = new Pacer(concurrency, poster.clock, signal)
+  const pacer = new Pacer(concurrency, poster.clock, signal, poster.maxWaitMs)
   const progress = (): void => {
     if (options.onProgress === undefined) return
     const settled = posted + failed.length + superseded.length
@@ -188,7 +192,7 @@ export async function postScoresInBulk(
       if (typeof score !== 'object' || score === null) return undefined // reported when it runs
       const url = poster.lineItemOf(score)
       lineItems.set(score, url)
-      return typeof score.userId === 'string' ? `${url.href}\n${score.userId}` : undefined
+      return typeof score.userId === 'string' ? scoreKey(url, score.userId) : undefined
     } catch {
       return undefined // reported when it runs
     }
@@ -206,7 +210,9 @@ export async function postScoresInBulk(
       if (result.outcome === 'posted') posted += 1
       else superseded.push({ index, score })
     } catch (error) {
-      failed.push({ index, score, error })
+      // Aborted while it waited for the pacing, before anything was sent: not sent, not failed.
+      if (signal.aborted && !hooks.sent && error === signal.reason) aborted.push({ index, score })
+      else failed.push({ index, score, error })
     } finally {
       hooks.release()
       inProgress -= 1
@@ -222,7 +228,7 @@ export async function postScoresInBulk(
     throttled: pacer.throttled,
     failed: failed.sort(byIndex),
     superseded: superseded.sort(byIndex),
-    notSent: end.notStarted.map(({ item, index }) => ({ index, score: item })),
+    notSent: [...aborted, ...end.notStarted.map(({ item, index }) => ({ index, score: item }))].sort(byIndex),
     aborted: signal.aborted,
   }
 }

@@ -70,13 +70,21 @@ export class Pacer {
   #throttled = 0
   readonly #clock: Clock
   readonly #signal: AbortSignal
+  readonly #maxWaitMs: number
   /** Told when the allowed concurrency may have changed (the pool sets it). */
   changed: () => void = () => undefined
 
-  constructor(maxConcurrency: number, clock: Clock, signal: AbortSignal) {
+  /**
+   * `maxWaitMs` bounds each wait in {@link Pacer.pace} (the retry policy's `maxDelayMs`): a
+   * `Retry-After` beyond it holds nothing (the call that got it fails at once, as a single call
+   * does), and no estimate of the budget holds a request longer, so a platform whose budget
+   * never refills, or whose headers make no sense, cannot stall a run for ever.
+   */
+  constructor(maxConcurrency: number, clock: Clock, signal: AbortSignal, maxWaitMs: number) {
     this.#state = initialPacing(maxConcurrency)
     this.#clock = clock
     this.#signal = signal
+    this.#maxWaitMs = maxWaitMs
   }
 
   /** Items that may be in progress now. */
@@ -91,15 +99,18 @@ export class Pacer {
 
   /**
    * The hooks of one item's calls: pacing before each attempt, what each answer said, and the
-   * waits for a retry (counted by `waiting`). `release()` when the item is done.
+   * waits for a retry (counted by `waiting`). `release()` when the item is done; `sent` tells
+   * whether any of its attempts got past the pacing (an item aborted before that sent nothing).
    */
   hooks(onRetry: () => void): {
     readonly pace: () => Promise<void>
     readonly onAnswer: (info: RateInfo) => void
     readonly onRetry: () => void
+    readonly sent: boolean
     release(): void
   } {
     let waiting = false
+    let sent = false
     const resume = (): void => {
       if (!waiting) return
       waiting = false
@@ -109,6 +120,10 @@ export class Pacer {
       pace: async () => {
         resume()
         await this.pace()
+        sent = true
+      },
+      get sent() {
+        return sent
       },
       onAnswer: this.onAnswer,
       onRetry: () => {
@@ -133,14 +148,16 @@ export class Pacer {
     return this.#throttled
   }
 
-  /** Waits until a request may start; rejects with the signal's reason. */
+  /** Waits until a request may start, at most `maxWaitMs`; rejects with the signal's reason. */
   readonly pace = async (): Promise<void> => {
     const schedule = (callback: () => void, ms: number): { cancel(): void } =>
       this.#clock.setTimer(callback, ms)
+    const until = this.#clock.now() + this.#maxWaitMs
     for (;;) {
       if (this.#signal.aborted) throw this.#signal.reason
-      const delayMs = startDelayMs(this.#state, this.#clock.now())
-      if (delayMs <= 0) break
+      const now = this.#clock.now()
+      const delayMs = Math.min(startDelayMs(this.#state, now), until - now)
+      if (!(delayMs > 0)) break
       await pause(schedule, delayMs, this.#signal)
     }
     this.#state = started(this.#state, this.#clock.now())
@@ -150,7 +167,15 @@ export class Pacer {
   /** Each attempt's end. */
   readonly onAnswer = (info: RateInfo): void => {
     if (info.throttled) this.#throttled += 1
-    this.#state = answered(this.#state, { ...info, at: this.#clock.now(), inFlight: this.#inFlight })
+    // A Retry-After beyond what the caller waits for holds nothing: its call fails at once.
+    const retryAfterMs =
+      info.retryAfterMs !== undefined && info.retryAfterMs > this.#maxWaitMs ? undefined : info.retryAfterMs
+    this.#state = answered(this.#state, {
+      ...info,
+      retryAfterMs,
+      at: this.#clock.now(),
+      inFlight: this.#inFlight,
+    })
     this.#inFlight = Math.max(0, this.#inFlight - 1)
     this.changed()
   }

@@ -30,6 +30,12 @@ export interface LtiServiceOptions {
   readonly timeoutMs?: number
   /** Cap on each service response body. Default 16 MiB. */
   readonly maxResponseBytes?: number
+  /**
+   * The most pages one paged read (line items, results, members, differences) follows: a
+   * platform whose `next` links never end fails with `INVALID_SERVICE_RESPONSE` after this many
+   * pages instead of being read for ever. Default 100 000.
+   */
+  readonly maxPages?: number
   /** The clock of score timestamps and token requests. Default: the system clock. */
   readonly clock?: Clock
   /** Ends the wait for the token `fromClaim` / `withEndpoint` resolve to check its scopes. */
@@ -59,6 +65,7 @@ export interface CallOptions {
 
 const DEFAULT_TIMEOUT_MS = 30_000
 const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+const DEFAULT_MAX_PAGES = 100_000
 
 /** Checks the numeric service options. @internal */
 export function checkServiceOptions(options: LtiServiceOptions, what: string): void {
@@ -67,6 +74,9 @@ export function checkServiceOptions(options: LtiServiceOptions, what: string): v
     if (value !== undefined && (!Number.isFinite(value) || value <= 0)) {
       throw new TypeError(`${what}: ${name} must be a positive number`)
     }
+  }
+  if (options.maxPages !== undefined && (!Number.isSafeInteger(options.maxPages) || options.maxPages < 1)) {
+    throw new TypeError(`${what}: maxPages must be a positive integer`)
   }
   retryPolicyOf(options.retry, what)
 }
@@ -206,6 +216,8 @@ const TRANSPORT_CODES: ReadonlySet<string> = new Set([
   'NETWORK_ERROR',
 ])
 const never = new AbortController().signal
+/** What an attempt answers when `beforeRetry` dropped it after the pacing wait: nothing was sent. */
+const DROPPED: unique symbol = Symbol('dropped')
 /** Read through a call, so that a check made before an `await` does not narrow it. */
 const isAborted = (signal: AbortSignal): boolean => signal.aborted
 
@@ -309,6 +321,7 @@ export class ServiceClient {
   readonly #send: typeof globalThis.fetch
   readonly #timeoutMs: number
   readonly #maxBytes: number
+  readonly #maxPages: number
   readonly #clock: Clock
   readonly #retry: RetryPolicy
   readonly #tokens: TokenManager
@@ -320,6 +333,7 @@ export class ServiceClient {
     this.#send = tokens.fetch(source, options.fetch === undefined ? {} : { fetch: options.fetch })
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES
+    this.#maxPages = options.maxPages ?? DEFAULT_MAX_PAGES
     this.#clock = options.clock ?? systemClock
     this.#retry = retryPolicyOf(options.retry, 'tokenkeeper/lti')
   }
@@ -327,6 +341,14 @@ export class ServiceClient {
   /** The service clock. */
   get clock(): Clock {
     return this.#clock
+  }
+
+  /**
+   * The longest wait the retry policy accepts (`retry.maxDelayMs`): a bulk run's pacing never
+   * holds a request longer than this, nor for a `Retry-After` beyond it.
+   */
+  get maxDelayMs(): number {
+    return this.#retry.maxDelayMs
   }
 
   /** Whether creating a line item may be retried (opted in). */
@@ -338,9 +360,21 @@ export class ServiceClient {
   async call(request: ServiceRequest): Promise<ServiceAnswer> {
     const policy = this.#retry
     const attempts = request.retry === true ? policy.attempts : 1
+    let last: TokenkeeperError | undefined
+    const dropped = (sent: number): ServiceAnswer => ({
+      status: 0,
+      headers: new Headers(),
+      json: undefined,
+      attempts: sent,
+      superseded: true,
+      ...(last === undefined ? {} : { error: last }),
+    })
     for (let attempt = 1; ; attempt++) {
       try {
-        return { ...(await this.#attempt(request, attempt)), attempts: attempt, superseded: false }
+        const answer = await this.#attempt(request, attempt)
+        // Dropped after the pacing wait: a newer score was posted while it waited (nothing sent).
+        if (answer === DROPPED) return dropped(attempt - 1)
+        return { ...answer, attempts: attempt, superseded: false }
       } catch (error) {
         if (attempt >= attempts || request.signal?.aborted === true) throw error
         const failure = retryableFailure(error)
@@ -350,6 +384,7 @@ export class ServiceClient {
         if (retryAfterMs !== undefined && retryAfterMs > policy.maxDelayMs) throw error
         const delayMs = Math.round(retryAfterMs === undefined ? backoff : Math.max(retryAfterMs, backoff))
         const typed = error as TokenkeeperError
+        last = typed
         const event: LtiRetryEvent = {
           method: request.method,
           endpoint: `${request.url.origin}${request.url.pathname}`,
@@ -369,16 +404,7 @@ export class ServiceClient {
         const signal = request.signal ?? never
         await pause((callback, ms) => this.#clock.setTimer(callback, ms), delayMs, signal)
         if (isAborted(signal)) throw signal.reason
-        if (request.beforeRetry?.() === false) {
-          return {
-            status: 0,
-            headers: new Headers(),
-            json: undefined,
-            attempts: attempt,
-            superseded: true,
-            error: typed,
-          }
-        }
+        if (request.beforeRetry?.() === false) return dropped(attempt)
       }
     }
   }
@@ -386,10 +412,23 @@ export class ServiceClient {
   async #attempt(
     request: ServiceRequest,
     attempt: number,
-  ): Promise<Omit<ServiceAnswer, 'attempts' | 'superseded'>> {
+  ): Promise<Omit<ServiceAnswer, 'attempts' | 'superseded'> | typeof DROPPED> {
     const { method, url } = request
     const where = `${method} ${describe(url)}`
-    if (request.pace !== undefined) await request.pace()
+    if (request.pace !== undefined) {
+      await request.pace()
+      // The pacing may have held this retry for long: ask again just before it is stamped and sent.
+      if (attempt > 1 && request.beforeRetry?.() === false) {
+        tell(request, {
+          status: 0,
+          retryAfterMs: undefined,
+          remaining: undefined,
+          cost: undefined,
+          throttled: false,
+        })
+        return DROPPED
+      }
+    }
     // A per-call time limit on the service clock (so tests drive it), linked to the caller's signal.
     const clock = this.#clock
     const limit = deadline(this.#timeoutMs, (callback, ms) => clock.setTimer(callback, ms), request.signal)
@@ -524,10 +563,14 @@ export class ServiceClient {
     signal?: AbortSignal,
     hooks: Pick<ServiceRequest, 'onRetry' | 'onAnswer' | 'pace'> = {},
   ): AsyncGenerator<Page> {
+    // Pages already asked for, without their fragment (never sent: `#a` and `#b` are one page).
     const seen = new Set<string>()
+    const pageOf = (page: URL): string => page.href.replace(/#.*$/s, '')
     let url: URL | undefined = first
+    let count = 0
     while (url !== undefined) {
-      seen.add(url.href)
+      seen.add(pageOf(url))
+      count += 1
       const answer = await this.call({
         method: 'GET',
         url,
@@ -545,10 +588,16 @@ export class ServiceClient {
       let refusal: Error | undefined
       try {
         next = target === undefined ? undefined : checkSameHost(target, url, hosts, 'the next page link')
-        if (next !== undefined && seen.has(next.href)) {
+        if (next !== undefined && seen.has(pageOf(next))) {
           throw new TokenkeeperError(
             'INVALID_SERVICE_RESPONSE',
             `GET ${describe(url)} links as next to a page already read (a paging loop)`,
+          )
+        }
+        if (next !== undefined && count >= this.#maxPages) {
+          throw new TokenkeeperError(
+            'INVALID_SERVICE_RESPONSE',
+            `GET ${describe(first)} links to more than ${this.#maxPages} pages (maxPages); paging stopped`,
           )
         }
       } catch (error) {
@@ -580,6 +629,31 @@ export function arrayOf(json: unknown, where: URL): readonly unknown[] {
     'INVALID_SERVICE_RESPONSE',
     `GET ${describe(where)} answered with a body that is not an array`,
   )
+}
+
+/**
+ * Checks every entry of a container page with `why` (which names what is wrong, or returns
+ * `undefined` for a good entry) and throws `INVALID_SERVICE_RESPONSE` for the first bad one,
+ * named by its index, never by its content. @internal
+ */
+export function checkEntries(
+  entries: readonly unknown[],
+  where: URL,
+  what: string,
+  why: (entry: Record<string, unknown>) => string | undefined,
+): void {
+  for (const [index, entry] of entries.entries()) {
+    const problem =
+      typeof entry !== 'object' || entry === null || Array.isArray(entry)
+        ? 'that is not an object'
+        : why(entry as Record<string, unknown>)
+    if (problem !== undefined) {
+      throw new TokenkeeperError(
+        'INVALID_SERVICE_RESPONSE',
+        `GET ${describe(where)} answered with ${what} ${index} ${problem}`,
+      )
+    }
+  }
 }
 
 /** Reads a JSON object (a line item, a membership container), or throws `INVALID_SERVICE_RESPONSE`. @internal */

@@ -1,9 +1,11 @@
 import { inspect } from 'node:util'
 import { systemClock, wallTime, type Clock } from '../clock.js'
+import { TokenkeeperError } from '../errors.js'
 import type { TokenManager } from '../manager/manager.js'
 import type { TokenSource } from '../sources/types.js'
 import {
   arrayOf,
+  checkEntries,
   checkServiceOptions,
   objectOf,
   ServiceClient,
@@ -16,7 +18,7 @@ import {
 import { LtiMediaTypes } from './constants.js'
 import { ScopeMismatchError } from './errors.js'
 import { checkEndpoint, checkLimit, offeredScopes, type GradeEndpoint } from './ags-claim.js'
-import { appendPath, checkSameHost, withQuery } from './links.js'
+import { appendPath, checkSameHost, scoreKey, withQuery } from './links.js'
 import type { LtiRegistration } from './registration.js'
 import {
   postScoresInBulk,
@@ -238,6 +240,7 @@ export class GradeService {
     this.#require('postScores', 'scores')
     return postScoresInBulk(scores, options, {
       clock: this.#state.clock,
+      maxWaitMs: this.#state.client.maxDelayMs,
       lineItemOf: (score) => this.#lineItemUrl(score.lineItem ?? options.lineItem, 'postScores'),
       post: (score, lineItem, signal, hooks) => this.#post(score, lineItem, signal, hooks),
     })
@@ -260,7 +263,7 @@ export class GradeService {
       return timestamp
     }
     const firstBody = scoreBody(score, stamp()) // checks the score before anything is sent
-    const key = `${lineItem.href}\n${score.userId}`
+    const key = scoreKey(lineItem, score.userId)
     return state.client
       .call({
         method: 'POST',
@@ -294,7 +297,12 @@ export class GradeService {
       this.#hosts,
       options.signal,
     )) {
-      for (const item of arrayOf(page.json, page.url)) yield item as LineItem
+      const items = arrayOf(page.json, page.url)
+      // AGS 2.0 §3.2: a line item's `id` is its URL, the base of its /scores and /results.
+      checkEntries(items, page.url, 'line item', (item) =>
+        typeof item['id'] === 'string' && item['id'] !== '' ? undefined : 'without a string id',
+      )
+      for (const item of items) yield item as LineItem
     }
   }
 
@@ -352,9 +360,16 @@ export class GradeService {
     return this.#lineItemFrom(answer, request)
   }
 
-  /** The line item a 2xx answer holds (a JSON object), or `INVALID_SERVICE_RESPONSE`. */
+  /** The line item a 2xx answer holds (a JSON object with a string `id`), or `INVALID_SERVICE_RESPONSE`. */
   #lineItemFrom(answer: ServiceAnswer, request: ServiceRequest): LineItem {
-    return objectOf(answer.json, request.url) as LineItem
+    const item = objectOf(answer.json, request.url)
+    if (typeof item['id'] !== 'string' || item['id'] === '') {
+      throw new TokenkeeperError(
+        'INVALID_SERVICE_RESPONSE',
+        `${request.method} ${request.url.host}${request.url.pathname} answered with a line item without a string id`,
+      )
+    }
+    return item as LineItem
   }
 
   /** Deletes a line item. */
@@ -381,7 +396,13 @@ export class GradeService {
       this.#hosts,
       options.signal,
     )) {
-      for (const result of arrayOf(page.json, page.url)) yield result as LtiResult
+      const results = arrayOf(page.json, page.url)
+      checkEntries(results, page.url, 'result', (result) =>
+        typeof result['userId'] === 'string' && result['userId'] !== ''
+          ? undefined
+          : 'without a string userId',
+      )
+      for (const result of results) yield result as LtiResult
     }
   }
 

@@ -27,7 +27,8 @@ const TOKEN_CHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/
  * Parses an RFC 8288 §3 `Link` header (several headers joined by commas, as `fetch` joins
  * them): commas and semicolons inside `<…>` and quoted strings are data, parameter names are
  * case-insensitive, a repeated `rel` after the first is ignored (§3.3), and the target keeps its
- * case. A malformed link-value is skipped; the rest are still read.
+ * case. Empty parameters (a trailing `;`) are skipped. A malformed link-value is skipped; the
+ * rest are still read.
  *
  * @example
  * ```ts
@@ -89,6 +90,9 @@ export function parseLinkHeader(header: string | null | undefined): WebLink[] {
       }
       i++
       skipSpace()
+      // An empty parameter (`rel="next";`, `;;`) is skipped, not a reason to drop the link: a
+      // dropped next link would end a paged read early without a word.
+      if (i >= n || header[i] === ',' || header[i] === ';') continue
       const name = readToken().toLowerCase()
       if (name === '') {
         ok = false
@@ -215,6 +219,15 @@ export function appendPath(url: URL, suffix: string): URL {
   result.hash = ''
   result.pathname = `${result.pathname.replace(/\/+$/, '')}${suffix}`
   return result
+}
+
+/**
+ * What identifies the scores of one (line item, user): the line item's `/scores` URL (so
+ * `…/7`, `…/7/` and `…/7#x`, which post to the same place, are one line item) and the user id.
+ * @internal
+ */
+export function scoreKey(lineItem: URL, userId: string): string {
+  return `${appendPath(lineItem, '/scores').href}\n${userId}`
 }
 
 /** Adds query parameters to a URL, keeping its own query string exactly as it is. @internal */

@@ -3,6 +3,7 @@ import { TokenkeeperError } from '../errors.js'
 import type { TokenManager } from '../manager/manager.js'
 import type { TokenSource } from '../sources/types.js'
 import {
+  checkEntries,
   checkServiceOptions,
   objectOf,
   ServiceClient,
@@ -169,6 +170,7 @@ export class MembershipsService {
   ): Promise<RosterSyncResult> {
     return syncRostersInBulk(claims, onPage, options, {
       clock: this.#client.clock,
+      maxWaitMs: this.#client.maxDelayMs,
       pages: (claim, query, signal, hooks) => this.#coursePages(claim, query, signal, hooks),
     })
   }
@@ -219,6 +221,15 @@ export class MembershipsService {
           `GET ${page.url.host}${page.url.pathname} answered without a context object and a members array`,
         )
       }
+      // NRPS 2.0: user_id and roles are the only fields a member always has.
+      checkEntries(members, page.url, 'member', (member) => {
+        const id = member['user_id']
+        if (typeof id !== 'string' || id === '') return 'without a string user_id'
+        const roles = member['roles']
+        if (!Array.isArray(roles) || !roles.every((role) => typeof role === 'string'))
+          return 'without a roles array of strings'
+        return undefined
+      })
       const differences = page.links.find((link) => link.rel.includes('differences'))?.target
       yield {
         context: context as MembershipContext,
