@@ -278,6 +278,15 @@ function retryableFailure(
 }
 
 /** Passes what an attempt learnt to the request's hook; a hook's failure must not change the call. */
+/** What an attempt that got no answer (dropped, network error, timeout) tells the pacing. */
+const NO_ANSWER: RateInfo = Object.freeze({
+  status: 0,
+  retryAfterMs: undefined,
+  remaining: undefined,
+  cost: undefined,
+  throttled: false,
+})
+
 function tell(request: ServiceRequest, info: RateInfo): void {
   try {
     request.onAnswer?.(info)
@@ -419,13 +428,7 @@ export class ServiceClient {
       await request.pace()
       // The pacing may have held this retry for long: ask again just before it is stamped and sent.
       if (attempt > 1 && request.beforeRetry?.() === false) {
-        tell(request, {
-          status: 0,
-          retryAfterMs: undefined,
-          remaining: undefined,
-          cost: undefined,
-          throttled: false,
-        })
+        tell(request, NO_ANSWER)
         return DROPPED
       }
     }
@@ -473,13 +476,7 @@ export class ServiceClient {
       }
     } catch (error) {
       const failure = this.#transportFailure(error, request, limit.timedOut)
-      tell(request, {
-        status: 0,
-        retryAfterMs: undefined,
-        remaining: undefined,
-        cost: undefined,
-        throttled: false,
-      })
+      tell(request, NO_ANSWER)
       throw failure
     } finally {
       limit.dispose()

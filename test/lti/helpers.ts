@@ -171,8 +171,8 @@ export async function services(
   return { grades, roster, harness, base }
 }
 
-/** Advances `clock` in small steps, yielding to the event loop, until `promise` settles. */
-export async function settle<T>(clock: TestClock, promise: Promise<T>, stepMs = 10): Promise<T> {
+/** `promise`, and whether it has settled yet. */
+function tracked<T>(promise: Promise<T>): { readonly observed: Promise<T>; readonly settled: () => boolean } {
   let done = false
   const observed = promise.then(
     (value) => {
@@ -185,8 +185,28 @@ export async function settle<T>(clock: TestClock, promise: Promise<T>, stepMs = 
     },
   )
   observed.catch(() => undefined)
-  for (let steps = 0; !done && steps < 100_000; steps++) await clock.advanceAsync(stepMs)
+  return { observed, settled: () => done }
+}
+
+/** Advances `clock` in small steps, yielding to the event loop, until `promise` settles. */
+export async function settle<T>(clock: TestClock, promise: Promise<T>, stepMs = 10): Promise<T> {
+  const { observed, settled } = tracked(promise)
+  for (let steps = 0; !settled() && steps < 100_000; steps++) await clock.advanceAsync(stepMs)
   return observed
+}
+
+/** Moves `clock` in steps of `stepMs` for at most `totalMs`; reports whether `promise` settled. */
+export async function within<T>(
+  clock: TestClock,
+  promise: Promise<T>,
+  totalMs: number,
+  stepMs = 100,
+): Promise<{ readonly done: boolean; readonly result: T | undefined }> {
+  const { observed, settled } = tracked(promise)
+  for (let elapsed = 0; !settled() && elapsed < totalMs; elapsed += stepMs) await clock.advanceAsync(stepMs)
+  for (let i = 0; !settled() && i < 20; i++) await clock.advanceAsync(0)
+  const done = settled()
+  return { done, result: done ? await observed : undefined }
 }
 
 /** The error a promise rejects with, or undefined when it resolves. */

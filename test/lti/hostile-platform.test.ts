@@ -2,8 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { inspect } from 'node:util'
 import { describe, expect, it } from 'vitest'
 import type { LtiServiceOptions, PostScoresResult } from '../../src/lti/index.js'
-import type { TestClock } from '../../src/testing/index.js'
-import { collect, failure, score, services } from './helpers.js'
+import { collect, failure, score, services, within } from './helpers.js'
 
 // What a platform that misbehaves (by bug or on purpose) can make the LTI services do: page
 // forever, hand back entries that are not what the types promise, hold a bulk run for a day,
@@ -33,25 +32,6 @@ async function scripted(answer: Answer, options: LtiServiceOptions = {}) {
 }
 
 const roster = (members: unknown[]): string => JSON.stringify({ context: { id: 'c1' }, members })
-
-/** Moves `clock` in steps of `stepMs` for at most `totalMs`; reports whether `promise` settled. */
-async function within<T>(clock: TestClock, promise: Promise<T>, totalMs: number, stepMs = 100) {
-  let done = false
-  const observed = promise.then(
-    (value) => {
-      done = true
-      return value
-    },
-    (error: unknown) => {
-      done = true
-      throw error
-    },
-  )
-  observed.catch(() => undefined)
-  for (let elapsed = 0; !done && elapsed < totalMs; elapsed += stepMs) await clock.advanceAsync(stepMs)
-  for (let i = 0; !done && i < 20; i++) await clock.advanceAsync(0)
-  return { done, result: done ? await observed : undefined }
-}
 
 describe('paging a platform that never stops', () => {
   it('an endless run of distinct next links ends at maxPages with INVALID_SERVICE_RESPONSE', async () => {
